@@ -1,0 +1,70 @@
+# Holdfast — the two commands that matter on a fresh machine:
+#   make demo   start everything and run a short real workload through the HTTP APIs
+#   make test   start the local stack and run the whole test suite
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+CARGO ?= cargo
+export CARGO_TARGET_DIR ?= $(CURDIR)/target
+# Two cores are shared with Kafka, PostgreSQL, Redis and the registry: keep test threads sane.
+TEST_THREADS ?= 2
+STACK := infra/local/stack
+SERVICES := infra/local/services
+
+.PHONY: help up down demo test stack stack-down build services services-down status logs toolchain fmt lint
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+
+toolchain: ## check that a Rust toolchain is available
+	@command -v $(CARGO) >/dev/null || { echo "cargo not found: install Rust with rustup (https://rustup.rs)" >&2; exit 1; }
+
+stack: ## install (first time) and start Kafka, the schema registry, PostgreSQL and Redis
+	@$(STACK) up
+
+stack-down: ## stop what 'make stack' started
+	@$(STACK) down
+
+build: toolchain ## release build of the services
+	$(CARGO) build --release --locked --bins
+
+services: ## start the three services in the background (needs 'make build')
+	@$(SERVICES) up
+
+services-down: ## stop the three services
+	@$(SERVICES) down
+
+up: stack build services ## stack + release build + services; returns when every /readyz is green
+	@echo
+	@echo "Holdfast is up:"
+	@echo "  command API      http://127.0.0.1:8080"
+	@echo "  query API        http://127.0.0.1:8081"
+	@echo "  projections      http://127.0.0.1:8082/metrics"
+	@echo "  schema registry  http://127.0.0.1:8085/apis/ccompat/v7"
+	@echo "  kafka            127.0.0.1:9092    postgres 127.0.0.1:5432    redis 127.0.0.1:6379"
+	@echo "Logs: .stack/logs/ ('make logs'); stop everything with 'make down'."
+
+down: ## stop the services and the stack (only what we started)
+	@$(SERVICES) down
+	@$(STACK) down
+
+demo: up ## the main job: everything up, then a short real workload
+	@infra/local/demo
+
+test: toolchain stack ## start the stack and run every test
+	$(CARGO) test --workspace --locked --lib --bins --tests --no-fail-fast -- --test-threads=$(TEST_THREADS)
+
+status: ## what is running
+	@$(STACK) status
+	@$(SERVICES) status
+
+logs: ## where the logs are, and their last lines
+	@$(STACK) logs
+
+fmt: ## format the code
+	$(CARGO) fmt --all
+
+lint: ## formatting and clippy, warnings as errors
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings

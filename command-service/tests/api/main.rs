@@ -1,0 +1,4 @@
+//! Command-service integration tests: the real service in-process on port 0, against the real
+//! local stack, each test with topics of its own.
+
+mod ops;

@@ -1,0 +1,86 @@
+# PostgreSQL from Debian's packages. A server already answering on the port is reused;
+# otherwise the newest installed cluster is started (and later stopped) by us.
+# Sourced by infra/local/stack.
+
+POSTGRES_MARK=$RUN_DIR/postgres.started
+POSTGRES_LOG=$LOG_DIR/postgres.log
+POSTGRES_USER=holdfast
+POSTGRES_PASSWORD=holdfast
+POSTGRES_DB=holdfast
+
+postgres_version() { find /usr/lib/postgresql -maxdepth 1 -mindepth 1 -printf '%f\n' 2>/dev/null | sort -V | tail -n 1; }
+
+postgres_install() {
+  if [[ -z $(postgres_version) ]] || ! command -v pg_ctlcluster >/dev/null; then
+    apt_install postgresql
+  fi
+  [[ -n $(postgres_version) ]] || die "PostgreSQL server binaries not found after installation"
+}
+
+# psql_admin SQL: runs SQL as the postgres superuser over the local socket.
+psql_admin() {
+  if [[ $(id -u) -eq 0 ]]; then runuser -u postgres -- psql -p "$POSTGRES_PORT" -v ON_ERROR_STOP=1 -qAtc "$1"
+  else sudo -u postgres psql -p "$POSTGRES_PORT" -v ON_ERROR_STOP=1 -qAtc "$1"; fi
+}
+
+postgres_start() {
+  if port_open "$POSTGRES_PORT"; then
+    log "postgres already answering on 127.0.0.1:$POSTGRES_PORT; reusing it"
+  else
+    postgres_install
+    local version; version=$(postgres_version)
+    if ! pg_lsclusters -h 2>/dev/null | awk '{print $1" "$2}' | grep -qx "$version main"; then
+      log "creating PostgreSQL $version cluster 'main'"
+      as_root pg_createcluster "$version" main >"$POSTGRES_LOG" 2>&1 || { tail -n 20 "$POSTGRES_LOG" >&2; die "pg_createcluster failed"; }
+    fi
+    local conf=/etc/postgresql/$version/main/conf.d/holdfast.conf
+    as_root mkdir -p "$(dirname "$conf")"
+    as_root tee "$conf" >/dev/null <<CONF
+# Written by Holdfast's infra/local/stack for local development and tests.
+listen_addresses = '127.0.0.1'
+port = $POSTGRES_PORT
+max_connections = 400
+shared_buffers = 512MB
+work_mem = 16MB
+maintenance_work_mem = 256MB
+wal_buffers = 16MB
+max_wal_size = 4GB
+checkpoint_timeout = 15min
+CONF
+    log "starting PostgreSQL $version on 127.0.0.1:$POSTGRES_PORT"
+    as_root pg_ctlcluster "$version" main start >>"$POSTGRES_LOG" 2>&1 \
+      || { tail -n 20 "$POSTGRES_LOG" >&2; tail -n 20 "/var/log/postgresql/postgresql-$version-main.log" >&2 2>/dev/null; die "PostgreSQL did not start"; }
+    echo "$version main" >"$POSTGRES_MARK"
+    STARTED+=(postgres)
+  fi
+}
+
+postgres_ready() { pg_isready -q -h 127.0.0.1 -p "$POSTGRES_PORT"; }
+
+postgres_wait() {
+  wait_until postgres 60 "$POSTGRES_LOG" postgres_ready || return 1
+  # The role and database Holdfast uses; tests create databases of their own through it.
+  if ! PGPASSWORD=$POSTGRES_PASSWORD psql -h 127.0.0.1 -p "$POSTGRES_PORT" -U "$POSTGRES_USER" -d "$POSTGRES_DB" -qAtc 'SELECT 1' >/dev/null 2>&1; then
+    log "creating role and database '$POSTGRES_USER'"
+    psql_admin "DO \$\$ BEGIN
+        IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '$POSTGRES_USER') THEN
+          CREATE ROLE $POSTGRES_USER LOGIN CREATEDB PASSWORD '$POSTGRES_PASSWORD';
+        END IF; END \$\$;" || die "cannot create the '$POSTGRES_USER' role (is this PostgreSQL ours to administer?)"
+    psql_admin "SELECT 1 FROM pg_database WHERE datname = '$POSTGRES_DB'" | grep -q 1 \
+      || psql_admin "CREATE DATABASE $POSTGRES_DB OWNER $POSTGRES_USER" || die "cannot create database '$POSTGRES_DB'"
+  fi
+}
+
+postgres_stop() {
+  [[ -s $POSTGRES_MARK ]] || return 0
+  local version cluster; read -r version cluster <"$POSTGRES_MARK"
+  log "stopping PostgreSQL $version/$cluster"
+  as_root pg_ctlcluster "$version" "$cluster" stop -m fast >>"$POSTGRES_LOG" 2>&1 || true
+  rm -f "$POSTGRES_MARK"
+}
+
+postgres_status() {
+  local owner=reused; [[ -s $POSTGRES_MARK ]] && owner=ours
+  if postgres_ready; then echo "postgres   running  postgres://$POSTGRES_USER:***@127.0.0.1:$POSTGRES_PORT/$POSTGRES_DB ($owner)"
+  else echo "postgres   stopped"; fi
+}

@@ -1,0 +1,1 @@
+//! Holdfast load generator and audit (later work).

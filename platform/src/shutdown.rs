@@ -1,0 +1,64 @@
+//! Graceful shutdown: a token the services watch, and the `main` helper that cancels it on
+//! SIGTERM or Ctrl-C and bounds how long draining may take.
+
+use std::future::Future;
+use std::time::Duration;
+
+pub use tokio_util::sync::CancellationToken as Shutdown;
+
+/// Why the process stopped before it could finish draining.
+#[derive(Debug, thiserror::Error)]
+#[error("shutdown did not finish within {0:?}; in-flight work was abandoned")]
+pub struct GraceExceeded(pub Duration);
+
+/// Resolves on SIGTERM or Ctrl-C.
+pub async fn signal() {
+    let ctrl_c = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            tracing::warn!(%error, "cannot listen for ctrl-c");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut stream) => {
+                stream.recv().await;
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => tracing::info!("ctrl-c received, shutting down"),
+        () = terminate => tracing::info!("SIGTERM received, shutting down"),
+    }
+}
+
+/// Runs a service until it ends by itself or a signal arrives; after a signal the service
+/// gets `grace` to drain (its token is cancelled) before the process gives up on it.
+///
+/// # Errors
+/// The service's own error, or [`GraceExceeded`] wrapped in `E` when draining took too long.
+pub async fn run_until_signal<F, Fut, E>(grace: Duration, service: F) -> Result<(), E>
+where
+    F: FnOnce(Shutdown) -> Fut,
+    Fut: Future<Output = Result<(), E>>,
+    E: From<GraceExceeded>,
+{
+    let token = Shutdown::new();
+    let run = service(token.clone());
+    tokio::pin!(run);
+    tokio::select! {
+        result = &mut run => return result,
+        () = signal() => token.cancel(),
+    }
+    match tokio::time::timeout(grace, run).await {
+        Ok(result) => result,
+        Err(_) => Err(GraceExceeded(grace).into()),
+    }
+}

@@ -1,0 +1,335 @@
+//! Helpers for integration tests against the real local stack (`make up` / `infra/local`).
+//!
+//! Every test gets its own Kafka topics (a unique topic prefix), its own PostgreSQL database
+//! and its own Redis key prefix, so tests run in parallel and never see each other's data.
+//! Addresses come from the same `HOLDFAST_*` variables as the services, defaulting to loopback.
+
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+use sqlx::{Connection, PgConnection};
+
+use crate::config::{KafkaArgs, PostgresArgs, RedisArgs, RegistryArgs, TopicArgs};
+
+/// A name no other test uses: `<prefix>_<12 hex digits>`.
+#[must_use]
+pub fn unique(prefix: &str) -> String {
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    format!("{prefix}_{}", &id[..12])
+}
+
+fn env_or(name: &str, default: &str) -> String {
+    std::env::var(name)
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+        .unwrap_or_else(|| default.to_owned())
+}
+
+/// Kafka settings of the local stack.
+#[must_use]
+pub fn kafka() -> KafkaArgs {
+    KafkaArgs {
+        brokers: env_or("HOLDFAST_KAFKA_BROKERS", "127.0.0.1:9092"),
+        properties: Vec::new(),
+    }
+}
+
+/// A topic layout of its own: unique prefix, `partitions` partitions, replication 1.
+#[must_use]
+pub fn topics(test: &str, partitions: i32) -> TopicArgs {
+    TopicArgs {
+        topic_prefix: format!("{}.", unique(&format!("t.{test}"))),
+        partitions,
+        replication_factor: 1,
+        min_insync_replicas: 1,
+    }
+}
+
+/// Schema registry settings of the local stack.
+#[must_use]
+pub fn registry() -> RegistryArgs {
+    RegistryArgs {
+        url: env_or(
+            "HOLDFAST_SCHEMA_REGISTRY_URL",
+            "http://127.0.0.1:8085/apis/ccompat/v7",
+        ),
+    }
+}
+
+/// Redis settings with a key prefix of its own.
+#[must_use]
+pub fn redis(test: &str) -> RedisArgs {
+    RedisArgs {
+        urls: vec![SecretString::from(env_or(
+            "HOLDFAST_REDIS_URLS",
+            "redis://127.0.0.1:6379",
+        ))],
+        cluster: false,
+        key_prefix: format!("{}:", unique(&format!("t:{test}"))),
+    }
+}
+
+/// The administrative PostgreSQL URL tests create their databases through.
+fn admin_url() -> String {
+    env_or(
+        "HOLDFAST_TEST_POSTGRES_ADMIN_URL",
+        "postgres://holdfast:holdfast@127.0.0.1:5432/postgres",
+    )
+}
+
+/// A database created for one test, dropped by [`TestDatabase::drop_database`].
+#[derive(Debug)]
+pub struct TestDatabase {
+    /// The database's name.
+    pub name: String,
+    /// A URL that connects to it.
+    pub url: SecretString,
+}
+
+impl TestDatabase {
+    /// Creates a fresh, empty database.
+    ///
+    /// # Errors
+    /// When PostgreSQL is unreachable or refuses.
+    pub async fn create(test: &str) -> Result<Self, sqlx::Error> {
+        let name = unique(&format!("t_{test}"))
+            .replace(['-', '.'], "_")
+            .to_lowercase();
+        let mut admin = PgConnection::connect(&admin_url()).await?;
+        sqlx::query(&format!("CREATE DATABASE \"{name}\""))
+            .execute(&mut admin)
+            .await?;
+        admin.close().await?;
+        let base = admin_url();
+        let (server, _) = base.rsplit_once('/').unwrap_or((base.as_str(), ""));
+        Ok(Self {
+            url: SecretString::from(format!("{server}/{name}")),
+            name,
+        })
+    }
+
+    /// Settings that point a service at this database (one shard).
+    #[must_use]
+    pub fn postgres_args(&self) -> PostgresArgs {
+        PostgresArgs {
+            urls: vec![self.url.clone()],
+            max_connections: 8,
+        }
+    }
+
+    /// Drops the database, closing other sessions on it first.
+    ///
+    /// # Errors
+    /// When PostgreSQL is unreachable or refuses.
+    pub async fn drop_database(self) -> Result<(), sqlx::Error> {
+        let mut admin = PgConnection::connect(&admin_url()).await?;
+        sqlx::query(&format!(
+            "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
+            self.name
+        ))
+        .execute(&mut admin)
+        .await?;
+        admin.close().await
+    }
+
+    /// The URL, for clients that need a plain string.
+    #[must_use]
+    pub fn url(&self) -> &str {
+        self.url.expose_secret()
+    }
+}
+
+/// Polls `condition` every 50 ms until it returns `Some`, or gives up after `deadline`.
+pub async fn eventually<T, F, Fut>(deadline: Duration, mut condition: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let until = tokio::time::Instant::now() + deadline;
+    loop {
+        if let Some(value) = condition().await {
+            return Some(value);
+        }
+        if tokio::time::Instant::now() >= until {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Routes service logs to the test output when `TEST_LOG` is set.
+pub fn init_logs() {
+    crate::telemetry::init_for_tests();
+}
+
+/// Creates one topic with `partitions` partitions (replication 1).
+///
+/// # Errors
+/// When Kafka refuses or does not answer.
+pub async fn create_topic(
+    kafka: &KafkaArgs,
+    topic: &str,
+    partitions: i32,
+) -> Result<(), rdkafka::error::KafkaError> {
+    use rdkafka::admin::{AdminOptions, NewTopic, TopicReplication};
+    let admin = crate::kafka::admin(kafka, "holdfast-test")?;
+    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+    let results = admin
+        .create_topics(
+            &[NewTopic::new(topic, partitions, TopicReplication::Fixed(1))],
+            &options,
+        )
+        .await?;
+    for result in results {
+        result.map_err(|(_, code)| rdkafka::error::KafkaError::AdminOp(code))?;
+    }
+    Ok(())
+}
+
+/// A service started in-process on a port-0 listener.
+#[derive(Debug)]
+pub struct RunningService {
+    /// Where it listens.
+    pub addr: std::net::SocketAddr,
+    shutdown: crate::Shutdown,
+    handle: tokio::task::JoinHandle<Result<(), crate::ServiceError>>,
+}
+
+impl RunningService {
+    /// Binds 127.0.0.1:0 and runs `service` on it in a task of its own.
+    ///
+    /// # Panics
+    /// When no port can be bound.
+    pub async fn start<F, Fut>(service: F) -> Self
+    where
+        F: FnOnce(tokio::net::TcpListener, crate::Shutdown) -> Fut,
+        Fut: std::future::Future<Output = Result<(), crate::ServiceError>> + Send + 'static,
+    {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind 127.0.0.1:0");
+        let addr = listener.local_addr().expect("local address");
+        let shutdown = crate::Shutdown::new();
+        let handle = tokio::spawn(service(listener, shutdown.clone()));
+        Self {
+            addr,
+            shutdown,
+            handle,
+        }
+    }
+
+    /// `http://<addr><path>`.
+    #[must_use]
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// Waits until `/readyz` answers 200, up to `deadline`; returns whether it did.
+    pub async fn wait_ready(&self, deadline: Duration) -> bool {
+        let client = reqwest::Client::new();
+        let url = self.url("/readyz");
+        eventually(deadline, || {
+            let request = client.get(&url).send();
+            async move {
+                request
+                    .await
+                    .ok()
+                    .filter(|r| r.status().is_success())
+                    .map(|_| ())
+            }
+        })
+        .await
+        .is_some()
+    }
+
+    /// Whether the service's task has ended (by itself: an error or a finished run).
+    #[must_use]
+    pub fn is_finished(&self) -> bool {
+        self.handle.is_finished()
+    }
+
+    /// Cancels the shutdown token and waits for the service to end.
+    ///
+    /// # Errors
+    /// The service's own error.
+    ///
+    /// # Panics
+    /// When the service's task panicked.
+    pub async fn stop(self) -> Result<(), crate::ServiceError> {
+        self.shutdown.cancel();
+        self.handle.await.expect("service task panicked")
+    }
+
+    /// Waits for the service to end by itself (without cancelling it).
+    ///
+    /// # Panics
+    /// When the service's task panicked or did not end within `deadline`.
+    pub async fn join(self, deadline: Duration) -> Result<(), crate::ServiceError> {
+        tokio::time::timeout(deadline, self.handle)
+            .await
+            .expect("service ended within the deadline")
+            .expect("service task panicked")
+    }
+}
+
+/// Starts `binary` (listening on 127.0.0.1:0), waits for its "listening" log line, sends it
+/// SIGTERM and returns its exit status. Fails when it does not start or stop within 30 s.
+///
+/// # Errors
+/// A message saying what went wrong.
+pub fn run_then_sigterm(
+    binary: &str,
+    env: &[(&str, &str)],
+) -> Result<std::process::ExitStatus, String> {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+
+    let mut child = Command::new(binary)
+        .envs(env.iter().copied())
+        .env("HOLDFAST_LOG_FORMAT", "json")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot start {binary}: {e}"))?;
+    let stderr = child.stderr.take().ok_or("no stderr")?;
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let started = std::time::Instant::now();
+    let mut log = Vec::new();
+    loop {
+        let left = Duration::from_secs(30).saturating_sub(started.elapsed());
+        match rx.recv_timeout(left) {
+            Ok(line) if line.contains("listening") => break,
+            Ok(line) => log.push(line),
+            Err(_) => {
+                let _ = child.kill();
+                return Err(format!(
+                    "{binary} never logged 'listening':\n{}",
+                    log.join("\n")
+                ));
+            }
+        }
+    }
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .map_err(|e| format!("cannot run kill: {e}"))?;
+    if !status.success() {
+        return Err("kill -TERM failed".to_owned());
+    }
+    let stopping = std::time::Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
+            return Ok(status);
+        }
+        if stopping.elapsed() > Duration::from_secs(30) {
+            let _ = child.kill();
+            return Err(format!("{binary} did not exit within 30 s of SIGTERM"));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

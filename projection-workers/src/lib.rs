@@ -1,0 +1,87 @@
+//! Holdfast's projection workers: they apply the events topic to the PostgreSQL read model
+//! (exactly once, offsets stored with the effects) and mirror it into Redis.
+//!
+//! [`run`] is the whole service; `main` only parses configuration and calls it, and tests
+//! start it in-process on a port-0 listener.
+
+pub mod config;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use axum::Router;
+use holdfast_platform::kafka::KafkaProbe;
+use holdfast_platform::redis::Redis;
+use holdfast_platform::{Ops, Readiness, ServiceError, Shutdown, postgres, retry, service};
+use sqlx::PgPool;
+use sqlx::migrate::Migrator;
+use tokio::net::TcpListener;
+
+pub use crate::config::Config;
+
+/// The read model's schema migrations, embedded in the binary.
+pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
+
+/// Runs the projection workers until `shutdown` is cancelled; `listener` serves the health
+/// and metrics endpoints.
+///
+/// # Errors
+/// When a client cannot be created or the HTTP server fails.
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: Shutdown,
+) -> Result<(), ServiceError> {
+    let shards = postgres::shard_pools(&config.postgres)?;
+    let redis = Redis::new(&config.redis)?;
+    let probe = KafkaProbe::new(&config.kafka, "holdfast-projection-workers")?;
+    let migrated = Arc::new(AtomicBool::new(false));
+    let readiness = Readiness::default()
+        .with("kafka", move || {
+            let probe = probe.clone();
+            async move {
+                probe
+                    .check(Duration::from_secs(1))
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| e.to_string())
+            }
+        })
+        .with("postgres", {
+            let migrated = Arc::clone(&migrated);
+            move || {
+                let migrated = migrated.load(Ordering::Acquire);
+                async move {
+                    if migrated {
+                        Ok(())
+                    } else {
+                        Err("read model not migrated yet".to_owned())
+                    }
+                }
+            }
+        })
+        .with("redis", move || {
+            let redis = redis.clone();
+            async move { redis.ping().await.map_err(|e| e.to_string()) }
+        });
+    let ops = Ops::new("projection-workers", readiness);
+    let router = Router::new().merge(ops.router());
+    let migrate = migrate_shards(&shards, &migrated, &shutdown);
+    let (served, ()) = tokio::join!(service::serve(listener, router, shutdown.clone()), migrate);
+    served.map_err(ServiceError::from)
+}
+
+/// Applies the migrations to every shard, retrying until each answers or shutdown.
+async fn migrate_shards(shards: &[PgPool], migrated: &AtomicBool, shutdown: &Shutdown) {
+    for pool in shards {
+        if retry::until_ok("read-model migration", shutdown, || MIGRATOR.run(pool))
+            .await
+            .is_none()
+        {
+            return;
+        }
+    }
+    tracing::info!(shards = shards.len(), "read model migrated");
+    migrated.store(true, Ordering::Release);
+}

@@ -1,0 +1,18 @@
+//! `projection-workers`: parse configuration, initialise telemetry, run the service.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use holdfast_platform::{service, telemetry};
+use holdfast_projection_workers::{Config, run};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let config = Config::parse();
+    telemetry::init(&config.telemetry);
+    let (listen, grace) = (config.listen, config.telemetry.shutdown_grace);
+    service::main("projection-workers", listen, grace, |listener, shutdown| {
+        run(config, listener, shutdown)
+    })
+    .await
+}

@@ -1,0 +1,5 @@
+//! Projection-worker integration tests: the real service in-process on port 0, against the
+//! real local stack, each test with a database and Redis key prefix of its own.
+
+mod migrations;
+mod ops;

@@ -1,0 +1,83 @@
+//! Health, readiness (which includes the read-model migrations), metrics and shutdown.
+
+use std::time::Duration;
+
+use clap::Parser;
+use holdfast_platform::testing::{self, RunningService, TestDatabase};
+use holdfast_projection_workers::{Config, run};
+
+#[tokio::test]
+async fn migrates_its_shard_and_becomes_ready() {
+    testing::init_logs();
+    let database = TestDatabase::create("projection_ready")
+        .await
+        .expect("database");
+    let mut config = Config::parse_from(["projection-workers"]);
+    config.kafka = testing::kafka();
+    config.registry = testing::registry();
+    config.topics = testing::topics("proj-ready", 2);
+    config.postgres = database.postgres_args();
+    config.redis = testing::redis("proj-ready");
+    let service = RunningService::start(|listener, shutdown| run(config, listener, shutdown)).await;
+
+    assert!(
+        service.wait_ready(Duration::from_secs(60)).await,
+        "ready within 60 s"
+    );
+    let http = reqwest::Client::new();
+    let ready: serde_json::Value = http
+        .get(service.url("/readyz"))
+        .send()
+        .await
+        .expect("readyz")
+        .json()
+        .await
+        .expect("json");
+    for check in ["kafka", "postgres", "redis"] {
+        assert_eq!(ready["checks"][check], "ok", "{check}");
+    }
+    let metrics = http
+        .get(service.url("/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        metrics.contains(r#"holdfast_build_info{service="projection-workers""#),
+        "{metrics}"
+    );
+    let pool = sqlx::PgPool::connect(database.url())
+        .await
+        .expect("connect");
+    let tables: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'projection_offsets'",
+    )
+    .fetch_one(&pool)
+    .await
+    .expect("catalog");
+    assert_eq!(tables, 1, "the worker migrated its shard");
+
+    pool.close().await;
+    service.stop().await.expect("clean stop");
+    database.drop_database().await.expect("database dropped");
+}
+
+#[test]
+fn the_binary_exits_cleanly_on_sigterm() {
+    let status = testing::run_then_sigterm(
+        env!("CARGO_BIN_EXE_projection-workers"),
+        &[
+            ("HOLDFAST_PROJECTION_LISTEN", "127.0.0.1:0"),
+            ("HOLDFAST_KAFKA_BROKERS", "127.0.0.1:1"),
+            (
+                "HOLDFAST_POSTGRES_URLS",
+                "postgres://nobody:nothing@127.0.0.1:1/none",
+            ),
+            ("HOLDFAST_REDIS_URLS", "redis://127.0.0.1:1"),
+        ],
+    )
+    .expect("started and stopped");
+    assert!(status.success(), "exit status {status}");
+}

@@ -1,0 +1,85 @@
+//! Health, readiness, metrics and shutdown.
+
+use std::time::Duration;
+
+use clap::Parser;
+use holdfast_platform::testing::{self, RunningService, TestDatabase};
+use holdfast_query_service::{Config, run};
+
+#[tokio::test]
+async fn ready_when_postgres_and_redis_answer() {
+    testing::init_logs();
+    let database = TestDatabase::create("query_ready").await.expect("database");
+    let mut config = Config::parse_from(["query-service"]);
+    config.postgres = database.postgres_args();
+    config.redis = testing::redis("query-ready");
+    let service = RunningService::start(|listener, shutdown| run(config, listener, shutdown)).await;
+
+    assert!(
+        service.wait_ready(Duration::from_secs(30)).await,
+        "ready within 30 s"
+    );
+    let http = reqwest::Client::new();
+    let ready: serde_json::Value = http
+        .get(service.url("/readyz"))
+        .send()
+        .await
+        .expect("readyz")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(ready["checks"]["postgres"], "ok");
+    assert_eq!(ready["checks"]["redis"], "ok");
+    let metrics = http
+        .get(service.url("/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        metrics.contains(r#"holdfast_build_info{service="query-service""#),
+        "{metrics}"
+    );
+
+    service.stop().await.expect("clean stop");
+    database.drop_database().await.expect("database dropped");
+}
+
+#[tokio::test]
+async fn not_ready_while_redis_is_unreachable() {
+    testing::init_logs();
+    let database = TestDatabase::create("query_noredis")
+        .await
+        .expect("database");
+    let mut config = Config::parse_from(["query-service"]);
+    config.postgres = database.postgres_args();
+    config.redis = testing::redis("query-noredis");
+    config.redis.urls = vec!["redis://127.0.0.1:1".to_owned().into()];
+    let service = RunningService::start(|listener, shutdown| run(config, listener, shutdown)).await;
+
+    let response = reqwest::get(service.url("/readyz"))
+        .await
+        .expect("readyz answers");
+    assert_eq!(response.status(), 503);
+    let body: serde_json::Value = response.json().await.expect("json");
+    assert_eq!(body["checks"]["postgres"], "ok");
+    assert_ne!(body["checks"]["redis"], "ok");
+
+    service.stop().await.expect("clean stop");
+    database.drop_database().await.expect("database dropped");
+}
+
+#[test]
+fn the_binary_exits_cleanly_on_sigterm() {
+    let status = testing::run_then_sigterm(
+        env!("CARGO_BIN_EXE_query-service"),
+        &[
+            ("HOLDFAST_QUERY_LISTEN", "127.0.0.1:0"),
+            ("HOLDFAST_REDIS_URLS", "redis://127.0.0.1:1"),
+        ],
+    )
+    .expect("started and stopped");
+    assert!(status.success(), "exit status {status}");
+}
