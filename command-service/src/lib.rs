@@ -8,7 +8,6 @@ pub mod config;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
 
 use axum::Router;
 use holdfast_platform::kafka::KafkaProbe;
@@ -29,33 +28,11 @@ pub async fn run(
 ) -> Result<(), ServiceError> {
     let probe = KafkaProbe::new(&config.kafka, "holdfast-command-service")?;
     let topics_ready = Arc::new(AtomicBool::new(false));
-    let readiness = Readiness::default()
-        .with("kafka", {
-            let probe = probe.clone();
-            move || {
-                let probe = probe.clone();
-                async move {
-                    probe
-                        .check(Duration::from_secs(1))
-                        .await
-                        .map(|_| ())
-                        .map_err(|e| e.to_string())
-                }
-            }
-        })
-        .with("topics", {
-            let ready = Arc::clone(&topics_ready);
-            move || {
-                let ready = ready.load(Ordering::Acquire);
-                async move {
-                    if ready {
-                        Ok(())
-                    } else {
-                        Err("topics not provisioned yet".to_owned())
-                    }
-                }
-            }
-        });
+    let readiness = Readiness::default().with_kafka(probe).with_flag(
+        "topics",
+        Arc::clone(&topics_ready),
+        "topics not provisioned yet",
+    );
     let ops = Ops::new("command-service", readiness);
     let router = Router::new().merge(ops.router());
 

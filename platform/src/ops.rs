@@ -10,6 +10,7 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use axum::Router;
@@ -49,6 +50,66 @@ impl Readiness {
         self.checks
             .push((name, Arc::new(move || Box::pin(check()) as CheckFuture)));
         self
+    }
+
+    /// Kafka answers a metadata request.
+    #[must_use]
+    pub fn with_kafka(self, probe: crate::kafka::KafkaProbe) -> Self {
+        self.with("kafka", move || {
+            let probe = probe.clone();
+            async move {
+                probe
+                    .check(Duration::from_secs(1))
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| e.to_string())
+            }
+        })
+    }
+
+    /// Every PostgreSQL shard answers a round trip.
+    #[must_use]
+    pub fn with_postgres(self, shards: Vec<sqlx::PgPool>) -> Self {
+        self.with("postgres", move || {
+            let shards = shards.clone();
+            async move {
+                for (shard, pool) in shards.iter().enumerate() {
+                    crate::postgres::ping(pool)
+                        .await
+                        .map_err(|e| format!("shard {shard}: {e}"))?;
+                }
+                Ok(())
+            }
+        })
+    }
+
+    /// Redis answers PING.
+    #[must_use]
+    pub fn with_redis(self, redis: crate::redis::Redis) -> Self {
+        self.with("redis", move || {
+            let redis = redis.clone();
+            async move { redis.ping().await.map_err(|e| e.to_string()) }
+        })
+    }
+
+    /// A piece of the service's own start-up work is done once `done` is set.
+    #[must_use]
+    pub fn with_flag(
+        self,
+        name: &'static str,
+        done: Arc<AtomicBool>,
+        pending: &'static str,
+    ) -> Self {
+        self.with(name, move || {
+            let done = done.load(Ordering::Acquire);
+            async move {
+                if done {
+                    Ok(())
+                } else {
+                    Err(pending.to_owned())
+                }
+            }
+        })
     }
 
     /// Runs every check concurrently, each bounded by `timeout`.

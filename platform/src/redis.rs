@@ -5,8 +5,9 @@
 //! tag (`{...}`) chosen by the caller.
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use redis::aio::{ConnectionLike, ConnectionManager};
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
 use redis::{Cmd, Pipeline, RedisError, RedisFuture, Value};
@@ -61,6 +62,22 @@ impl ConnectionLike for RedisConn {
     }
 }
 
+/// How long one connection attempt may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long a command may wait for its answer before it fails (and the caller may retry).
+const RESPONSE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Fail fast while Redis is down (callers retry and readiness reports it) instead of the
+/// client's default of retrying with exponential backoff for minutes.
+fn manager_config() -> ConnectionManagerConfig {
+    ConnectionManagerConfig::new()
+        .set_number_of_retries(2)
+        .set_factor(100)
+        .set_max_delay(1_000)
+        .set_connection_timeout(CONNECT_TIMEOUT)
+        .set_response_timeout(RESPONSE_TIMEOUT)
+}
+
 enum Target {
     Single(redis::Client),
     Cluster(ClusterClient),
@@ -95,7 +112,13 @@ impl Redis {
             .map(|u| u.expose_secret().to_owned())
             .collect();
         let target = if args.cluster {
-            Target::Cluster(ClusterClient::new(urls)?)
+            Target::Cluster(
+                ClusterClient::builder(urls)
+                    .connection_timeout(CONNECT_TIMEOUT)
+                    .response_timeout(RESPONSE_TIMEOUT)
+                    .retries(2)
+                    .build()?,
+            )
         } else {
             let [url] = urls.as_slice() else {
                 return Err(RedisError::from((
@@ -121,9 +144,11 @@ impl Redis {
             .conn
             .get_or_try_init(|| async {
                 match self.target.as_ref() {
-                    Target::Single(client) => ConnectionManager::new(client.clone())
-                        .await
-                        .map(RedisConn::Single),
+                    Target::Single(client) => {
+                        ConnectionManager::new_with_config(client.clone(), manager_config())
+                            .await
+                            .map(RedisConn::Single)
+                    }
                     Target::Cluster(client) => {
                         client.get_async_connection().await.map(RedisConn::Cluster)
                     }

@@ -224,6 +224,32 @@ impl RunningService {
         format!("http://{}{path}", self.addr)
     }
 
+    /// GETs `path` and returns the status and the JSON body (`Null` when it is not JSON).
+    ///
+    /// # Panics
+    /// When the service does not answer.
+    pub async fn get_json(&self, path: &str) -> (u16, serde_json::Value) {
+        let response = reqwest::get(self.url(path))
+            .await
+            .expect("the service answers");
+        let status = response.status().as_u16();
+        (
+            status,
+            response.json().await.unwrap_or(serde_json::Value::Null),
+        )
+    }
+
+    /// The `/metrics` text.
+    ///
+    /// # Panics
+    /// When the service does not answer.
+    pub async fn metrics(&self) -> String {
+        let response = reqwest::get(self.url("/metrics"))
+            .await
+            .expect("the service answers");
+        response.text().await.expect("metrics text")
+    }
+
     /// Waits until `/readyz` answers 200, up to `deadline`; returns whether it did.
     pub async fn wait_ready(&self, deadline: Duration) -> bool {
         let client = reqwest::Client::new();

@@ -8,7 +8,6 @@ pub mod config;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
 
 use axum::Router;
 use holdfast_platform::kafka::KafkaProbe;
@@ -38,33 +37,13 @@ pub async fn run(
     let probe = KafkaProbe::new(&config.kafka, "holdfast-projection-workers")?;
     let migrated = Arc::new(AtomicBool::new(false));
     let readiness = Readiness::default()
-        .with("kafka", move || {
-            let probe = probe.clone();
-            async move {
-                probe
-                    .check(Duration::from_secs(1))
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| e.to_string())
-            }
-        })
-        .with("postgres", {
-            let migrated = Arc::clone(&migrated);
-            move || {
-                let migrated = migrated.load(Ordering::Acquire);
-                async move {
-                    if migrated {
-                        Ok(())
-                    } else {
-                        Err("read model not migrated yet".to_owned())
-                    }
-                }
-            }
-        })
-        .with("redis", move || {
-            let redis = redis.clone();
-            async move { redis.ping().await.map_err(|e| e.to_string()) }
-        });
+        .with_kafka(probe)
+        .with_flag(
+            "postgres",
+            Arc::clone(&migrated),
+            "read model not migrated yet",
+        )
+        .with_redis(redis);
     let ops = Ops::new("projection-workers", readiness);
     let router = Router::new().merge(ops.router());
     let migrate = migrate_shards(&shards, &migrated, &shutdown);

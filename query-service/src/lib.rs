@@ -24,22 +24,7 @@ pub async fn run(
 ) -> Result<(), ServiceError> {
     let shards = postgres::shard_pools(&config.postgres)?;
     let redis = Redis::new(&config.redis)?;
-    let readiness = Readiness::default()
-        .with("postgres", move || {
-            let shards = shards.clone();
-            async move {
-                for (shard, pool) in shards.iter().enumerate() {
-                    postgres::ping(pool)
-                        .await
-                        .map_err(|e| format!("shard {shard}: {e}"))?;
-                }
-                Ok(())
-            }
-        })
-        .with("redis", move || {
-            let redis = redis.clone();
-            async move { redis.ping().await.map_err(|e| e.to_string()) }
-        });
+    let readiness = Readiness::default().with_postgres(shards).with_redis(redis);
     let ops = Ops::new("query-service", readiness);
     let router = Router::new().merge(ops.router());
     service::serve(listener, router, shutdown)

@@ -45,14 +45,10 @@ async fn becomes_ready_after_provisioning_its_topics() {
         |listener, shutdown| run(config, listener, shutdown)
     })
     .await;
-    let http = reqwest::Client::new();
-
-    let health = http
-        .get(service.url("/healthz"))
-        .send()
-        .await
-        .expect("healthz");
-    assert_eq!(health.status(), 200);
+    assert_eq!(
+        service.get_json("/healthz").await,
+        (200, serde_json::json!({"status": "ok"}))
+    );
     assert!(
         service.wait_ready(Duration::from_secs(60)).await,
         "ready within 60 s"
@@ -66,24 +62,12 @@ async fn becomes_ready_after_provisioning_its_topics() {
             "{topic} has the configured partitions"
         );
     }
-    let ready: serde_json::Value = http
-        .get(service.url("/readyz"))
-        .send()
-        .await
-        .expect("readyz")
-        .json()
-        .await
-        .expect("json");
-    assert_eq!(ready["checks"]["kafka"], "ok");
-    assert_eq!(ready["checks"]["topics"], "ok");
-    let metrics = http
-        .get(service.url("/metrics"))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let (_, ready) = service.get_json("/readyz").await;
+    assert_eq!(
+        ready["checks"],
+        serde_json::json!({"kafka": "ok", "topics": "ok"})
+    );
+    let metrics = service.metrics().await;
     assert!(
         metrics.contains(r#"holdfast_build_info{service="command-service""#),
         "{metrics}"

@@ -24,26 +24,12 @@ async fn migrates_its_shard_and_becomes_ready() {
         service.wait_ready(Duration::from_secs(60)).await,
         "ready within 60 s"
     );
-    let http = reqwest::Client::new();
-    let ready: serde_json::Value = http
-        .get(service.url("/readyz"))
-        .send()
-        .await
-        .expect("readyz")
-        .json()
-        .await
-        .expect("json");
-    for check in ["kafka", "postgres", "redis"] {
-        assert_eq!(ready["checks"][check], "ok", "{check}");
-    }
-    let metrics = http
-        .get(service.url("/metrics"))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let (_, ready) = service.get_json("/readyz").await;
+    assert_eq!(
+        ready["checks"],
+        serde_json::json!({"kafka": "ok", "postgres": "ok", "redis": "ok"})
+    );
+    let metrics = service.metrics().await;
     assert!(
         metrics.contains(r#"holdfast_build_info{service="projection-workers""#),
         "{metrics}"

@@ -19,25 +19,12 @@ async fn ready_when_postgres_and_redis_answer() {
         service.wait_ready(Duration::from_secs(30)).await,
         "ready within 30 s"
     );
-    let http = reqwest::Client::new();
-    let ready: serde_json::Value = http
-        .get(service.url("/readyz"))
-        .send()
-        .await
-        .expect("readyz")
-        .json()
-        .await
-        .expect("json");
-    assert_eq!(ready["checks"]["postgres"], "ok");
-    assert_eq!(ready["checks"]["redis"], "ok");
-    let metrics = http
-        .get(service.url("/metrics"))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let (_, ready) = service.get_json("/readyz").await;
+    assert_eq!(
+        ready["checks"],
+        serde_json::json!({"postgres": "ok", "redis": "ok"})
+    );
+    let metrics = service.metrics().await;
     assert!(
         metrics.contains(r#"holdfast_build_info{service="query-service""#),
         "{metrics}"
@@ -59,11 +46,8 @@ async fn not_ready_while_redis_is_unreachable() {
     config.redis.urls = vec!["redis://127.0.0.1:1".to_owned().into()];
     let service = RunningService::start(|listener, shutdown| run(config, listener, shutdown)).await;
 
-    let response = reqwest::get(service.url("/readyz"))
-        .await
-        .expect("readyz answers");
-    assert_eq!(response.status(), 503);
-    let body: serde_json::Value = response.json().await.expect("json");
+    let (status, body) = service.get_json("/readyz").await;
+    assert_eq!(status, 503);
     assert_eq!(body["checks"]["postgres"], "ok");
     assert_ne!(body["checks"]["redis"], "ok");
 
