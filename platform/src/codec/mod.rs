@@ -1,0 +1,1 @@
+//! The Avro event codec (Confluent wire format through the schema registry).
