@@ -5,6 +5,10 @@
 //! start it in-process on a port-0 listener.
 
 pub mod config;
+pub mod dispatch;
+pub mod envelope;
+pub mod http;
+pub mod metrics;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

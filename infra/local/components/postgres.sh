@@ -25,7 +25,8 @@ psql_admin() {
 
 postgres_start() {
   if port_open "$POSTGRES_PORT"; then
-    log "postgres already answering on 127.0.0.1:$POSTGRES_PORT; reusing it"
+    if [[ -s $POSTGRES_MARK ]]; then log "postgres already running"
+    else log "postgres already answering on 127.0.0.1:$POSTGRES_PORT; reusing it"; fi
   else
     postgres_install
     local version; version=$(postgres_version)
