@@ -1,24 +1,18 @@
 //! Command-service settings: flags or `HOLDFAST_*` environment variables.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use clap::Parser;
+use holdfast_platform::config::parse_duration;
 use holdfast_platform::{KafkaArgs, RegistryArgs, TelemetryArgs, TopicArgs};
 
 /// Settings of the command service.
 #[derive(Debug, Clone, Parser)]
-#[command(
-    name = "command-service",
-    version,
-    about = "Holdfast command API and partition processors"
-)]
+#[command(name = "command-service", version, about = "Holdfast command API and partition processors")]
 pub struct Config {
     /// Address the HTTP API listens on.
-    #[arg(
-        long,
-        env = "HOLDFAST_COMMAND_LISTEN",
-        default_value = "127.0.0.1:8080"
-    )]
+    #[arg(long, env = "HOLDFAST_COMMAND_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
     /// Kafka connection.
     #[command(flatten)]
@@ -32,6 +26,30 @@ pub struct Config {
     /// Logging and shutdown.
     #[command(flatten)]
     pub telemetry: TelemetryArgs,
+    /// This instance's name: its transactional id and client ids derive from it. Give each
+    /// replica a stable one (the pod name) so a restarted instance fences its predecessor at
+    /// once; by default a random one is made.
+    #[arg(long, env = "HOLDFAST_INSTANCE_ID")]
+    pub instance_id: Option<String>,
+    /// How long a request waits for its decision before it is answered 202 Accepted.
+    #[arg(long, env = "HOLDFAST_COMMAND_WAIT", default_value = "5s", value_parser = parse_duration)]
+    pub command_wait: Duration,
+    /// Most commands decided in one Kafka transaction.
+    #[arg(long, env = "HOLDFAST_MAX_BATCH", default_value_t = 2000)]
+    pub max_batch: usize,
+    /// Broker-side timeout of a processor's transaction: how long a dead processor's open
+    /// transaction can hold back readers of its partitions.
+    #[arg(long, env = "HOLDFAST_TRANSACTION_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub transaction_timeout: Duration,
+    /// Consumer-group session timeout: how soon a silent processor loses its partitions.
+    #[arg(long, env = "HOLDFAST_SESSION_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub session_timeout: Duration,
+    /// How long outcomes are remembered for retries with the same idempotency key.
+    #[arg(long, env = "HOLDFAST_IDEMPOTENCY_WINDOW", default_value = "60m", value_parser = parse_duration)]
+    pub idempotency_window: Duration,
+    /// Commands in flight above which new requests are refused with 429.
+    #[arg(long, env = "HOLDFAST_MAX_IN_FLIGHT", default_value_t = 20_000)]
+    pub max_in_flight: usize,
 }
 
 #[cfg(test)]

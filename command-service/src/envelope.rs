@@ -9,9 +9,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use holdfast_domain::{
-    Command, CommandMeta, Rejection, ReservationId, ReservationStatus, ResourceId,
-};
+use holdfast_domain::{Command, CommandMeta, Rejection, ReservationId, ReservationStatus, ResourceId};
 
 /// Version of the command and outcome record formats.
 pub const FORMAT_VERSION: u16 = 1;
@@ -108,6 +106,9 @@ pub struct Outcome {
     /// When the decision was made.
     #[serde(with = "time::serde::rfc3339")]
     pub decided_at: OffsetDateTime,
+    /// Fingerprint of the request decided ([`CommandEnvelope::fingerprint`]), so a restored
+    /// processor still recognises a reused idempotency key.
+    pub fingerprint: u64,
 }
 
 #[cfg(test)]

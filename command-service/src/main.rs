@@ -11,8 +11,6 @@ async fn main() -> ExitCode {
     let config = Config::parse();
     telemetry::init(&config.telemetry);
     let (listen, grace) = (config.listen, config.telemetry.shutdown_grace);
-    service::main("command-service", listen, grace, |listener, shutdown| {
-        run(config, listener, shutdown)
-    })
-    .await
+    service::main("command-service", listen, grace, |listener, shutdown| run(config, listener, shutdown))
+        .await
 }

@@ -7,8 +7,8 @@ use prometheus::{
 
 /// Latency buckets (seconds) for requests and commits: fine-grained below 50 ms.
 const LATENCY_BUCKETS: &[f64] = &[
-    0.000_5, 0.001, 0.002, 0.003, 0.005, 0.007_5, 0.01, 0.015, 0.02, 0.025, 0.035, 0.05, 0.075,
-    0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+    0.000_5, 0.001, 0.002, 0.003, 0.005, 0.007_5, 0.01, 0.015, 0.02, 0.025, 0.035, 0.05, 0.075, 0.1, 0.25,
+    0.5, 1.0, 2.5, 5.0,
 ];
 
 /// Every metric of the command service.
@@ -40,7 +40,8 @@ impl Metrics {
     /// # Errors
     /// When a metric is registered twice in `registry`.
     pub fn register(registry: &Registry) -> Result<Self, prometheus::Error> {
-        let latency = |name: &str, help: &str| HistogramOpts::new(name, help).buckets(LATENCY_BUCKETS.to_vec());
+        let latency =
+            |name: &str, help: &str| HistogramOpts::new(name, help).buckets(LATENCY_BUCKETS.to_vec());
         let metrics = Self {
             requests: HistogramVec::new(
                 latency("http_request_duration_seconds", "HTTP request latency."),
@@ -63,8 +64,11 @@ impl Metrics {
                 &["reason"],
             )?,
             restore_seconds: Histogram::with_opts(
-                HistogramOpts::new("partition_restore_seconds", "Time to restore one partition from the log.")
-                    .buckets(vec![0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0]),
+                HistogramOpts::new(
+                    "partition_restore_seconds",
+                    "Time to restore one partition from the log.",
+                )
+                .buckets(vec![0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0]),
             )?,
             restored_events: IntCounter::new("restored_events_total", "Events read to restore partitions.")?,
             owned_partitions: IntGauge::new("owned_partitions", "Command partitions owned and restored.")?,

@@ -8,8 +8,8 @@ use std::time::{Duration as StdDuration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use holdfast_domain::{
-    Capacity, Command, CommandMeta, CustomerId, HoldTtl, Quantity, ReservationId, ResourceId,
-    ResourceName, ResourceState, Slot, SlotRange, decide, evolve,
+    Capacity, Command, CommandMeta, CustomerId, HoldTtl, Quantity, ReservationId, ResourceId, ResourceName,
+    ResourceState, Slot, SlotRange, decide, evolve,
 };
 use time::macros::{date, datetime};
 use time::{Duration, OffsetDateTime};
@@ -41,8 +41,7 @@ fn hold(n: u128, first_day: i64, days: i64, quantity: u32) -> Command {
 }
 
 fn apply(state: ResourceState, command: &Command, n: u128, now: OffsetDateTime) -> ResourceState {
-    let events =
-        decide(&state, command, &CommandMeta::new(Uuid::from_u128(n)), now).expect("accepted");
+    let events = decide(&state, command, &CommandMeta::new(Uuid::from_u128(n)), now).expect("accepted");
     events.iter().fold(state, evolve)
 }
 
@@ -61,14 +60,8 @@ fn populated_state() -> ResourceState {
         state = apply(state, &hold(n, first_day, days, quantity), n, t0());
         let id = ReservationId::new(&resource(), Uuid::from_u128(n));
         let next = match n % 6 {
-            0 | 1 => Some(Command::ConfirmReservation {
-                reservation_id: id,
-                payment_ref: None,
-            }),
-            2 => Some(Command::CancelReservation {
-                reservation_id: id,
-                reason: None,
-            }),
+            0 | 1 => Some(Command::ConfirmReservation { reservation_id: id, payment_ref: None }),
+            2 => Some(Command::CancelReservation { reservation_id: id, reason: None }),
             _ => None,
         };
         if let Some(command) = next {
@@ -87,14 +80,8 @@ fn chunk_commands() -> Vec<(Command, CommandMeta)> {
             let first_day = i64::try_from(round % 90).expect("small");
             [
                 hold(n, first_day, 3, 2),
-                Command::ConfirmReservation {
-                    reservation_id: id.clone(),
-                    payment_ref: Some("pay-1".into()),
-                },
-                Command::CancelReservation {
-                    reservation_id: id,
-                    reason: None,
-                },
+                Command::ConfirmReservation { reservation_id: id.clone(), payment_ref: Some("pay-1".into()) },
+                Command::CancelReservation { reservation_id: id, reason: None },
             ]
         })
         .zip(1_u128..)
@@ -115,9 +102,7 @@ fn mix(c: &mut Criterion) {
             while done < iters {
                 // Reset outside the timed section so the state stays at a few thousand reservations.
                 let mut state = base.clone();
-                let take = usize::try_from(iters - done)
-                    .unwrap_or(usize::MAX)
-                    .min(commands.len());
+                let take = usize::try_from(iters - done).unwrap_or(usize::MAX).min(commands.len());
                 let start = Instant::now();
                 for (command, meta) in &commands[..take] {
                     if let Ok(events) = decide(&state, command, meta, now) {

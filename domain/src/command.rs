@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::values::{
-    Capacity, CapacityRange, CustomerId, HoldTtl, Quantity, ReservationId, ResourceId,
-    ResourceName, SlotRange,
+    Capacity, CapacityRange, CustomerId, HoldTtl, Quantity, ReservationId, ResourceId, ResourceName,
+    SlotRange,
 };
 
 /// A request to change one resource. Every command names its resource ([`Command::resource_id`]),
@@ -163,14 +163,8 @@ mod tests {
                 customer_id: CustomerId::parse("c").expect("valid"),
                 ttl: HoldTtl::DEFAULT,
             },
-            Command::ConfirmReservation {
-                reservation_id: id.clone(),
-                payment_ref: None,
-            },
-            Command::CancelReservation {
-                reservation_id: id.clone(),
-                reason: None,
-            },
+            Command::ConfirmReservation { reservation_id: id.clone(), payment_ref: None },
+            Command::CancelReservation { reservation_id: id.clone(), reason: None },
             Command::ExpireHold { reservation_id: id },
         ];
         for command in &commands {

@@ -11,8 +11,7 @@ use uuid::Uuid;
 
 use crate::command::CommandMeta;
 use crate::values::{
-    Capacity, CapacityRange, CustomerId, Quantity, ReservationId, ResourceId, ResourceName,
-    SlotRange,
+    Capacity, CapacityRange, CustomerId, Quantity, ReservationId, ResourceId, ResourceName, SlotRange,
 };
 
 /// One recorded decision about one resource.
@@ -253,9 +252,8 @@ mod tests {
         meta.correlation_id = Uuid::from_u128(43);
         meta.traceparent = Some("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".into());
         let now = datetime!(2026-03-01 14:00 +02:00);
-        let payload = EventPayload::HoldExpired {
-            reservation_id: ReservationId::new(&room, Uuid::from_u128(1)),
-        };
+        let payload =
+            EventPayload::HoldExpired { reservation_id: ReservationId::new(&room, Uuid::from_u128(1)) };
         let event = Event::from_decision(&room, &meta, now, 0, payload);
         let env = &event.envelope;
         assert_eq!(env.event_type, EventType::HoldExpired);

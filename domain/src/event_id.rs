@@ -26,9 +26,9 @@ pub(crate) fn derive(now: OffsetDateTime, command_id: Uuid, index: u32) -> Uuid 
 
 /// 64-bit FNV-1a over `bytes`: small, stable across platforms and releases.
 fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &b| {
-        (hash ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
-    })
+    bytes
+        .iter()
+        .fold(0xcbf2_9ce4_8422_2325, |hash, &b| (hash ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3))
 }
 
 /// One round of SplitMix64, to spread FNV's weakly mixed low bits over the whole word.

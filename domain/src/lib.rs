@@ -26,6 +26,6 @@ pub use event::{Envelope, Event, EventPayload, EventType, ReleasedFrom};
 pub use rejection::Rejection;
 pub use state::{Reservation, ReservationStatus, ResourceDefinition, ResourceState, SlotUsage};
 pub use values::{
-    Capacity, CapacityRange, CustomerId, HoldTtl, Quantity, ReservationId, ResourceId,
-    ResourceName, Slot, SlotRange, ValueError,
+    Capacity, CapacityRange, CustomerId, HoldTtl, Quantity, ReservationId, ResourceId, ResourceName, Slot,
+    SlotRange, ValueError,
 };

@@ -117,17 +117,10 @@ impl Rejection {
 fn differences(existing: &ResourceDefinition, requested: &ResourceDefinition) -> String {
     let mut parts = Vec::with_capacity(2);
     if existing.name != requested.name {
-        parts.push(format!(
-            "name {:?} → {:?}",
-            existing.name.as_str(),
-            requested.name.as_str()
-        ));
+        parts.push(format!("name {:?} → {:?}", existing.name.as_str(), requested.name.as_str()));
     }
     if existing.capacity != requested.capacity {
-        parts.push(format!(
-            "capacity {} → {}",
-            existing.capacity, requested.capacity
-        ));
+        parts.push(format!("capacity {} → {}", existing.capacity, requested.capacity));
     }
     parts.join(", ")
 }
@@ -149,9 +142,6 @@ mod tests {
             requested: def("Room", 12),
         };
         assert_eq!(rejection.code(), "resource-conflict");
-        assert_eq!(
-            rejection.to_string(),
-            "resource room-1 is already defined differently: capacity 10 → 12"
-        );
+        assert_eq!(rejection.to_string(), "resource room-1 is already defined differently: capacity 10 → 12");
     }
 }

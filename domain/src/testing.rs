@@ -6,9 +6,9 @@ use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
 use crate::{
-    Capacity, CapacityRange, Command, CommandMeta, CustomerId, Event, EventPayload, HoldTtl,
-    Quantity, Rejection, ReleasedFrom, ReservationId, ResourceId, ResourceName, ResourceState,
-    Slot, SlotRange, SlotUsage, decide, evolve,
+    Capacity, CapacityRange, Command, CommandMeta, CustomerId, Event, EventPayload, HoldTtl, Quantity,
+    Rejection, ReleasedFrom, ReservationId, ResourceId, ResourceName, ResourceState, Slot, SlotRange,
+    SlotUsage, decide, evolve,
 };
 
 /// The resource every scenario is about.
@@ -86,20 +86,11 @@ pub(crate) fn defined(capacity: u32) -> EventPayload {
 
 /// CapacityChanged over `[day(from), day(to))`.
 pub(crate) fn capacity_changed(from: i64, to: i64, capacity: u32) -> EventPayload {
-    EventPayload::CapacityChanged {
-        range: capacity_range(from, to),
-        capacity: cap(capacity),
-    }
+    EventPayload::CapacityChanged { range: capacity_range(from, to), capacity: cap(capacity) }
 }
 
 /// ReservationHeld of reservation `n`.
-pub(crate) fn held(
-    n: u128,
-    from: i64,
-    to: i64,
-    quantity: u32,
-    expires_at: OffsetDateTime,
-) -> EventPayload {
+pub(crate) fn held(n: u128, from: i64, to: i64, quantity: u32, expires_at: OffsetDateTime) -> EventPayload {
     EventPayload::ReservationHeld {
         reservation_id: res(n),
         range: range(from, to),
@@ -111,26 +102,17 @@ pub(crate) fn held(
 
 /// ReservationConfirmed of reservation `n`, without payment reference.
 pub(crate) fn confirmed(n: u128) -> EventPayload {
-    EventPayload::ReservationConfirmed {
-        reservation_id: res(n),
-        payment_ref: None,
-    }
+    EventPayload::ReservationConfirmed { reservation_id: res(n), payment_ref: None }
 }
 
 /// ReservationCancelled of reservation `n`, without reason.
 pub(crate) fn cancelled(n: u128, released: ReleasedFrom) -> EventPayload {
-    EventPayload::ReservationCancelled {
-        reservation_id: res(n),
-        reason: None,
-        released,
-    }
+    EventPayload::ReservationCancelled { reservation_id: res(n), reason: None, released }
 }
 
 /// HoldExpired of reservation `n`.
 pub(crate) fn expired(n: u128) -> EventPayload {
-    EventPayload::HoldExpired {
-        reservation_id: res(n),
-    }
+    EventPayload::HoldExpired { reservation_id: res(n) }
 }
 
 /// DefineResource("Room 101", capacity).
@@ -164,25 +146,17 @@ pub(crate) fn place_hold(n: u128, from: i64, to: i64, quantity: u32) -> Command 
 
 /// ConfirmReservation of reservation `n`.
 pub(crate) fn confirm(n: u128) -> Command {
-    Command::ConfirmReservation {
-        reservation_id: res(n),
-        payment_ref: None,
-    }
+    Command::ConfirmReservation { reservation_id: res(n), payment_ref: None }
 }
 
 /// CancelReservation of reservation `n`.
 pub(crate) fn cancel(n: u128) -> Command {
-    Command::CancelReservation {
-        reservation_id: res(n),
-        reason: None,
-    }
+    Command::CancelReservation { reservation_id: res(n), reason: None }
 }
 
 /// ExpireHold of reservation `n`.
 pub(crate) fn expire(n: u128) -> Command {
-    Command::ExpireHold {
-        reservation_id: res(n),
-    }
+    Command::ExpireHold { reservation_id: res(n) }
 }
 
 /// `payload` wrapped as an event of [`other_resource`].
@@ -201,22 +175,9 @@ pub(crate) struct Given {
 
 /// Starts a scenario whose history is `payloads` (recorded at [`t0`]), decided at [`t0`].
 pub(crate) fn given(payloads: &[EventPayload]) -> Given {
-    let state =
-        payloads
-            .iter()
-            .zip(0..)
-            .fold(ResourceState::new(resource()), |state, (payload, i)| {
-                evolve(
-                    state,
-                    &Event::from_decision(
-                        &resource(),
-                        &meta(1_000_000 + i),
-                        t0(),
-                        0,
-                        payload.clone(),
-                    ),
-                )
-            });
+    let state = payloads.iter().zip(0..).fold(ResourceState::new(resource()), |state, (payload, i)| {
+        evolve(state, &Event::from_decision(&resource(), &meta(1_000_000 + i), t0(), 0, payload.clone()))
+    });
     Given { state, now: t0() }
 }
 
@@ -236,12 +197,7 @@ impl Given {
     pub(crate) fn when(self, command: Command) -> Then {
         let meta = meta(42);
         let result = decide(&self.state, &command, &meta, self.now);
-        Then {
-            state: self.state,
-            command,
-            meta,
-            result,
-        }
+        Then { state: self.state, command, meta, result }
     }
 }
 

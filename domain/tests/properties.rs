@@ -5,9 +5,8 @@
 //! included; (d) an expiry frees exactly what its hold took.
 
 use holdfast_domain::{
-    Capacity, CapacityRange, Command, CommandMeta, CustomerId, Event, EventPayload, HoldTtl,
-    Quantity, Rejection, ReservationId, ResourceId, ResourceName, ResourceState, Slot, SlotRange,
-    decide, evolve,
+    Capacity, CapacityRange, Command, CommandMeta, CustomerId, Event, EventPayload, HoldTtl, Quantity,
+    Rejection, ReservationId, ResourceId, ResourceName, ResourceState, Slot, SlotRange, decide, evolve,
 };
 use proptest::prelude::*;
 use time::macros::{date, datetime};
@@ -20,31 +19,12 @@ const HORIZON: i64 = 24 + 31;
 /// One generated client or timer action, in terms of small indexes.
 #[derive(Debug, Clone)]
 enum Op {
-    Define {
-        capacity: u32,
-    },
-    ChangeCapacity {
-        from: i64,
-        days: i64,
-        capacity: u32,
-    },
-    Hold {
-        id: u8,
-        from: i64,
-        days: i64,
-        quantity: u32,
-        customer: u8,
-        ttl: u32,
-    },
-    Confirm {
-        id: u8,
-    },
-    Cancel {
-        id: u8,
-    },
-    Expire {
-        id: u8,
-    },
+    Define { capacity: u32 },
+    ChangeCapacity { from: i64, days: i64, capacity: u32 },
+    Hold { id: u8, from: i64, days: i64, quantity: u32, customer: u8, ttl: u32 },
+    Confirm { id: u8 },
+    Cancel { id: u8 },
+    Expire { id: u8 },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -65,17 +45,14 @@ fn op() -> impl Strategy<Value = Op> {
 
 /// A scenario: optionally define first, then steps of (seconds to advance the clock, op).
 fn scenario() -> impl Strategy<Value = Vec<(i64, Op)>> {
-    (
-        any::<bool>(),
-        1_u32..10,
-        prop::collection::vec((0_i64..1200, op()), 1..80),
-    )
-        .prop_map(|(define_first, capacity, mut steps)| {
+    (any::<bool>(), 1_u32..10, prop::collection::vec((0_i64..1200, op()), 1..80)).prop_map(
+        |(define_first, capacity, mut steps)| {
             if define_first {
                 steps.insert(0, (0, Op::Define { capacity }));
             }
             steps
-        })
+        },
+    )
 }
 
 fn resource() -> ResourceId {
@@ -97,40 +74,25 @@ fn command(op: &Op) -> Command {
             name: ResourceName::parse("Room 101").expect("valid"),
             capacity: Capacity::new(capacity).expect("valid"),
         },
-        Op::ChangeCapacity {
-            from,
-            days,
-            capacity,
-        } => Command::ChangeCapacity {
+        Op::ChangeCapacity { from, days, capacity } => Command::ChangeCapacity {
             resource_id: resource(),
             range: CapacityRange::new(day(from), day(from + days)).expect("valid"),
             capacity: Capacity::new(capacity).expect("valid"),
         },
-        Op::Hold {
-            id,
-            from,
-            days,
-            quantity,
-            customer,
-            ttl,
-        } => Command::PlaceHold {
+        Op::Hold { id, from, days, quantity, customer, ttl } => Command::PlaceHold {
             reservation_id: reservation(id),
             range: SlotRange::new(day(from), day(from + days)).expect("valid"),
             quantity: Quantity::new(quantity).expect("valid"),
             customer_id: CustomerId::parse(&format!("customer-{customer}")).expect("valid"),
             ttl: HoldTtl::from_seconds(ttl).expect("valid"),
         },
-        Op::Confirm { id } => Command::ConfirmReservation {
-            reservation_id: reservation(id),
-            payment_ref: None,
-        },
-        Op::Cancel { id } => Command::CancelReservation {
-            reservation_id: reservation(id),
-            reason: Some("test".into()),
-        },
-        Op::Expire { id } => Command::ExpireHold {
-            reservation_id: reservation(id),
-        },
+        Op::Confirm { id } => {
+            Command::ConfirmReservation { reservation_id: reservation(id), payment_ref: None }
+        }
+        Op::Cancel { id } => {
+            Command::CancelReservation { reservation_id: reservation(id), reason: Some("test".into()) }
+        }
+        Op::Expire { id } => Command::ExpireHold { reservation_id: reservation(id) },
     }
 }
 
@@ -148,12 +110,7 @@ struct Run {
 /// Runs `steps`, calling `check(before, command, events, after)` after each accepted decision.
 fn run(
     steps: &[(i64, Op)],
-    mut check: impl FnMut(
-        &ResourceState,
-        &Command,
-        &[Event],
-        &ResourceState,
-    ) -> Result<(), TestCaseError>,
+    mut check: impl FnMut(&ResourceState, &Command, &[Event], &ResourceState) -> Result<(), TestCaseError>,
 ) -> Result<Run, TestCaseError> {
     let mut now: OffsetDateTime = datetime!(2026-03-01 12:00 UTC);
     let mut state = ResourceState::new(resource());
@@ -171,11 +128,7 @@ fn run(
         }
         decisions.push(decision);
     }
-    Ok(Run {
-        state,
-        events,
-        decisions,
-    })
+    Ok(Run { state, events, decisions })
 }
 
 fn no_overbooking(state: &ResourceState) -> Result<(), TestCaseError> {
@@ -203,9 +156,7 @@ fn expiry_frees_its_hold(
         let EventPayload::HoldExpired { reservation_id } = &event.payload else {
             continue;
         };
-        let hold = before
-            .reservation(reservation_id)
-            .expect("expired hold was known");
+        let hold = before.reservation(reservation_id).expect("expired hold was known");
         for slot in hold.range.slots() {
             let (b, a) = (before.usage_at(slot), after.usage_at(slot));
             prop_assert_eq!(a.held, b.held - hold.quantity.get(), "held on {}", slot);

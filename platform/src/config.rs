@@ -14,11 +14,7 @@ use secrecy::SecretString;
 #[derive(Debug, Clone, Args)]
 pub struct KafkaArgs {
     /// Comma-separated bootstrap servers.
-    #[arg(
-        long = "kafka-brokers",
-        env = "HOLDFAST_KAFKA_BROKERS",
-        default_value = "127.0.0.1:9092"
-    )]
+    #[arg(long = "kafka-brokers", env = "HOLDFAST_KAFKA_BROKERS", default_value = "127.0.0.1:9092")]
     pub brokers: String,
     /// Extra librdkafka properties as `key=value`, comma-separated (e.g. security settings).
     #[arg(
@@ -34,11 +30,7 @@ pub struct KafkaArgs {
 #[derive(Debug, Clone, Args)]
 pub struct TopicArgs {
     /// Prefix put before every topic name (isolates environments and tests on one cluster).
-    #[arg(
-        long = "topic-prefix",
-        env = "HOLDFAST_TOPIC_PREFIX",
-        default_value = ""
-    )]
+    #[arg(long = "topic-prefix", env = "HOLDFAST_TOPIC_PREFIX", default_value = "")]
     pub topic_prefix: String,
     /// Partitions of the co-partitioned commands and events topics.
     #[arg(long, env = "HOLDFAST_PARTITIONS", default_value_t = 480)]
@@ -99,18 +91,10 @@ pub struct RedisArgs {
     )]
     pub urls: Vec<SecretString>,
     /// Talk to a Redis Cluster instead of a single server.
-    #[arg(
-        long = "redis-cluster",
-        env = "HOLDFAST_REDIS_CLUSTER",
-        default_value_t = false
-    )]
+    #[arg(long = "redis-cluster", env = "HOLDFAST_REDIS_CLUSTER", default_value_t = false)]
     pub cluster: bool,
     /// Prefix of every key Holdfast writes (isolates environments, shadow rebuilds and tests).
-    #[arg(
-        long = "redis-key-prefix",
-        env = "HOLDFAST_REDIS_KEY_PREFIX",
-        default_value = "hf:"
-    )]
+    #[arg(long = "redis-key-prefix", env = "HOLDFAST_REDIS_KEY_PREFIX", default_value = "hf:")]
     pub key_prefix: String,
 }
 
@@ -118,11 +102,7 @@ pub struct RedisArgs {
 #[derive(Debug, Clone, Args)]
 pub struct TelemetryArgs {
     /// Log format: `pretty` for people, `json` for log pipelines.
-    #[arg(
-        long = "log-format",
-        env = "HOLDFAST_LOG_FORMAT",
-        default_value = "pretty"
-    )]
+    #[arg(long = "log-format", env = "HOLDFAST_LOG_FORMAT", default_value = "pretty")]
     pub log_format: LogFormat,
     /// Log filter in `tracing` directive syntax (`RUST_LOG` is honoured too).
     #[arg(long = "log", env = "HOLDFAST_LOG", default_value = "info")]
@@ -143,9 +123,7 @@ pub enum LogFormat {
 
 /// Parses `key=value`.
 fn parse_key_value(raw: &str) -> Result<(String, String), String> {
-    let (key, value) = raw
-        .split_once('=')
-        .ok_or_else(|| format!("expected key=value, got {raw:?}"))?;
+    let (key, value) = raw.split_once('=').ok_or_else(|| format!("expected key=value, got {raw:?}"))?;
     let key = key.trim();
     if key.is_empty() {
         return Err(format!("empty key in {raw:?}"));
@@ -165,16 +143,13 @@ pub fn parse_duration(raw: &str) -> Result<Duration, String> {
     let raw = raw.trim();
     let split = raw.find(|c: char| !c.is_ascii_digit()).unwrap_or(raw.len());
     let (digits, unit) = raw.split_at(split);
-    let value: u64 = digits
-        .parse()
-        .map_err(|_| format!("expected a duration like 250ms, 20s or 5m, got {raw:?}"))?;
+    let value: u64 =
+        digits.parse().map_err(|_| format!("expected a duration like 250ms, 20s or 5m, got {raw:?}"))?;
     match unit {
         "ms" => Ok(Duration::from_millis(value)),
         "" | "s" => Ok(Duration::from_secs(value)),
         "m" => Ok(Duration::from_secs(value * 60)),
-        _ => Err(format!(
-            "unknown duration unit {unit:?} in {raw:?} (use ms, s or m)"
-        )),
+        _ => Err(format!("unknown duration unit {unit:?} in {raw:?} (use ms, s or m)")),
     }
 }
 

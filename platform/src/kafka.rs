@@ -92,10 +92,7 @@ pub fn reader_config(args: &KafkaArgs, client_id: &str) -> ClientConfig {
 ///
 /// # Errors
 /// When librdkafka rejects the configuration.
-pub fn admin(
-    args: &KafkaArgs,
-    client_id: &str,
-) -> Result<AdminClient<DefaultClientContext>, KafkaError> {
+pub fn admin(args: &KafkaArgs, client_id: &str) -> Result<AdminClient<DefaultClientContext>, KafkaError> {
     base_config(args, client_id).create()
 }
 
@@ -119,9 +116,7 @@ impl KafkaProbe {
     /// When librdkafka rejects the configuration.
     pub fn new(args: &KafkaArgs, client_id: &str) -> Result<Self, KafkaError> {
         let producer: BaseProducer = base_config(args, client_id).create()?;
-        Ok(Self {
-            producer: std::sync::Arc::new(producer),
-        })
+        Ok(Self { producer: std::sync::Arc::new(producer) })
     }
 
     /// Fetches cluster metadata and returns the number of brokers seen.

@@ -47,8 +47,7 @@ impl Readiness {
         F: Fn() -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<(), String>> + Send + 'static,
     {
-        self.checks
-            .push((name, Arc::new(move || Box::pin(check()) as CheckFuture)));
+        self.checks.push((name, Arc::new(move || Box::pin(check()) as CheckFuture)));
         self
     }
 
@@ -57,13 +56,7 @@ impl Readiness {
     pub fn with_kafka(self, probe: crate::kafka::KafkaProbe) -> Self {
         self.with("kafka", move || {
             let probe = probe.clone();
-            async move {
-                probe
-                    .check(Duration::from_secs(1))
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| e.to_string())
-            }
+            async move { probe.check(Duration::from_secs(1)).await.map(|_| ()).map_err(|e| e.to_string()) }
         })
     }
 
@@ -74,9 +67,7 @@ impl Readiness {
             let shards = shards.clone();
             async move {
                 for (shard, pool) in shards.iter().enumerate() {
-                    crate::postgres::ping(pool)
-                        .await
-                        .map_err(|e| format!("shard {shard}: {e}"))?;
+                    crate::postgres::ping(pool).await.map_err(|e| format!("shard {shard}: {e}"))?;
                 }
                 Ok(())
             }
@@ -94,21 +85,10 @@ impl Readiness {
 
     /// A piece of the service's own start-up work is done once `done` is set.
     #[must_use]
-    pub fn with_flag(
-        self,
-        name: &'static str,
-        done: Arc<AtomicBool>,
-        pending: &'static str,
-    ) -> Self {
+    pub fn with_flag(self, name: &'static str, done: Arc<AtomicBool>, pending: &'static str) -> Self {
         self.with(name, move || {
             let done = done.load(Ordering::Acquire);
-            async move {
-                if done {
-                    Ok(())
-                } else {
-                    Err(pending.to_owned())
-                }
-            }
+            async move { if done { Ok(()) } else { Err(pending.to_owned()) } }
         })
     }
 
@@ -144,8 +124,8 @@ impl Ops {
     /// Never in practice: the build-info gauge has a valid, unique name.
     #[must_use]
     pub fn new(service: &'static str, readiness: Readiness) -> Self {
-        let registry = Registry::new_custom(Some("holdfast".to_owned()), None)
-            .unwrap_or_else(|_| Registry::new());
+        let registry =
+            Registry::new_custom(Some("holdfast".to_owned()), None).unwrap_or_else(|_| Registry::new());
         let info = IntGauge::with_opts(
             Opts::new("build_info", "Build information of the running service.")
                 .const_label("service", service)
@@ -155,11 +135,7 @@ impl Ops {
             info.set(1);
             let _ = registry.register(Box::new(info));
         }
-        Self {
-            registry,
-            readiness,
-            check_timeout: Duration::from_secs(2),
-        }
+        Self { registry, readiness, check_timeout: Duration::from_secs(2) }
     }
 
     /// The `/healthz`, `/readyz` and `/metrics` routes, to merge into a service's router.
@@ -181,19 +157,10 @@ async fn readyz(State(ops): State<Ops>) -> Response {
     let ready = results.iter().all(|(_, r)| r.is_ok());
     let checks: serde_json::Map<String, serde_json::Value> = results
         .into_iter()
-        .map(|(name, r)| {
-            (
-                name.to_owned(),
-                json!(r.err().unwrap_or_else(|| "ok".to_owned())),
-            )
-        })
+        .map(|(name, r)| (name.to_owned(), json!(r.err().unwrap_or_else(|| "ok".to_owned()))))
         .collect();
     if ready {
-        return (
-            StatusCode::OK,
-            axum::Json(json!({ "status": "ready", "checks": checks })),
-        )
-            .into_response();
+        return (StatusCode::OK, axum::Json(json!({ "status": "ready", "checks": checks }))).into_response();
     }
     let body = json!({
         "type": "https://holdfast.dev/problems/not-ready",
@@ -204,10 +171,7 @@ async fn readyz(State(ops): State<Ops>) -> Response {
     });
     let mut response = (StatusCode::SERVICE_UNAVAILABLE, body.to_string()).into_response();
     let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/problem+json"),
-    );
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
     headers.insert(header::RETRY_AFTER, HeaderValue::from_static("2"));
     response
 }
@@ -219,9 +183,5 @@ async fn metrics(State(ops): State<Ops>) -> Response {
         tracing::warn!(%error, "metrics could not be encoded");
         return StatusCode::SERVICE_UNAVAILABLE.into_response();
     }
-    (
-        [(header::CONTENT_TYPE, encoder.format_type().to_owned())],
-        buffer,
-    )
-        .into_response()
+    ([(header::CONTENT_TYPE, encoder.format_type().to_owned())], buffer).into_response()
 }

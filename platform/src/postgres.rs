@@ -25,10 +25,7 @@ pub fn lazy_pool(url: &SecretString, max_connections: u32) -> Result<PgPool, sql
 /// # Errors
 /// When a URL cannot be parsed.
 pub fn shard_pools(args: &PostgresArgs) -> Result<Vec<PgPool>, sqlx::Error> {
-    args.urls
-        .iter()
-        .map(|url| lazy_pool(url, args.max_connections))
-        .collect()
+    args.urls.iter().map(|url| lazy_pool(url, args.max_connections)).collect()
 }
 
 /// The readiness probe: one round trip.

@@ -94,9 +94,7 @@ pub struct Redis {
 
 impl std::fmt::Debug for Redis {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Redis")
-            .field("key_prefix", &self.key_prefix)
-            .finish_non_exhaustive()
+        f.debug_struct("Redis").field("key_prefix", &self.key_prefix).finish_non_exhaustive()
     }
 }
 
@@ -106,11 +104,7 @@ impl Redis {
     /// # Errors
     /// When a URL is malformed, or several are given without cluster mode.
     pub fn new(args: &RedisArgs) -> Result<Self, RedisError> {
-        let urls: Vec<String> = args
-            .urls
-            .iter()
-            .map(|u| u.expose_secret().to_owned())
-            .collect();
+        let urls: Vec<String> = args.urls.iter().map(|u| u.expose_secret().to_owned()).collect();
         let target = if args.cluster {
             Target::Cluster(
                 ClusterClient::builder(urls)
@@ -149,9 +143,7 @@ impl Redis {
                             .await
                             .map(RedisConn::Single)
                     }
-                    Target::Cluster(client) => {
-                        client.get_async_connection().await.map(RedisConn::Cluster)
-                    }
+                    Target::Cluster(client) => client.get_async_connection().await.map(RedisConn::Cluster),
                 }
             })
             .await?;
@@ -170,9 +162,6 @@ impl Redis {
     /// When Redis does not answer.
     pub async fn ping(&self) -> Result<(), RedisError> {
         let mut conn = self.conn().await?;
-        redis::cmd("PING")
-            .query_async::<String>(&mut conn)
-            .await
-            .map(|_| ())
+        redis::cmd("PING").query_async::<String>(&mut conn).await.map(|_| ())
     }
 }

@@ -40,29 +40,17 @@ pub enum ServiceError {
 ///
 /// # Errors
 /// When the server fails.
-pub async fn serve(
-    listener: TcpListener,
-    router: Router,
-    shutdown: Shutdown,
-) -> std::io::Result<()> {
+pub async fn serve(listener: TcpListener, router: Router, shutdown: Shutdown) -> std::io::Result<()> {
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "listening");
-    axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown.cancelled_owned())
-    .await
+    axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .await
 }
 
 /// The body of every service's `main`: bind `listen`, run `service` until it ends or a signal
 /// arrives, and turn the outcome into an exit code (logging the error that ended it).
-pub async fn main<F, Fut>(
-    name: &'static str,
-    listen: SocketAddr,
-    grace: Duration,
-    service: F,
-) -> ExitCode
+pub async fn main<F, Fut>(name: &'static str, listen: SocketAddr, grace: Duration, service: F) -> ExitCode
 where
     F: FnOnce(TcpListener, Shutdown) -> Fut,
     Fut: Future<Output = Result<(), ServiceError>>,

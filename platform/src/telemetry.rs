@@ -17,11 +17,7 @@ pub fn init(args: &TelemetryArgs) {
         .with_span_events(FmtSpan::NONE)
         .with_writer(std::io::stderr);
     let _ = match args.log_format {
-        LogFormat::Json => builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(true)
-            .try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).try_init(),
         LogFormat::Pretty => builder.compact().try_init(),
     };
 }
@@ -31,15 +27,7 @@ pub fn init_for_tests() {
     let Ok(level) = std::env::var("TEST_LOG") else {
         return;
     };
-    let filter = EnvFilter::try_new(if level.is_empty() || level == "1" {
-        "info"
-    } else {
-        &level
-    })
-    .unwrap_or_else(|_| EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_test_writer()
-        .compact()
-        .try_init();
+    let filter = EnvFilter::try_new(if level.is_empty() || level == "1" { "info" } else { &level })
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_test_writer().compact().try_init();
 }

@@ -19,19 +19,13 @@ pub fn unique(prefix: &str) -> String {
 }
 
 fn env_or(name: &str, default: &str) -> String {
-    std::env::var(name)
-        .ok()
-        .filter(|v| !v.trim().is_empty())
-        .unwrap_or_else(|| default.to_owned())
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty()).unwrap_or_else(|| default.to_owned())
 }
 
 /// Kafka settings of the local stack.
 #[must_use]
 pub fn kafka() -> KafkaArgs {
-    KafkaArgs {
-        brokers: env_or("HOLDFAST_KAFKA_BROKERS", "127.0.0.1:9092"),
-        properties: Vec::new(),
-    }
+    KafkaArgs { brokers: env_or("HOLDFAST_KAFKA_BROKERS", "127.0.0.1:9092"), properties: Vec::new() }
 }
 
 /// A topic layout of its own: unique prefix, `partitions` partitions, replication 1.
@@ -48,22 +42,14 @@ pub fn topics(test: &str, partitions: i32) -> TopicArgs {
 /// Schema registry settings of the local stack.
 #[must_use]
 pub fn registry() -> RegistryArgs {
-    RegistryArgs {
-        url: env_or(
-            "HOLDFAST_SCHEMA_REGISTRY_URL",
-            "http://127.0.0.1:8085/apis/ccompat/v7",
-        ),
-    }
+    RegistryArgs { url: env_or("HOLDFAST_SCHEMA_REGISTRY_URL", "http://127.0.0.1:8085/apis/ccompat/v7") }
 }
 
 /// Redis settings with a key prefix of its own.
 #[must_use]
 pub fn redis(test: &str) -> RedisArgs {
     RedisArgs {
-        urls: vec![SecretString::from(env_or(
-            "HOLDFAST_REDIS_URLS",
-            "redis://127.0.0.1:6379",
-        ))],
+        urls: vec![SecretString::from(env_or("HOLDFAST_REDIS_URLS", "redis://127.0.0.1:6379"))],
         cluster: false,
         key_prefix: format!("{}:", unique(&format!("t:{test}"))),
     }
@@ -71,10 +57,7 @@ pub fn redis(test: &str) -> RedisArgs {
 
 /// The administrative PostgreSQL URL tests create their databases through.
 fn admin_url() -> String {
-    env_or(
-        "HOLDFAST_TEST_POSTGRES_ADMIN_URL",
-        "postgres://holdfast:holdfast@127.0.0.1:5432/postgres",
-    )
+    env_or("HOLDFAST_TEST_POSTGRES_ADMIN_URL", "postgres://holdfast:holdfast@127.0.0.1:5432/postgres")
 }
 
 /// A database created for one test, dropped by [`TestDatabase::drop_database`].
@@ -92,29 +75,19 @@ impl TestDatabase {
     /// # Errors
     /// When PostgreSQL is unreachable or refuses.
     pub async fn create(test: &str) -> Result<Self, sqlx::Error> {
-        let name = unique(&format!("t_{test}"))
-            .replace(['-', '.'], "_")
-            .to_lowercase();
+        let name = unique(&format!("t_{test}")).replace(['-', '.'], "_").to_lowercase();
         let mut admin = PgConnection::connect(&admin_url()).await?;
-        sqlx::query(&format!("CREATE DATABASE \"{name}\""))
-            .execute(&mut admin)
-            .await?;
+        sqlx::query(&format!("CREATE DATABASE \"{name}\"")).execute(&mut admin).await?;
         admin.close().await?;
         let base = admin_url();
         let (server, _) = base.rsplit_once('/').unwrap_or((base.as_str(), ""));
-        Ok(Self {
-            url: SecretString::from(format!("{server}/{name}")),
-            name,
-        })
+        Ok(Self { url: SecretString::from(format!("{server}/{name}")), name })
     }
 
     /// Settings that point a service at this database (one shard).
     #[must_use]
     pub fn postgres_args(&self) -> PostgresArgs {
-        PostgresArgs {
-            urls: vec![self.url.clone()],
-            max_connections: 8,
-        }
+        PostgresArgs { urls: vec![self.url.clone()], max_connections: 8 }
     }
 
     /// Drops the database, closing other sessions on it first.
@@ -123,12 +96,9 @@ impl TestDatabase {
     /// When PostgreSQL is unreachable or refuses.
     pub async fn drop_database(self) -> Result<(), sqlx::Error> {
         let mut admin = PgConnection::connect(&admin_url()).await?;
-        sqlx::query(&format!(
-            "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
-            self.name
-        ))
-        .execute(&mut admin)
-        .await?;
+        sqlx::query(&format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.name))
+            .execute(&mut admin)
+            .await?;
         admin.close().await
     }
 
@@ -175,10 +145,7 @@ pub async fn create_topic(
     let admin = crate::kafka::admin(kafka, "holdfast-test")?;
     let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
     let results = admin
-        .create_topics(
-            &[NewTopic::new(topic, partitions, TopicReplication::Fixed(1))],
-            &options,
-        )
+        .create_topics(&[NewTopic::new(topic, partitions, TopicReplication::Fixed(1))], &options)
         .await?;
     for result in results {
         result.map_err(|(_, code)| rdkafka::error::KafkaError::AdminOp(code))?;
@@ -205,17 +172,11 @@ impl RunningService {
         F: FnOnce(tokio::net::TcpListener, crate::Shutdown) -> Fut,
         Fut: std::future::Future<Output = Result<(), crate::ServiceError>> + Send + 'static,
     {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind 127.0.0.1:0");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind 127.0.0.1:0");
         let addr = listener.local_addr().expect("local address");
         let shutdown = crate::Shutdown::new();
         let handle = tokio::spawn(service(listener, shutdown.clone()));
-        Self {
-            addr,
-            shutdown,
-            handle,
-        }
+        Self { addr, shutdown, handle }
     }
 
     /// `http://<addr><path>`.
@@ -229,14 +190,9 @@ impl RunningService {
     /// # Panics
     /// When the service does not answer.
     pub async fn get_json(&self, path: &str) -> (u16, serde_json::Value) {
-        let response = reqwest::get(self.url(path))
-            .await
-            .expect("the service answers");
+        let response = reqwest::get(self.url(path)).await.expect("the service answers");
         let status = response.status().as_u16();
-        (
-            status,
-            response.json().await.unwrap_or(serde_json::Value::Null),
-        )
+        (status, response.json().await.unwrap_or(serde_json::Value::Null))
     }
 
     /// The `/metrics` text.
@@ -244,9 +200,7 @@ impl RunningService {
     /// # Panics
     /// When the service does not answer.
     pub async fn metrics(&self) -> String {
-        let response = reqwest::get(self.url("/metrics"))
-            .await
-            .expect("the service answers");
+        let response = reqwest::get(self.url("/metrics")).await.expect("the service answers");
         response.text().await.expect("metrics text")
     }
 
@@ -256,13 +210,7 @@ impl RunningService {
         let url = self.url("/readyz");
         eventually(deadline, || {
             let request = client.get(&url).send();
-            async move {
-                request
-                    .await
-                    .ok()
-                    .filter(|r| r.status().is_success())
-                    .map(|_| ())
-            }
+            async move { request.await.ok().filter(|r| r.status().is_success()).map(|_| ()) }
         })
         .await
         .is_some()
@@ -303,10 +251,7 @@ impl RunningService {
 ///
 /// # Errors
 /// A message saying what went wrong.
-pub fn run_then_sigterm(
-    binary: &str,
-    env: &[(&str, &str)],
-) -> Result<std::process::ExitStatus, String> {
+pub fn run_then_sigterm(binary: &str, env: &[(&str, &str)]) -> Result<std::process::ExitStatus, String> {
     use std::io::{BufRead, BufReader};
     use std::process::{Command, Stdio};
 
@@ -333,10 +278,7 @@ pub fn run_then_sigterm(
             Ok(line) => log.push(line),
             Err(_) => {
                 let _ = child.kill();
-                return Err(format!(
-                    "{binary} never logged 'listening':\n{}",
-                    log.join("\n")
-                ));
+                return Err(format!("{binary} never logged 'listening':\n{}", log.join("\n")));
             }
         }
     }

@@ -93,33 +93,14 @@ impl TopicLayout {
             settings
         };
         vec![
-            (
-                self.commands.as_str(),
-                self.partitions,
-                durable(&[("retention.ms", "604800000")]),
-            ),
-            (
-                self.events.as_str(),
-                self.partitions,
-                durable(&[("retention.ms", "-1")]),
-            ),
-            (
-                self.replies.as_str(),
-                self.partitions,
-                durable(&[("retention.ms", "3600000")]),
-            ),
-            (
-                self.events_dlq.as_str(),
-                self.partitions,
-                durable(&[("retention.ms", "-1")]),
-            ),
+            (self.commands.as_str(), self.partitions, durable(&[("retention.ms", "604800000")])),
+            (self.events.as_str(), self.partitions, durable(&[("retention.ms", "-1")])),
+            (self.replies.as_str(), self.partitions, durable(&[("retention.ms", "3600000")])),
+            (self.events_dlq.as_str(), self.partitions, durable(&[("retention.ms", "-1")])),
             (
                 self.snapshots.as_str(),
                 self.partitions,
-                durable(&[
-                    ("cleanup.policy", "compact"),
-                    ("min.compaction.lag.ms", "60000"),
-                ]),
+                durable(&[("cleanup.policy", "compact"), ("min.compaction.lag.ms", "60000")]),
             ),
         ]
     }
@@ -127,13 +108,7 @@ impl TopicLayout {
     /// Every topic name of the layout.
     #[must_use]
     pub fn names(&self) -> Vec<&str> {
-        vec![
-            &self.commands,
-            &self.events,
-            &self.replies,
-            &self.events_dlq,
-            &self.snapshots,
-        ]
+        vec![&self.commands, &self.events, &self.replies, &self.events_dlq, &self.snapshots]
     }
 
     /// Creates missing topics and checks that existing ones have the configured partition
@@ -149,11 +124,7 @@ impl TopicLayout {
             .iter()
             .map(|(name, partitions, settings)| {
                 settings.iter().fold(
-                    NewTopic::new(
-                        name,
-                        *partitions,
-                        TopicReplication::Fixed(self.replication_factor),
-                    ),
+                    NewTopic::new(name, *partitions, TopicReplication::Fixed(self.replication_factor)),
                     |topic, (key, value)| topic.set(key, value),
                 )
             })
@@ -171,11 +142,7 @@ impl TopicLayout {
         for (topic, count) in actual {
             let want = expected.get(topic.as_str()).copied().unwrap_or(count);
             if count != want {
-                return Err(TopicError::PartitionMismatch {
-                    topic,
-                    expected: want,
-                    actual: count,
-                });
+                return Err(TopicError::PartitionMismatch { topic, expected: want, actual: count });
             }
         }
         Ok(())
@@ -188,27 +155,19 @@ impl TopicLayout {
     pub async fn delete(&self, kafka: &KafkaArgs) -> Result<(), KafkaError> {
         let admin = crate::kafka::admin(kafka, "holdfast-provisioning")?;
         let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
-        admin
-            .delete_topics(&self.names(), &options)
-            .await
-            .map(|_| ())
+        admin.delete_topics(&self.names(), &options).await.map(|_| ())
     }
 }
 
 /// Partition counts of the named topics, from cluster metadata (blocking calls off the reactor).
-async fn partition_counts(
-    kafka: &KafkaArgs,
-    topics: &[&str],
-) -> Result<Vec<(String, i32)>, KafkaError> {
+async fn partition_counts(kafka: &KafkaArgs, topics: &[&str]) -> Result<Vec<(String, i32)>, KafkaError> {
     let config = crate::kafka::producer_config(kafka, "holdfast-provisioning");
     let topics: Vec<String> = topics.iter().map(|t| (*t).to_owned()).collect();
     tokio::task::spawn_blocking(move || {
         let client: BaseProducer = config.create()?;
         let mut counts = Vec::with_capacity(topics.len());
         for topic in &topics {
-            let metadata = client
-                .client()
-                .fetch_metadata(Some(topic), Duration::from_secs(10))?;
+            let metadata = client.client().fetch_metadata(Some(topic), Duration::from_secs(10))?;
             for t in metadata.topics() {
                 #[allow(clippy::cast_possible_truncation, clippy::cast_possible_wrap)]
                 counts.push((t.name().to_owned(), t.partitions().len() as i32));

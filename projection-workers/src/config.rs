@@ -3,24 +3,14 @@
 use std::net::SocketAddr;
 
 use clap::Parser;
-use holdfast_platform::{
-    KafkaArgs, PostgresArgs, RedisArgs, RegistryArgs, TelemetryArgs, TopicArgs,
-};
+use holdfast_platform::{KafkaArgs, PostgresArgs, RedisArgs, RegistryArgs, TelemetryArgs, TopicArgs};
 
 /// Settings of the projection workers.
 #[derive(Debug, Clone, Parser)]
-#[command(
-    name = "projection-workers",
-    version,
-    about = "Holdfast projections into PostgreSQL and Redis"
-)]
+#[command(name = "projection-workers", version, about = "Holdfast projections into PostgreSQL and Redis")]
 pub struct Config {
     /// Address of the health and metrics endpoints.
-    #[arg(
-        long,
-        env = "HOLDFAST_PROJECTION_LISTEN",
-        default_value = "127.0.0.1:8082"
-    )]
+    #[arg(long, env = "HOLDFAST_PROJECTION_LISTEN", default_value = "127.0.0.1:8082")]
     pub listen: SocketAddr,
     /// Kafka connection.
     #[command(flatten)]

@@ -27,22 +27,14 @@ pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 ///
 /// # Errors
 /// When a client cannot be created or the HTTP server fails.
-pub async fn run(
-    config: Config,
-    listener: TcpListener,
-    shutdown: Shutdown,
-) -> Result<(), ServiceError> {
+pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> Result<(), ServiceError> {
     let shards = postgres::shard_pools(&config.postgres)?;
     let redis = Redis::new(&config.redis)?;
     let probe = KafkaProbe::new(&config.kafka, "holdfast-projection-workers")?;
     let migrated = Arc::new(AtomicBool::new(false));
     let readiness = Readiness::default()
         .with_kafka(probe)
-        .with_flag(
-            "postgres",
-            Arc::clone(&migrated),
-            "read model not migrated yet",
-        )
+        .with_flag("postgres", Arc::clone(&migrated), "read model not migrated yet")
         .with_redis(redis);
     let ops = Ops::new("projection-workers", readiness);
     let router = Router::new().merge(ops.router());
@@ -54,10 +46,7 @@ pub async fn run(
 /// Applies the migrations to every shard, retrying until each answers or shutdown.
 async fn migrate_shards(shards: &[PgPool], migrated: &AtomicBool, shutdown: &Shutdown) {
     for pool in shards {
-        if retry::until_ok("read-model migration", shutdown, || MIGRATOR.run(pool))
-            .await
-            .is_none()
-        {
+        if retry::until_ok("read-model migration", shutdown, || MIGRATOR.run(pool)).await.is_none() {
             return;
         }
     }

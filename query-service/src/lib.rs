@@ -17,17 +17,11 @@ pub use crate::config::Config;
 ///
 /// # Errors
 /// When a client cannot be created or the HTTP server fails.
-pub async fn run(
-    config: Config,
-    listener: TcpListener,
-    shutdown: Shutdown,
-) -> Result<(), ServiceError> {
+pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> Result<(), ServiceError> {
     let shards = postgres::shard_pools(&config.postgres)?;
     let redis = Redis::new(&config.redis)?;
     let readiness = Readiness::default().with_postgres(shards).with_redis(redis);
     let ops = Ops::new("query-service", readiness);
     let router = Router::new().merge(ops.router());
-    service::serve(listener, router, shutdown)
-        .await
-        .map_err(ServiceError::from)
+    service::serve(listener, router, shutdown).await.map_err(ServiceError::from)
 }

@@ -1,4 +1,6 @@
 //! Command-service integration tests: the real service in-process on port 0, against the real
 //! local stack, each test with topics of its own.
 
+mod decisions;
 mod ops;
+mod support;

@@ -43,9 +43,7 @@ pub fn decide(
     Ok(payload
         .into_iter()
         .zip(0_u32..)
-        .map(|(payload, index)| {
-            Event::from_decision(state.resource_id(), meta, now, index, payload)
-        })
+        .map(|(payload, index)| Event::from_decision(state.resource_id(), meta, now, index, payload))
         .collect())
 }
 
@@ -59,37 +57,23 @@ pub fn evolve(mut state: ResourceState, event: &Event) -> ResourceState {
 fn decide_payload(state: &ResourceState, command: &Command, now: OffsetDateTime) -> Outcome {
     match command {
         Command::DefineResource { name, capacity, .. } => resource::define(state, name, *capacity),
-        _ if state.definition().is_none() => Err(Rejection::UnknownResource {
-            resource_id: state.resource_id().clone(),
-        }),
-        Command::ChangeCapacity {
-            range, capacity, ..
-        } => resource::change_capacity(state, *range, *capacity),
-        Command::PlaceHold {
-            reservation_id,
-            range,
-            quantity,
-            customer_id,
-            ttl,
-        } => reservation::place_hold(
+        _ if state.definition().is_none() => {
+            Err(Rejection::UnknownResource { resource_id: state.resource_id().clone() })
+        }
+        Command::ChangeCapacity { range, capacity, .. } => {
+            resource::change_capacity(state, *range, *capacity)
+        }
+        Command::PlaceHold { reservation_id, range, quantity, customer_id, ttl } => reservation::place_hold(
             state,
-            reservation::Hold {
-                id: reservation_id,
-                range,
-                quantity: *quantity,
-                customer_id,
-                ttl: *ttl,
-            },
+            reservation::Hold { id: reservation_id, range, quantity: *quantity, customer_id, ttl: *ttl },
             now,
         ),
-        Command::ConfirmReservation {
-            reservation_id,
-            payment_ref,
-        } => reservation::confirm(state, reservation_id, payment_ref.as_ref(), now),
-        Command::CancelReservation {
-            reservation_id,
-            reason,
-        } => reservation::cancel(state, reservation_id, reason.as_ref(), now),
+        Command::ConfirmReservation { reservation_id, payment_ref } => {
+            reservation::confirm(state, reservation_id, payment_ref.as_ref(), now)
+        }
+        Command::CancelReservation { reservation_id, reason } => {
+            reservation::cancel(state, reservation_id, reason.as_ref(), now)
+        }
         Command::ExpireHold { reservation_id } => reservation::expire(state, reservation_id, now),
     }
 }
@@ -101,16 +85,8 @@ mod tests {
 
     #[test]
     fn commands_on_an_undefined_resource_are_unknown_resource() {
-        let unknown = crate::Rejection::UnknownResource {
-            resource_id: resource(),
-        };
-        for command in [
-            change_capacity(0, 1, 5),
-            place_hold(1, 0, 1, 1),
-            confirm(1),
-            cancel(1),
-            expire(1),
-        ] {
+        let unknown = crate::Rejection::UnknownResource { resource_id: resource() };
+        for command in [change_capacity(0, 1, 5), place_hold(1, 0, 1, 1), confirm(1), cancel(1), expire(1)] {
             given(&[]).when(command).then_rejected(unknown.clone());
         }
     }
@@ -131,9 +107,7 @@ mod tests {
         let state = given(&[defined(5)]).state();
         let m = meta(77);
         let events = decide(&state, &place_hold(1, 0, 2, 1), &m, t0()).expect("accepted");
-        let [event] = events.as_slice() else {
-            panic!("one event expected: {events:?}")
-        };
+        let [event] = events.as_slice() else { panic!("one event expected: {events:?}") };
         let env = &event.envelope;
         assert_eq!(env.event_type, crate::EventType::ReservationHeld);
         assert_eq!(env.resource_id, resource());

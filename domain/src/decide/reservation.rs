@@ -33,19 +33,13 @@ pub(super) fn place_hold(state: &ResourceState, hold: Hold<'_>, now: OffsetDateT
         return if same {
             Ok(None)
         } else {
-            Err(Rejection::ReservationConflict {
-                reservation_id: hold.id.clone(),
-            })
+            Err(Rejection::ReservationConflict { reservation_id: hold.id.clone() })
         };
     }
     for slot in hold.range.slots() {
         let available = state.available_at(slot);
         if available < hold.quantity.get() {
-            return Err(Rejection::InsufficientCapacity {
-                slot,
-                requested: hold.quantity,
-                available,
-            });
+            return Err(Rejection::InsufficientCapacity { slot, requested: hold.quantity, available });
         }
     }
     Ok(Some(EventPayload::ReservationHeld {
@@ -72,17 +66,11 @@ pub(super) fn confirm(
                 payment_ref: payment_ref.cloned(),
             }))
         }
-        ReservationStatus::Held {
-            expires_at: expired_at,
+        ReservationStatus::Held { expires_at: expired_at } | ReservationStatus::Expired { expired_at } => {
+            Err(Rejection::HoldExpired { reservation_id: id.clone(), expired_at })
         }
-        | ReservationStatus::Expired { expired_at } => Err(Rejection::HoldExpired {
-            reservation_id: id.clone(),
-            expired_at,
-        }),
         ReservationStatus::Confirmed => Ok(None),
-        ReservationStatus::Cancelled => Err(Rejection::AlreadyCancelled {
-            reservation_id: id.clone(),
-        }),
+        ReservationStatus::Cancelled => Err(Rejection::AlreadyCancelled { reservation_id: id.clone() }),
     }
 }
 
@@ -99,14 +87,8 @@ pub(super) fn cancel(
     let released = match reservation.status {
         ReservationStatus::Held { expires_at } if now < expires_at => ReleasedFrom::Held,
         ReservationStatus::Confirmed => ReleasedFrom::Confirmed,
-        ReservationStatus::Held {
-            expires_at: expired_at,
-        }
-        | ReservationStatus::Expired { expired_at } => {
-            return Err(Rejection::HoldExpired {
-                reservation_id: id.clone(),
-                expired_at,
-            });
+        ReservationStatus::Held { expires_at: expired_at } | ReservationStatus::Expired { expired_at } => {
+            return Err(Rejection::HoldExpired { reservation_id: id.clone(), expired_at });
         }
         ReservationStatus::Cancelled => return Ok(None),
     };
@@ -122,9 +104,7 @@ pub(super) fn cancel(
 pub(super) fn expire(state: &ResourceState, id: &ReservationId, now: OffsetDateTime) -> Outcome {
     match state.reservation(id).map(|r| r.status) {
         Some(ReservationStatus::Held { expires_at }) if now >= expires_at => {
-            Ok(Some(EventPayload::HoldExpired {
-                reservation_id: id.clone(),
-            }))
+            Ok(Some(EventPayload::HoldExpired { reservation_id: id.clone() }))
         }
         _ => Ok(None),
     }
@@ -135,11 +115,7 @@ fn known<'s>(
     state: &'s ResourceState,
     id: &ReservationId,
 ) -> Result<&'s crate::state::Reservation, Rejection> {
-    state
-        .reservation(id)
-        .ok_or_else(|| Rejection::UnknownReservation {
-            reservation_id: id.clone(),
-        })
+    state.reservation(id).ok_or_else(|| Rejection::UnknownReservation { reservation_id: id.clone() })
 }
 
 #[cfg(test)]

@@ -9,15 +9,9 @@ use crate::values::{Capacity, CapacityRange, ResourceName};
 /// DefineResource: creates the resource; repeating the same definition is a no-op, a
 /// different one is a [`Rejection::ResourceConflict`].
 pub(super) fn define(state: &ResourceState, name: &ResourceName, capacity: Capacity) -> Outcome {
-    let requested = ResourceDefinition {
-        name: name.clone(),
-        capacity,
-    };
+    let requested = ResourceDefinition { name: name.clone(), capacity };
     match state.definition() {
-        None => Ok(Some(EventPayload::ResourceDefined {
-            name: requested.name,
-            capacity,
-        })),
+        None => Ok(Some(EventPayload::ResourceDefined { name: requested.name, capacity })),
         Some(existing) if *existing == requested => Ok(None),
         Some(existing) => Err(Rejection::ResourceConflict {
             resource_id: state.resource_id().clone(),
@@ -29,19 +23,11 @@ pub(super) fn define(state: &ResourceState, name: &ResourceName, capacity: Capac
 
 /// ChangeCapacity: sets the capacity of every slot in `range`, unless some slot already has
 /// more units held or confirmed than the new capacity (the first such slot is reported).
-pub(super) fn change_capacity(
-    state: &ResourceState,
-    range: CapacityRange,
-    capacity: Capacity,
-) -> Outcome {
+pub(super) fn change_capacity(state: &ResourceState, range: CapacityRange, capacity: Capacity) -> Outcome {
     for slot in range.slots() {
         let in_use = state.usage_at(slot).in_use();
         if in_use > capacity.get() {
-            return Err(Rejection::CapacityBelowUsage {
-                slot,
-                requested: capacity,
-                in_use,
-            });
+            return Err(Rejection::CapacityBelowUsage { slot, requested: capacity, in_use });
         }
     }
     Ok(Some(EventPayload::CapacityChanged { range, capacity }))
@@ -67,10 +53,7 @@ mod tests {
     fn different_redefine_is_a_conflict_saying_what_differs() {
         let rejection = given(&[defined(10)]).when(define(12)).rejection();
         assert_eq!(rejection.code(), "resource-conflict");
-        assert!(
-            rejection.to_string().contains("capacity 10 → 12"),
-            "{rejection}"
-        );
+        assert!(rejection.to_string().contains("capacity 10 → 12"), "{rejection}");
 
         let renamed = crate::Command::DefineResource {
             resource_id: resource(),
@@ -78,19 +61,13 @@ mod tests {
             capacity: cap(10),
         };
         let rejection = given(&[defined(10)]).when(renamed).rejection();
-        assert!(
-            rejection
-                .to_string()
-                .contains("name \"Room 101\" → \"Suite\""),
-            "{rejection}"
-        );
+        assert!(rejection.to_string().contains("name \"Room 101\" → \"Suite\""), "{rejection}");
     }
 
     #[test]
     fn capacity_change_records_overrides() {
-        let state = given(&[defined(10)])
-            .when(change_capacity(1, 3, 4))
-            .then_events(&[capacity_changed(1, 3, 4)]);
+        let state =
+            given(&[defined(10)]).when(change_capacity(1, 3, 4)).then_events(&[capacity_changed(1, 3, 4)]);
         assert_eq!(state.capacity_at(day(0)).get(), 10);
         assert_eq!(state.capacity_at(day(2)).get(), 4);
         assert_eq!(state.capacity_at(day(3)).get(), 10);
@@ -117,18 +94,13 @@ mod tests {
             confirmed(2),
         ])
         .when(change_capacity(0, 5, 4))
-        .then_rejected(Rejection::CapacityBelowUsage {
-            slot: day(1),
-            requested: cap(4),
-            in_use: 5,
-        });
+        .then_rejected(Rejection::CapacityBelowUsage { slot: day(1), requested: cap(4), in_use: 5 });
     }
 
     #[test]
     fn capacity_can_close_empty_slots() {
-        let state = given(&[defined(10)])
-            .when(change_capacity(0, 1, 0))
-            .then_events(&[capacity_changed(0, 1, 0)]);
+        let state =
+            given(&[defined(10)]).when(change_capacity(0, 1, 0)).then_events(&[capacity_changed(0, 1, 0)]);
         assert_eq!(state.available_at(day(0)), 0);
     }
 }

@@ -28,23 +28,14 @@ impl ResourceState {
         }
         match &event.payload {
             EventPayload::ResourceDefined { name, capacity } => {
-                self.definition = Some(ResourceDefinition {
-                    name: name.clone(),
-                    capacity: *capacity,
-                });
+                self.definition = Some(ResourceDefinition { name: name.clone(), capacity: *capacity });
             }
             EventPayload::CapacityChanged { range, capacity } => {
                 for slot in range.slots() {
                     self.slots.entry(slot).or_default().capacity = Some(*capacity);
                 }
             }
-            EventPayload::ReservationHeld {
-                reservation_id,
-                range,
-                quantity,
-                customer_id,
-                expires_at,
-            } => {
+            EventPayload::ReservationHeld { reservation_id, range, quantity, customer_id, expires_at } => {
                 if reservation_id.resource_id() != &self.resource_id {
                     return;
                 }
@@ -57,9 +48,7 @@ impl ResourceState {
                     range: *range,
                     quantity: *quantity,
                     customer_id: customer_id.clone(),
-                    status: ReservationStatus::Held {
-                        expires_at: *expires_at,
-                    },
+                    status: ReservationStatus::Held { expires_at: *expires_at },
                 });
                 for slot in range.slots() {
                     let usage = &mut self.slots.entry(slot).or_default().usage;
@@ -68,9 +57,7 @@ impl ResourceState {
             }
             EventPayload::ReservationConfirmed { reservation_id, .. } => {
                 self.transition(reservation_id, |status| match status {
-                    ReservationStatus::Held { .. } => {
-                        Some((ReservationStatus::Confirmed, Move::Confirm))
-                    }
+                    ReservationStatus::Held { .. } => Some((ReservationStatus::Confirmed, Move::Confirm)),
                     _ => None,
                 });
             }
@@ -78,9 +65,7 @@ impl ResourceState {
                 // The state's own status, not the event's `released`, says which counter to
                 // decrement: the two agree for every event the decider emits.
                 self.transition(reservation_id, |status| match status {
-                    ReservationStatus::Held { .. } => {
-                        Some((ReservationStatus::Cancelled, Move::ReleaseHeld))
-                    }
+                    ReservationStatus::Held { .. } => Some((ReservationStatus::Cancelled, Move::ReleaseHeld)),
                     ReservationStatus::Confirmed => {
                         Some((ReservationStatus::Cancelled, Move::ReleaseConfirmed))
                     }
@@ -89,12 +74,9 @@ impl ResourceState {
             }
             EventPayload::HoldExpired { reservation_id } => {
                 self.transition(reservation_id, |status| match status {
-                    ReservationStatus::Held { expires_at } => Some((
-                        ReservationStatus::Expired {
-                            expired_at: expires_at,
-                        },
-                        Move::ReleaseHeld,
-                    )),
+                    ReservationStatus::Held { expires_at } => {
+                        Some((ReservationStatus::Expired { expired_at: expires_at }, Move::ReleaseHeld))
+                    }
                     _ => None,
                 });
             }
@@ -163,10 +145,7 @@ mod tests {
         ])
         .state();
         assert_eq!(state.usage_at(day(1)), usage(0, 0));
-        assert_eq!(
-            state.reservation(&res(1)).map(|r| r.status.as_str()),
-            Some("cancelled")
-        );
+        assert_eq!(state.reservation(&res(1)).map(|r| r.status.as_str()), Some("cancelled"));
     }
 
     #[test]
@@ -175,9 +154,7 @@ mod tests {
         assert_eq!(state.usage_at(day(0)), usage(0, 0));
         assert_eq!(
             state.reservation(&res(1)).map(|r| r.status),
-            Some(crate::ReservationStatus::Expired {
-                expired_at: in_minutes(15)
-            })
+            Some(crate::ReservationStatus::Expired { expired_at: in_minutes(15) })
         );
     }
 

@@ -117,12 +117,7 @@ impl ReservationStatus {
 impl ResourceState {
     /// The state of `resource_id` before any event: undefined, nothing reserved.
     pub fn new(resource_id: ResourceId) -> Self {
-        Self {
-            resource_id,
-            definition: None,
-            slots: BTreeMap::new(),
-            reservations: HashMap::new(),
-        }
+        Self { resource_id, definition: None, slots: BTreeMap::new(), reservations: HashMap::new() }
     }
 
     /// The resource this state belongs to.
@@ -170,22 +165,18 @@ impl ResourceState {
 
     /// Every known reservation with its id, in no particular order.
     pub fn reservations(&self) -> impl Iterator<Item = (ReservationId, &Reservation)> + '_ {
-        self.reservations
-            .iter()
-            .map(|(uuid, r)| (ReservationId::new(&self.resource_id, *uuid), r))
+        self.reservations.iter().map(|(uuid, r)| (ReservationId::new(&self.resource_id, *uuid), r))
     }
 
     /// Every live hold with its expiry, in no particular order. The command service builds its
     /// expiry timers from this after restoring a partition.
     pub fn held_reservations(&self) -> impl Iterator<Item = (ReservationId, OffsetDateTime)> + '_ {
-        self.reservations
-            .iter()
-            .filter_map(|(uuid, r)| match r.status {
-                ReservationStatus::Held { expires_at } => {
-                    Some((ReservationId::new(&self.resource_id, *uuid), expires_at))
-                }
-                _ => None,
-            })
+        self.reservations.iter().filter_map(|(uuid, r)| match r.status {
+            ReservationStatus::Held { expires_at } => {
+                Some((ReservationId::new(&self.resource_id, *uuid), expires_at))
+            }
+            _ => None,
+        })
     }
 
     /// Live holds that expire strictly before `instant`.
@@ -193,8 +184,7 @@ impl ResourceState {
         &self,
         instant: OffsetDateTime,
     ) -> impl Iterator<Item = (ReservationId, OffsetDateTime)> + '_ {
-        self.held_reservations()
-            .filter(move |(_, at)| *at < instant)
+        self.held_reservations().filter(move |(_, at)| *at < instant)
     }
 
     /// Number of reservations held in memory (any status).
@@ -216,9 +206,8 @@ impl ResourceState {
     /// longer be booked. A pruned state no longer equals a full replay of the log.
     pub fn prune(&mut self, before: Slot) {
         self.slots = self.slots.split_off(&before);
-        self.reservations.retain(|_, r| {
-            r.range.to() > before || matches!(r.status, ReservationStatus::Held { .. })
-        });
+        self.reservations
+            .retain(|_, r| r.range.to() > before || matches!(r.status, ReservationStatus::Held { .. }));
     }
 }
 

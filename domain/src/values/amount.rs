@@ -21,10 +21,7 @@ impl Quantity {
         if (1..=Self::MAX).contains(&n) {
             Ok(Self(n))
         } else {
-            Err(ValueError::new(
-                "quantity",
-                format!("must be between 1 and {}, got {n}", Self::MAX),
-            ))
+            Err(ValueError::new("quantity", format!("must be between 1 and {}, got {n}", Self::MAX)))
         }
     }
 
@@ -50,10 +47,7 @@ impl Capacity {
         if n <= Self::MAX {
             Ok(Self(n))
         } else {
-            Err(ValueError::new(
-                "capacity",
-                format!("must be between 0 and {}, got {n}", Self::MAX),
-            ))
+            Err(ValueError::new("capacity", format!("must be between 0 and {}, got {n}", Self::MAX)))
         }
     }
 
@@ -143,11 +137,7 @@ mod tests {
         for bad in [0, 1_000_001, u32::MAX] {
             let err = Quantity::new(bad).expect_err("out of range");
             assert_eq!(err.field, "quantity");
-            assert!(
-                err.reason.contains("between 1 and 1000000"),
-                "{}",
-                err.reason
-            );
+            assert!(err.reason.contains("between 1 and 1000000"), "{}", err.reason);
         }
     }
 
@@ -162,15 +152,9 @@ mod tests {
     #[test]
     fn hold_ttl_bounds_and_default() {
         assert_eq!(HoldTtl::default().seconds(), 900);
-        assert_eq!(
-            HoldTtl::from_seconds(3600).expect("max").duration(),
-            time::Duration::hours(1)
-        );
+        assert_eq!(HoldTtl::from_seconds(3600).expect("max").duration(), time::Duration::hours(1));
         for bad in [0, 3601] {
-            assert_eq!(
-                HoldTtl::from_seconds(bad).expect_err("bounds").field,
-                "hold_seconds"
-            );
+            assert_eq!(HoldTtl::from_seconds(bad).expect_err("bounds").field, "hold_seconds");
         }
     }
 

@@ -33,9 +33,7 @@ impl ResourceId {
         if let Some(bad) = s.chars().find(|c| !Self::allowed(*c)) {
             return Err(ValueError::new(
                 FIELD,
-                format!(
-                    "contains {bad:?}; only letters, digits and . _ : - are allowed, without _"
-                ),
+                format!("contains {bad:?}; only letters, digits and . _ : - are allowed, without _"),
             ));
         }
         Ok(Self(s.to_owned()))
@@ -104,22 +102,13 @@ fn printable_text(field: &'static str, s: &str, max_chars: usize) -> Result<(), 
     }
     let chars = s.chars().count();
     if chars > max_chars {
-        return Err(ValueError::new(
-            field,
-            format!("must be at most {max_chars} characters, got {chars}"),
-        ));
+        return Err(ValueError::new(field, format!("must be at most {max_chars} characters, got {chars}")));
     }
     if s.chars().any(char::is_control) {
-        return Err(ValueError::new(
-            field,
-            "must not contain control characters",
-        ));
+        return Err(ValueError::new(field, "must not contain control characters"));
     }
     if s.trim() != s {
-        return Err(ValueError::new(
-            field,
-            "must not start or end with whitespace",
-        ));
+        return Err(ValueError::new(field, "must not start or end with whitespace"));
     }
     Ok(())
 }
@@ -137,14 +126,7 @@ mod tests {
 
     #[test]
     fn resource_id_rejects_bad_input_naming_the_field() {
-        for bad in [
-            "",
-            "room 101",
-            "room_101",
-            "zimmer-ä",
-            "a/b",
-            &"a".repeat(129),
-        ] {
+        for bad in ["", "room 101", "room_101", "zimmer-ä", "a/b", &"a".repeat(129)] {
             let err = ResourceId::parse(bad).expect_err(bad);
             assert_eq!(err.field, "resource_id", "{bad}");
         }
@@ -179,9 +161,7 @@ mod tests {
     }
 
     /// Deserializes a bare string through serde without pulling in a JSON crate.
-    fn serde_json_like<T: serde::de::DeserializeOwned>(
-        s: &str,
-    ) -> Result<T, serde::de::value::Error> {
+    fn serde_json_like<T: serde::de::DeserializeOwned>(s: &str) -> Result<T, serde::de::value::Error> {
         T::deserialize(serde::de::value::StrDeserializer::<serde::de::value::Error>::new(s))
     }
 }

@@ -34,10 +34,7 @@ pub struct ValueError {
 impl ValueError {
     /// Builds an error for `field` with a human-readable `reason`.
     pub fn new(field: &'static str, reason: impl Into<String>) -> Self {
-        Self {
-            field,
-            reason: reason.into(),
-        }
+        Self { field, reason: reason.into() }
     }
 
     /// Re-labels the error for a different field name, e.g. a `slot` parsed as `from`.

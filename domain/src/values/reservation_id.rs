@@ -31,21 +31,13 @@ pub struct ReservationId {
 impl ReservationId {
     /// Mints the id of a new reservation on `resource`.
     pub fn new(resource: &ResourceId, uuid: Uuid) -> Self {
-        Self {
-            uuid,
-            resource: resource.clone(),
-        }
+        Self { uuid, resource: resource.clone() }
     }
 
     /// Validates the wire form.
     pub fn parse(s: &str) -> Result<Self, ValueError> {
         const FIELD: &str = "reservation_id";
-        let shape = || {
-            ValueError::new(
-                FIELD,
-                "must look like r1_<32 lowercase hex digits>_<resource_id>",
-            )
-        };
+        let shape = || ValueError::new(FIELD, "must look like r1_<32 lowercase hex digits>_<resource_id>");
         let rest = s.strip_prefix(PREFIX).ok_or_else(shape)?;
         let (hex, resource) = rest.split_at_checked(UUID_HEX_LEN).ok_or_else(shape)?;
         let resource = resource.strip_prefix('_').ok_or_else(shape)?;
@@ -53,12 +45,8 @@ impl ReservationId {
             return Err(shape());
         }
         let uuid = Uuid::try_parse(hex).map_err(|_| shape())?;
-        let resource = ResourceId::parse(resource).map_err(|e| {
-            ValueError::new(
-                FIELD,
-                format!("embedded resource id is invalid: {}", e.reason),
-            )
-        })?;
+        let resource = ResourceId::parse(resource)
+            .map_err(|e| ValueError::new(FIELD, format!("embedded resource id is invalid: {}", e.reason)))?;
         Ok(Self { uuid, resource })
     }
 
@@ -119,10 +107,7 @@ mod tests {
         let uuid = Uuid::from_u128(0x0192_f0c1_a2b3_7c3d_8e4f_5a6b_7c8d_9e0f);
         let id = ReservationId::new(&room(), uuid);
         let text = id.to_string();
-        assert_eq!(
-            text,
-            "r1_0192f0c1a2b37c3d8e4f5a6b7c8d9e0f_hotel.berlin:room-101"
-        );
+        assert_eq!(text, "r1_0192f0c1a2b37c3d8e4f5a6b7c8d9e0f_hotel.berlin:room-101");
         let parsed = ReservationId::parse(&text).expect("roundtrip");
         assert_eq!(parsed, id);
         assert_eq!(parsed.resource_id(), &room());

@@ -26,23 +26,14 @@ impl Slot {
         }
         let digits = |range: std::ops::Range<usize>| -> Result<u16, ValueError> {
             b[range].iter().try_fold(0_u16, |acc, &d| {
-                if d.is_ascii_digit() {
-                    Ok(acc * 10 + u16::from(d - b'0'))
-                } else {
-                    Err(shape())
-                }
+                if d.is_ascii_digit() { Ok(acc * 10 + u16::from(d - b'0')) } else { Err(shape()) }
             })
         };
         let (year, month, day) = (digits(0..4)?, digits(5..7)?, digits(8..10)?);
         let impossible = || ValueError::new(FIELD, format!("{s} is not a real calendar date"));
-        let month = u8::try_from(month)
-            .ok()
-            .and_then(|m| Month::try_from(m).ok())
-            .ok_or_else(impossible)?;
+        let month = u8::try_from(month).ok().and_then(|m| Month::try_from(m).ok()).ok_or_else(impossible)?;
         let day = u8::try_from(day).map_err(|_| impossible())?;
-        Date::from_calendar_date(i32::from(year), month, day)
-            .map(Self)
-            .map_err(|_| impossible())
+        Date::from_calendar_date(i32::from(year), month, day).map(Self).map_err(|_| impossible())
     }
 
     /// Wraps a date, refusing years outside 0000–9999 (they have no `YYYY-MM-DD` form).
@@ -50,10 +41,7 @@ impl Slot {
         if (0..=9999).contains(&date.year()) {
             Ok(Self(date))
         } else {
-            Err(ValueError::new(
-                "slot",
-                "year must be between 0000 and 9999",
-            ))
+            Err(ValueError::new("slot", "year must be between 0000 and 9999"))
         }
     }
 
@@ -76,13 +64,7 @@ impl Slot {
 impl fmt::Display for Slot {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let d = self.0;
-        write!(
-            f,
-            "{:04}-{:02}-{:02}",
-            d.year(),
-            u8::from(d.month()),
-            d.day()
-        )
+        write!(f, "{:04}-{:02}-{:02}", d.year(), u8::from(d.month()), d.day())
     }
 }
 
@@ -121,14 +103,8 @@ mod tests {
     fn parses_and_displays_strictly() {
         let slot = Slot::parse("2026-02-28").expect("valid");
         assert_eq!(slot.to_string(), "2026-02-28");
-        assert_eq!(
-            Slot::parse("0001-01-01").expect("valid").to_string(),
-            "0001-01-01"
-        );
-        assert_eq!(
-            Slot::parse("2028-02-29").expect("leap").to_string(),
-            "2028-02-29"
-        );
+        assert_eq!(Slot::parse("0001-01-01").expect("valid").to_string(), "0001-01-01");
+        assert_eq!(Slot::parse("2028-02-29").expect("leap").to_string(), "2028-02-29");
     }
 
     #[test]
@@ -153,21 +129,10 @@ mod tests {
 
     #[test]
     fn rejects_impossible_dates() {
-        for bad in [
-            "2026-02-30",
-            "2026-02-29",
-            "2026-13-01",
-            "2026-00-10",
-            "2026-04-31",
-            "2026-01-00",
-        ] {
+        for bad in ["2026-02-30", "2026-02-29", "2026-13-01", "2026-00-10", "2026-04-31", "2026-01-00"] {
             let err = Slot::parse(bad).expect_err(bad);
             assert_eq!(err.field, "slot");
-            assert!(
-                err.reason.contains("not a real calendar date"),
-                "{bad}: {}",
-                err.reason
-            );
+            assert!(err.reason.contains("not a real calendar date"), "{bad}: {}", err.reason);
         }
     }
 
@@ -181,9 +146,7 @@ mod tests {
 
     #[test]
     fn with_field_relabels_errors() {
-        let err = Slot::parse("2026-02-30")
-            .expect_err("impossible")
-            .with_field("from");
+        let err = Slot::parse("2026-02-30").expect_err("impossible").with_field("from");
         assert_eq!(err.field, "from");
     }
 }

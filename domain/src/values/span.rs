@@ -39,9 +39,7 @@ impl<const MAX_DAYS: u16> DaySpan<MAX_DAYS> {
         if days <= 0 {
             return Err(ValueError::new(
                 "to",
-                format!(
-                    "must be after from ({from}); to is exclusive, so a one-day range ends the next day"
-                ),
+                format!("must be after from ({from}); to is exclusive, so a one-day range ends the next day"),
             ));
         }
         if days > i32::from(MAX_DAYS) {
@@ -62,9 +60,7 @@ impl<const MAX_DAYS: u16> DaySpan<MAX_DAYS> {
 
     /// The range of exactly one slot.
     pub fn single(slot: Slot) -> Result<Self, ValueError> {
-        let to = slot
-            .next()
-            .ok_or_else(|| ValueError::new("from", "no day follows 9999-12-31"))?;
+        let to = slot.next().ok_or_else(|| ValueError::new("from", "no day follows 9999-12-31"))?;
         Self::new(slot, to)
     }
 
@@ -95,10 +91,7 @@ impl<const MAX_DAYS: u16> DaySpan<MAX_DAYS> {
 
     /// The slots of the range in order.
     pub fn slots(&self) -> Slots {
-        Slots {
-            next: self.from.date(),
-            end: self.to.date(),
-        }
+        Slots { next: self.from.date(), end: self.to.date() }
     }
 }
 
@@ -183,12 +176,7 @@ mod tests {
 
     #[test]
     fn reservation_ranges_are_at_most_31_days() {
-        assert_eq!(
-            SlotRange::parse("2026-01-01", "2026-02-01")
-                .expect("31 days")
-                .len(),
-            31
-        );
+        assert_eq!(SlotRange::parse("2026-01-01", "2026-02-01").expect("31 days").len(), 31);
         let err = SlotRange::parse("2026-01-01", "2026-02-02").expect_err("32 days");
         assert_eq!(err.field, "to");
         assert!(err.reason.contains("at most 31"), "{}", err.reason);
@@ -196,30 +184,15 @@ mod tests {
 
     #[test]
     fn capacity_ranges_are_at_most_366_days() {
-        assert_eq!(
-            CapacityRange::parse("2028-01-01", "2029-01-01")
-                .expect("leap year")
-                .len(),
-            366
-        );
+        assert_eq!(CapacityRange::parse("2028-01-01", "2029-01-01").expect("leap year").len(), 366);
         let err = CapacityRange::parse("2026-01-01", "2027-01-03").expect_err("367 days");
         assert!(err.reason.contains("at most 366"), "{}", err.reason);
     }
 
     #[test]
     fn parse_errors_name_the_bad_field() {
-        assert_eq!(
-            SlotRange::parse("2026-02-30", "2026-03-02")
-                .expect_err("from")
-                .field,
-            "from"
-        );
-        assert_eq!(
-            SlotRange::parse("2026-03-01", "2026-3-2")
-                .expect_err("to")
-                .field,
-            "to"
-        );
+        assert_eq!(SlotRange::parse("2026-02-30", "2026-03-02").expect_err("from").field, "from");
+        assert_eq!(SlotRange::parse("2026-03-01", "2026-3-2").expect_err("to").field, "to");
     }
 
     #[test]

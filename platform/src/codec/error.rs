@@ -145,9 +145,6 @@ impl CodecError {
 
     /// An [`CodecError::InvalidField`] for `field`.
     pub(crate) fn invalid(field: &str, reason: impl Into<String>) -> Self {
-        Self::InvalidField {
-            field: field.to_owned(),
-            reason: reason.into(),
-        }
+        Self::InvalidField { field: field.to_owned(), reason: reason.into() }
     }
 }

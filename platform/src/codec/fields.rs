@@ -25,10 +25,7 @@ impl<'a> Fields<'a> {
     pub(crate) fn of(value: &'a Value) -> Result<Self, CodecError> {
         match value {
             Value::Record(fields) => Ok(Self(fields)),
-            other => Err(CodecError::invalid(
-                "(record)",
-                format!("expected a record, got {}", kind(other)),
-            )),
+            other => Err(CodecError::invalid("(record)", format!("expected a record, got {}", kind(other)))),
         }
     }
 
@@ -47,8 +44,7 @@ impl<'a> Fields<'a> {
 
     /// The value of a required field.
     fn required(&self, name: &str) -> Result<&'a Value, CodecError> {
-        self.get(name)
-            .ok_or_else(|| CodecError::invalid(name, "missing or null"))
+        self.get(name).ok_or_else(|| CodecError::invalid(name, "missing or null"))
     }
 
     /// A required string.
@@ -98,7 +94,8 @@ impl<'a> Fields<'a> {
             Value::Date(d) | Value::Int(d) => *d,
             other => return Err(wrong(name, "a date", other)),
         };
-        let date = days_to_date(days).ok_or_else(|| CodecError::invalid(name, format!("day {days} is out of range")))?;
+        let date = days_to_date(days)
+            .ok_or_else(|| CodecError::invalid(name, format!("day {days} is out of range")))?;
         Slot::from_date(date).map_err(|e| CodecError::invalid(name, e.reason))
     }
 

@@ -8,8 +8,8 @@
 
 use apache_avro::types::Value;
 use holdfast_domain::{
-    Capacity, CapacityRange, CustomerId, Envelope, Event, EventPayload, EventType, Quantity,
-    ReleasedFrom, ReservationId, ResourceId, ResourceName, SlotRange, ValueError,
+    Capacity, CapacityRange, CustomerId, Envelope, Event, EventPayload, EventType, Quantity, ReleasedFrom,
+    ReservationId, ResourceId, ResourceName, SlotRange, ValueError,
 };
 
 use super::CodecError;
@@ -84,9 +84,8 @@ pub fn to_avro(event: &Event) -> Value {
 /// [`CodecError::InvalidField`] naming the first offending field.
 pub fn from_avro(record_name: &str, version: u32, value: Value) -> Result<Event, CodecError> {
     let simple = record_name.rsplit('.').next().unwrap_or(record_name);
-    let event_type = EventType::from_name(simple).ok_or_else(|| CodecError::UnknownRecordName {
-        name: record_name.to_owned(),
-    })?;
+    let event_type = EventType::from_name(simple)
+        .ok_or_else(|| CodecError::UnknownRecordName { name: record_name.to_owned() })?;
     let value = upcast::to_current(event_type, version, value)?;
     build(event_type, &value)
 }
@@ -96,10 +95,7 @@ pub(crate) fn build(event_type: EventType, value: &Value) -> Result<Event, Codec
     let f = Fields::of(value)?;
     let written_type = f.str("event_type")?;
     if written_type != event_type.as_str() {
-        return Err(CodecError::invalid(
-            "event_type",
-            format!("{written_type:?} in a {event_type} record"),
-        ));
+        return Err(CodecError::invalid("event_type", format!("{written_type:?} in a {event_type} record")));
     }
     let envelope = Envelope {
         event_id: f.uuid("event_id")?,

@@ -5,6 +5,7 @@
 //! (`dev.holdfast.reservations.v0`, …), which gives them subjects of their own under
 //! `TopicRecordNameStrategy`. It never talks to the registry.
 
+use std::borrow::Cow;
 use std::sync::LazyLock;
 
 use apache_avro::Schema;
@@ -54,39 +55,64 @@ pub fn full_name(event_type: EventType) -> String {
 #[must_use]
 pub fn event_type_of(name: &Name) -> Option<EventType> {
     let namespace = name.namespace()?;
-    if namespace.starts_with(NAMESPACE_FAMILY) {
-        EventType::from_name(name.name())
-    } else {
-        None
-    }
+    if namespace.starts_with(NAMESPACE_FAMILY) { EventType::from_name(name.name()) } else { None }
 }
 
 /// Position of `event_type` in [`EventType::ALL`], for per-type arrays.
 pub(crate) fn index(event_type: EventType) -> usize {
-    EventType::ALL
-        .iter()
-        .position(|t| *t == event_type)
-        .unwrap_or_default()
+    EventType::ALL.iter().position(|t| *t == event_type).unwrap_or_default()
 }
 
-/// The current schemas, parsed, with their Parsing Canonical Forms.
-#[derive(Debug)]
+/// The schemas a codec reads and writes: the embedded current ones, or a candidate in place
+/// of one of them (see [`super::EventCodec::with_schema`]).
+#[derive(Debug, Clone)]
 pub(crate) struct Catalogue {
-    /// Parsed schemas, in [`EventType::ALL`] order.
+    /// Schema JSON, in [`EventType::ALL`] order.
+    sources: Vec<Cow<'static, str>>,
+    /// Parsed schemas, in the same order.
     schemas: Vec<Schema>,
     /// Their canonical forms: a writer schema with the same form decodes to the same shape.
     canonical: Vec<String>,
+    /// Whether the entry is a candidate, whose extra fields the mapping does not fill.
+    candidate: Vec<bool>,
 }
 
 impl Catalogue {
-    /// The parsed current schema of `event_type`.
+    /// The schema JSON of `event_type`.
+    pub(crate) fn source(&self, event_type: EventType) -> &str {
+        &self.sources[index(event_type)]
+    }
+
+    /// The parsed schema of `event_type`.
     pub(crate) fn schema(&self, event_type: EventType) -> &Schema {
         &self.schemas[index(event_type)]
     }
 
-    /// The Parsing Canonical Form of the current schema of `event_type`.
+    /// The Parsing Canonical Form of the schema of `event_type`.
     pub(crate) fn canonical(&self, event_type: EventType) -> &str {
         &self.canonical[index(event_type)]
+    }
+
+    /// Whether `event_type`'s schema is a candidate rather than the embedded one.
+    pub(crate) fn is_candidate(&self, event_type: EventType) -> bool {
+        self.candidate[index(event_type)]
+    }
+
+    /// Puts the candidate `source` in place of `event_type`'s schema. It must parse and
+    /// name the same record (so it evolves the same subject).
+    pub(crate) fn replace(&mut self, event_type: EventType, source: String) -> Result<(), CodecError> {
+        let invalid = |detail: String| CodecError::InvalidSchema { name: full_name(event_type), detail };
+        let schema = Schema::parse_str(&source).map_err(|e| invalid(e.to_string()))?;
+        let name = schema.name().map(|n| n.fullname(None));
+        if name.as_deref() != Some(full_name(event_type).as_str()) {
+            return Err(invalid(format!("a candidate must keep the record name, not {name:?}")));
+        }
+        let i = index(event_type);
+        self.canonical[i] = schema.canonical_form();
+        self.schemas[i] = schema;
+        self.sources[i] = Cow::Owned(source);
+        self.candidate[i] = true;
+        Ok(())
     }
 }
 
@@ -97,22 +123,24 @@ static CATALOGUE: LazyLock<Result<Catalogue, (EventType, String)>> = LazyLock::n
         let schema = Schema::parse_str(source(event_type)).map_err(|e| (event_type, e.to_string()))?;
         schemas.push(schema);
     }
-    let canonical = schemas.iter().map(Schema::canonical_form).collect();
-    Ok(Catalogue { schemas, canonical })
+    Ok(Catalogue {
+        sources: EventType::ALL.map(|t| Cow::Borrowed(source(t))).to_vec(),
+        canonical: schemas.iter().map(Schema::canonical_form).collect(),
+        candidate: vec![false; schemas.len()],
+        schemas,
+    })
 });
 
-/// The parsed current schemas.
+/// The embedded current schemas, parsed.
 ///
 /// # Errors
 /// [`CodecError::InvalidSchema`] when an embedded schema does not parse (a build defect the
 /// unit tests catch).
 pub(crate) fn catalogue() -> Result<&'static Catalogue, CodecError> {
-    CATALOGUE
-        .as_ref()
-        .map_err(|(event_type, detail)| CodecError::InvalidSchema {
-            name: full_name(*event_type),
-            detail: detail.clone(),
-        })
+    CATALOGUE.as_ref().map_err(|(event_type, detail)| CodecError::InvalidSchema {
+        name: full_name(*event_type),
+        detail: detail.clone(),
+    })
 }
 
 #[cfg(test)]
@@ -168,7 +196,10 @@ mod tests {
             let field = &record.fields[record.lookup[name]];
             std::mem::discriminant(&field.schema)
         };
-        assert_eq!(kind("event_id"), std::mem::discriminant(&parse(r#"{"type":"string","logicalType":"uuid"}"#)));
+        assert_eq!(
+            kind("event_id"),
+            std::mem::discriminant(&parse(r#"{"type":"string","logicalType":"uuid"}"#))
+        );
         assert_eq!(kind("occurred_at"), std::mem::discriminant(&Schema::TimestampMicros));
         assert_eq!(kind("expires_at"), std::mem::discriminant(&Schema::TimestampMicros));
         assert_eq!(kind("from"), std::mem::discriminant(&Schema::Date));
@@ -184,7 +215,9 @@ mod tests {
 
     #[test]
     fn foreign_records_are_not_events() {
-        for foreign in ["dev.other.ReservationHeld", "ReservationHeld", "dev.holdfast.reservations.v1.Teleported"] {
+        for foreign in
+            ["dev.other.ReservationHeld", "ReservationHeld", "dev.holdfast.reservations.v1.Teleported"]
+        {
             let name = Name::new(foreign).expect("valid name");
             assert_eq!(event_type_of(&name), None, "{foreign}");
         }

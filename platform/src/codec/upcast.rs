@@ -45,10 +45,8 @@ pub fn to_current(event_type: EventType, version: u32, value: Value) -> Result<V
         return Err(CodecError::invalid("(record)", "expected a record"));
     };
     for from in version..current {
-        let (_, _, upcaster) = UPCASTERS
-            .iter()
-            .find(|(t, v, _)| *t == event_type && *v == from)
-            .ok_or_else(unsupported)?;
+        let (_, _, upcaster) =
+            UPCASTERS.iter().find(|(t, v, _)| *t == event_type && *v == from).ok_or_else(unsupported)?;
         fields = upcaster(fields)?;
         set(&mut fields, "event_version", Value::Int(i32::try_from(from + 1).unwrap_or(i32::MAX)));
     }
@@ -63,7 +61,12 @@ fn reservation_held_v0_to_v1(mut fields: Vec<(String, Value)>) -> Result<Vec<(St
     };
     let hold_seconds = match take(&mut fields, "hold_seconds") {
         Some(Value::Int(s)) if s > 0 => i64::from(s),
-        _ => return Err(CodecError::invalid("hold_seconds", "missing or not positive in a v0 ReservationHeld")),
+        _ => {
+            return Err(CodecError::invalid(
+                "hold_seconds",
+                "missing or not positive in a v0 ReservationHeld",
+            ));
+        }
     };
     let expires_at = occurred_at
         .checked_add(hold_seconds * 1_000_000)

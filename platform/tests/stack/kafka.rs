@@ -24,17 +24,14 @@ async fn transactional_records_are_read_committed_on_murmur2_partitions() {
     // Only the events topic matters here; the layout names it uniquely for this test.
     let layout = TopicLayout::from_args(&testing::topics("txn", PARTITIONS));
     let topic = layout.events.clone();
-    testing::create_topic(&kafka, &topic, PARTITIONS)
-        .await
-        .expect("topic created");
+    testing::create_topic(&kafka, &topic, PARTITIONS).await.expect("topic created");
 
     let (committed, aborted) = tokio::task::spawn_blocking({
         let (kafka, topic) = (kafka.clone(), topic.clone());
         move || -> Result<(Vec<String>, Vec<String>), KafkaError> {
             let txn_id = testing::unique("smoke-txn");
             let producer: BaseProducer =
-                transactional_producer_config(&kafka, "smoke", &txn_id, Duration::from_secs(10))
-                    .create()?;
+                transactional_producer_config(&kafka, "smoke", &txn_id, Duration::from_secs(10)).create()?;
             producer.init_transactions(Duration::from_secs(30))?;
 
             let committed: Vec<String> = (0..2_000).map(|i| format!("resource-{i}")).collect();
@@ -65,32 +62,14 @@ async fn transactional_records_are_read_committed_on_murmur2_partitions() {
 
     let keys: Vec<&str> = seen.iter().map(|(key, _)| key.as_str()).collect();
     let unique: HashSet<&str> = keys.iter().copied().collect();
-    assert_eq!(
-        keys.len(),
-        committed.len(),
-        "every committed record exactly once"
-    );
-    assert_eq!(
-        unique,
-        committed.iter().map(String::as_str).collect::<HashSet<_>>()
-    );
-    assert!(
-        aborted.iter().all(|key| !unique.contains(key.as_str())),
-        "no aborted record is visible"
-    );
+    assert_eq!(keys.len(), committed.len(), "every committed record exactly once");
+    assert_eq!(unique, committed.iter().map(String::as_str).collect::<HashSet<_>>());
+    assert!(aborted.iter().all(|key| !unique.contains(key.as_str())), "no aborted record is visible");
     for (key, partition) in &seen {
-        assert_eq!(
-            *partition,
-            partition_for(key.as_bytes(), PARTITIONS),
-            "partition of {key}"
-        );
+        assert_eq!(*partition, partition_for(key.as_bytes(), PARTITIONS), "partition of {key}");
     }
     let used: BTreeSet<i32> = seen.iter().map(|(_, p)| *p).collect();
-    assert!(
-        used.len() > 400,
-        "2,000 keys spread over most of the 480 partitions, got {}",
-        used.len()
-    );
+    assert!(used.len() > 400, "2,000 keys spread over most of the 480 partitions, got {}", used.len());
 }
 
 /// Sends one record, waiting for queue space instead of failing when the queue is full.
@@ -137,10 +116,6 @@ fn read_all_committed(
             None => {}
         }
     }
-    assert_eq!(
-        at_end.len(),
-        480,
-        "every partition read to its end within the deadline"
-    );
+    assert_eq!(at_end.len(), 480, "every partition read to its end within the deadline");
     Ok(seen)
 }

@@ -12,18 +12,12 @@ async fn hash_round_trip_under_a_private_prefix() {
     let mut conn = redis.conn().await.expect("connected");
     let key = redis.key("{room-101}:availability");
 
-    let () = conn
-        .hset_multiple(&key, &[("2026-12-24", "7"), ("2026-12-25", "3")])
-        .await
-        .expect("HSET");
+    let () = conn.hset_multiple(&key, &[("2026-12-24", "7"), ("2026-12-25", "3")]).await.expect("HSET");
     let left: i64 = conn.hincr(&key, "2026-12-25", -1).await.expect("HINCRBY");
     let all: std::collections::BTreeMap<String, i64> = conn.hgetall(&key).await.expect("HGETALL");
     let _: i64 = conn.del(&key).await.expect("DEL");
 
-    assert!(
-        key.starts_with(&redis.key_prefix) && key.starts_with("t:smoke_"),
-        "{key}"
-    );
+    assert!(key.starts_with(&redis.key_prefix) && key.starts_with("t:smoke_"), "{key}");
     assert_eq!(left, 2);
     assert_eq!(
         all.into_iter().collect::<Vec<_>>(),

@@ -5,9 +5,7 @@ use apache_avro::types::Value;
 use holdfast_platform::testing;
 use schema_registry_converter::async_impl::avro::{AvroDecoder, AvroEncoder};
 use schema_registry_converter::async_impl::schema_registry::SrSettings;
-use schema_registry_converter::schema_registry_common::{
-    SchemaType, SubjectNameStrategy, SuppliedSchema,
-};
+use schema_registry_converter::schema_registry_common::{SchemaType, SubjectNameStrategy, SuppliedSchema};
 
 const SCHEMA: &str = r#"{
   "type": "record", "name": "SmokeTested", "namespace": "dev.holdfast.smoke",
@@ -36,40 +34,22 @@ async fn avro_round_trip_through_the_registry() {
     let record = vec![
         ("resource_id", Value::String("room-101".to_owned())),
         ("quantity", Value::Int(3)),
-        (
-            "note",
-            Value::Union(1, Box::new(Value::String("window seat".to_owned()))),
-        ),
+        ("note", Value::Union(1, Box::new(Value::String("window seat".to_owned())))),
     ];
-    let bytes = encoder
-        .encode(record, strategy)
-        .await
-        .expect("encoded and registered");
+    let bytes = encoder.encode(record, strategy).await.expect("encoded and registered");
 
     assert_eq!(bytes[0], 0, "Confluent magic byte");
     let schema_id = u32::from_be_bytes([bytes[1], bytes[2], bytes[3], bytes[4]]);
 
     // A fresh decoder knows nothing: it must fetch the schema by the id in the payload.
-    let decoded = AvroDecoder::new(settings)
-        .decode(Some(&bytes))
-        .await
-        .expect("decoded");
-    assert_eq!(
-        decoded.name.map(|n| n.fullname(None)).as_deref(),
-        Some("dev.holdfast.smoke.SmokeTested")
-    );
+    let decoded = AvroDecoder::new(settings).decode(Some(&bytes)).await.expect("decoded");
+    assert_eq!(decoded.name.map(|n| n.fullname(None)).as_deref(), Some("dev.holdfast.smoke.SmokeTested"));
     assert_eq!(
         decoded.value,
         Value::Record(vec![
-            (
-                "resource_id".to_owned(),
-                Value::String("room-101".to_owned())
-            ),
+            ("resource_id".to_owned(), Value::String("room-101".to_owned())),
             ("quantity".to_owned(), Value::Int(3)),
-            (
-                "note".to_owned(),
-                Value::Union(1, Box::new(Value::String("window seat".to_owned())))
-            ),
+            ("note".to_owned(), Value::Union(1, Box::new(Value::String("window seat".to_owned())))),
         ])
     );
 
@@ -80,8 +60,5 @@ async fn avro_round_trip_through_the_registry() {
         .json()
         .await
         .expect("subjects are JSON");
-    assert!(
-        subjects.contains(&subject),
-        "{subject} registered (schema id {schema_id})"
-    );
+    assert!(subjects.contains(&subject), "{subject} registered (schema id {schema_id})");
 }

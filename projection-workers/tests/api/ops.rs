@@ -9,9 +9,7 @@ use holdfast_projection_workers::{Config, run};
 #[tokio::test]
 async fn migrates_its_shard_and_becomes_ready() {
     testing::init_logs();
-    let database = TestDatabase::create("projection_ready")
-        .await
-        .expect("database");
+    let database = TestDatabase::create("projection_ready").await.expect("database");
     let mut config = Config::parse_from(["projection-workers"]);
     config.kafka = testing::kafka();
     config.registry = testing::registry();
@@ -20,23 +18,12 @@ async fn migrates_its_shard_and_becomes_ready() {
     config.redis = testing::redis("proj-ready");
     let service = RunningService::start(|listener, shutdown| run(config, listener, shutdown)).await;
 
-    assert!(
-        service.wait_ready(Duration::from_secs(60)).await,
-        "ready within 60 s"
-    );
+    assert!(service.wait_ready(Duration::from_secs(60)).await, "ready within 60 s");
     let (_, ready) = service.get_json("/readyz").await;
-    assert_eq!(
-        ready["checks"],
-        serde_json::json!({"kafka": "ok", "postgres": "ok", "redis": "ok"})
-    );
+    assert_eq!(ready["checks"], serde_json::json!({"kafka": "ok", "postgres": "ok", "redis": "ok"}));
     let metrics = service.metrics().await;
-    assert!(
-        metrics.contains(r#"holdfast_build_info{service="projection-workers""#),
-        "{metrics}"
-    );
-    let pool = sqlx::PgPool::connect(database.url())
-        .await
-        .expect("connect");
+    assert!(metrics.contains(r#"holdfast_build_info{service="projection-workers""#), "{metrics}");
+    let pool = sqlx::PgPool::connect(database.url()).await.expect("connect");
     let tables: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM information_schema.tables WHERE table_name = 'projection_offsets'",
     )
@@ -57,10 +44,7 @@ fn the_binary_exits_cleanly_on_sigterm() {
         &[
             ("HOLDFAST_PROJECTION_LISTEN", "127.0.0.1:0"),
             ("HOLDFAST_KAFKA_BROKERS", "127.0.0.1:1"),
-            (
-                "HOLDFAST_POSTGRES_URLS",
-                "postgres://nobody:nothing@127.0.0.1:1/none",
-            ),
+            ("HOLDFAST_POSTGRES_URLS", "postgres://nobody:nothing@127.0.0.1:1/none"),
             ("HOLDFAST_REDIS_URLS", "redis://127.0.0.1:1"),
         ],
     )

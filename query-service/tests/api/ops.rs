@@ -15,20 +15,11 @@ async fn ready_when_postgres_and_redis_answer() {
     config.redis = testing::redis("query-ready");
     let service = RunningService::start(|listener, shutdown| run(config, listener, shutdown)).await;
 
-    assert!(
-        service.wait_ready(Duration::from_secs(30)).await,
-        "ready within 30 s"
-    );
+    assert!(service.wait_ready(Duration::from_secs(30)).await, "ready within 30 s");
     let (_, ready) = service.get_json("/readyz").await;
-    assert_eq!(
-        ready["checks"],
-        serde_json::json!({"postgres": "ok", "redis": "ok"})
-    );
+    assert_eq!(ready["checks"], serde_json::json!({"postgres": "ok", "redis": "ok"}));
     let metrics = service.metrics().await;
-    assert!(
-        metrics.contains(r#"holdfast_build_info{service="query-service""#),
-        "{metrics}"
-    );
+    assert!(metrics.contains(r#"holdfast_build_info{service="query-service""#), "{metrics}");
 
     service.stop().await.expect("clean stop");
     database.drop_database().await.expect("database dropped");
@@ -37,9 +28,7 @@ async fn ready_when_postgres_and_redis_answer() {
 #[tokio::test]
 async fn not_ready_while_redis_is_unreachable() {
     testing::init_logs();
-    let database = TestDatabase::create("query_noredis")
-        .await
-        .expect("database");
+    let database = TestDatabase::create("query_noredis").await.expect("database");
     let mut config = Config::parse_from(["query-service"]);
     config.postgres = database.postgres_args();
     config.redis = testing::redis("query-noredis");
@@ -59,10 +48,7 @@ async fn not_ready_while_redis_is_unreachable() {
 fn the_binary_exits_cleanly_on_sigterm() {
     let status = testing::run_then_sigterm(
         env!("CARGO_BIN_EXE_query-service"),
-        &[
-            ("HOLDFAST_QUERY_LISTEN", "127.0.0.1:0"),
-            ("HOLDFAST_REDIS_URLS", "redis://127.0.0.1:1"),
-        ],
+        &[("HOLDFAST_QUERY_LISTEN", "127.0.0.1:0"), ("HOLDFAST_REDIS_URLS", "redis://127.0.0.1:1")],
     )
     .expect("started and stopped");
     assert!(status.success(), "exit status {status}");

@@ -9,10 +9,7 @@ use crate::{Command, EventPayload, Rejection, ReleasedFrom};
 
 #[test]
 fn confirm_turns_a_live_hold_into_confirmed_units() {
-    let command = Command::ConfirmReservation {
-        reservation_id: res(1),
-        payment_ref: Some("pay-9".into()),
-    };
+    let command = Command::ConfirmReservation { reservation_id: res(1), payment_ref: Some("pay-9".into()) };
     let state = given(&[defined(5), held(1, 0, 2, 2, in_minutes(15))])
         .at(in_minutes(14))
         .when(command)
@@ -25,10 +22,7 @@ fn confirm_turns_a_live_hold_into_confirmed_units() {
 
 #[test]
 fn confirm_at_or_after_expiry_is_rejected() {
-    let expired_hold = Rejection::HoldExpired {
-        reservation_id: res(1),
-        expired_at: in_minutes(15),
-    };
+    let expired_hold = Rejection::HoldExpired { reservation_id: res(1), expired_at: in_minutes(15) };
     for at in [in_minutes(15), in_minutes(60)] {
         given(&[defined(5), held(1, 0, 2, 2, in_minutes(15))])
             .at(at)
@@ -51,41 +45,30 @@ fn confirm_twice_is_a_no_op() {
 
 #[test]
 fn confirm_after_cancel_is_rejected() {
-    given(&[
-        defined(5),
-        held(1, 0, 2, 2, in_minutes(15)),
-        cancelled(1, ReleasedFrom::Held),
-    ])
-    .when(confirm(1))
-    .then_rejected(Rejection::AlreadyCancelled {
-        reservation_id: res(1),
-    });
+    given(&[defined(5), held(1, 0, 2, 2, in_minutes(15)), cancelled(1, ReleasedFrom::Held)])
+        .when(confirm(1))
+        .then_rejected(Rejection::AlreadyCancelled { reservation_id: res(1) });
 }
 
 #[test]
 fn confirm_of_an_unknown_reservation_is_rejected() {
     given(&[defined(5)])
         .when(confirm(9))
-        .then_rejected(Rejection::UnknownReservation {
-            reservation_id: res(9),
-        });
+        .then_rejected(Rejection::UnknownReservation { reservation_id: res(9) });
 }
 
 // --- CancelReservation -----------------------------------------------------------------
 
 #[test]
 fn cancel_releases_a_hold() {
-    let command = Command::CancelReservation {
-        reservation_id: res(1),
-        reason: Some("changed plans".into()),
-    };
-    let state = given(&[defined(5), held(1, 0, 2, 2, in_minutes(15))])
-        .when(command)
-        .then_events(&[EventPayload::ReservationCancelled {
+    let command = Command::CancelReservation { reservation_id: res(1), reason: Some("changed plans".into()) };
+    let state = given(&[defined(5), held(1, 0, 2, 2, in_minutes(15))]).when(command).then_events(&[
+        EventPayload::ReservationCancelled {
             reservation_id: res(1),
             reason: Some("changed plans".into()),
             released: ReleasedFrom::Held,
-        }]);
+        },
+    ]);
     assert_eq!(state.usage_at(day(0)), usage(0, 0));
 }
 
@@ -100,21 +83,14 @@ fn cancel_releases_a_confirmed_reservation() {
 
 #[test]
 fn cancel_is_idempotent() {
-    given(&[
-        defined(5),
-        held(1, 0, 2, 2, in_minutes(15)),
-        cancelled(1, ReleasedFrom::Held),
-    ])
-    .when(cancel(1))
-    .then_nothing();
+    given(&[defined(5), held(1, 0, 2, 2, in_minutes(15)), cancelled(1, ReleasedFrom::Held)])
+        .when(cancel(1))
+        .then_nothing();
 }
 
 #[test]
 fn cancel_of_an_expired_hold_is_rejected() {
-    let rejection = Rejection::HoldExpired {
-        reservation_id: res(1),
-        expired_at: in_minutes(15),
-    };
+    let rejection = Rejection::HoldExpired { reservation_id: res(1), expired_at: in_minutes(15) };
     given(&[defined(5), held(1, 0, 2, 2, in_minutes(15)), expired(1)])
         .at(in_minutes(20))
         .when(cancel(1))
@@ -130,23 +106,17 @@ fn cancel_of_an_expired_hold_is_rejected() {
 fn cancel_of_an_unknown_reservation_is_rejected() {
     given(&[defined(5)])
         .when(cancel(9))
-        .then_rejected(Rejection::UnknownReservation {
-            reservation_id: res(9),
-        });
+        .then_rejected(Rejection::UnknownReservation { reservation_id: res(9) });
 }
 
 // --- ExpireHold ------------------------------------------------------------------------
 
 #[test]
 fn expire_releases_a_lapsed_hold() {
-    let state = given(&[
-        defined(5),
-        held(1, 0, 2, 2, in_minutes(15)),
-        held(2, 1, 3, 1, in_minutes(15)),
-    ])
-    .at(in_minutes(15))
-    .when(expire(1))
-    .then_events(&[expired(1)]);
+    let state = given(&[defined(5), held(1, 0, 2, 2, in_minutes(15)), held(2, 1, 3, 1, in_minutes(15))])
+        .at(in_minutes(15))
+        .when(expire(1))
+        .then_events(&[expired(1)]);
     assert_eq!(state.usage_at(day(0)), usage(0, 0));
     assert_eq!(state.usage_at(day(1)), usage(1, 0));
 }
@@ -158,20 +128,11 @@ fn early_or_stale_expiry_timers_are_harmless() {
         .at(in_minutes(15) - Duration::milliseconds(1))
         .when(expire(1))
         .then_nothing();
-    given(&[defined(5), hold.clone(), confirmed(1)])
-        .at(in_minutes(20))
-        .when(expire(1))
-        .then_nothing();
+    given(&[defined(5), hold.clone(), confirmed(1)]).at(in_minutes(20)).when(expire(1)).then_nothing();
     given(&[defined(5), hold.clone(), cancelled(1, ReleasedFrom::Held)])
         .at(in_minutes(20))
         .when(expire(1))
         .then_nothing();
-    given(&[defined(5), hold, expired(1)])
-        .at(in_minutes(20))
-        .when(expire(1))
-        .then_nothing();
-    given(&[defined(5)])
-        .at(in_minutes(20))
-        .when(expire(9))
-        .then_nothing();
+    given(&[defined(5), hold, expired(1)]).at(in_minutes(20)).when(expire(1)).then_nothing();
+    given(&[defined(5)]).at(in_minutes(20)).when(expire(9)).then_nothing();
 }

@@ -1,0 +1,137 @@
+//! JSON body extractors that answer in problem+json instead of axum's plain-text rejections.
+//!
+//! Order of checks: media type (415), size (413, limit set by the router's
+//! `DefaultBodyLimit`), JSON syntax (400 `malformed-json`), shape (422 `invalid-input` with
+//! field `body` when the body is not a JSON object). Field-level errors are not found here but
+//! by the request types' conversions, so that all of them are reported together.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Request};
+use axum::http::{HeaderMap, StatusCode, header};
+use serde::de::DeserializeOwned;
+use serde_json::error::Category;
+
+use super::problem::{FieldError, Problem, ProblemType};
+
+/// Largest accepted request body.
+pub const BODY_LIMIT: usize = 64 * 1024;
+
+/// A required JSON object body.
+#[derive(Debug)]
+pub struct JsonBody<T>(pub T);
+
+/// A JSON object body that may be empty (then it means `{}`), for confirm and cancel.
+#[derive(Debug)]
+pub struct OptionalJsonBody<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
+    type Rejection = Problem;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Problem> {
+        let path = request.uri().path().to_owned();
+        check_media_type(request.headers(), &path)?;
+        let bytes = read(request, state, &path).await?;
+        parse(&bytes, &path).map(Self)
+    }
+}
+
+impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for OptionalJsonBody<T> {
+    type Rejection = Problem;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Problem> {
+        let path = request.uri().path().to_owned();
+        let headers = request.headers().clone();
+        let bytes = read(request, state, &path).await?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(Self(T::default()));
+        }
+        check_media_type(&headers, &path)?;
+        parse(&bytes, &path).map(Self)
+    }
+}
+
+/// Refuses anything but `application/json` (optionally with `charset=utf-8`).
+fn check_media_type(headers: &HeaderMap, path: &str) -> Result<(), Problem> {
+    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+    if content_type.is_some_and(is_json) {
+        return Ok(());
+    }
+    let detail = match content_type {
+        Some(other) => format!("bodies must be application/json, got {other:?}"),
+        None => "bodies must be application/json; the Content-Type header is missing".to_owned(),
+    };
+    Err(Problem::new(ProblemType::UnsupportedMediaType, detail, path))
+}
+
+/// Whether a `Content-Type` value is JSON in UTF-8.
+fn is_json(value: &str) -> bool {
+    let mut parts = value.split(';').map(str::trim);
+    let essence = parts.next().unwrap_or_default();
+    essence.eq_ignore_ascii_case("application/json")
+        && parts.filter(|p| !p.is_empty()).all(|param| {
+            let (name, value) = param.split_once('=').unwrap_or((param, ""));
+            name.trim().eq_ignore_ascii_case("charset")
+                && value.trim().trim_matches('"').eq_ignore_ascii_case("utf-8")
+        })
+}
+
+/// The whole body, or 413 above the limit.
+async fn read<S: Send + Sync>(request: Request, state: &S, path: &str) -> Result<Bytes, Problem> {
+    Bytes::from_request(request, state).await.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            Problem::new(ProblemType::BodyTooLarge, format!("bodies are limited to {BODY_LIMIT} bytes"), path)
+        } else {
+            let detail = format!("the body could not be read: {}", rejection.body_text());
+            Problem::new(ProblemType::MalformedJson, detail, path)
+        }
+    })
+}
+
+/// Parses the body: 400 for broken JSON, 422 (field `body`) for anything but an object.
+fn parse<T: DeserializeOwned>(bytes: &[u8], path: &str) -> Result<T, Problem> {
+    serde_json::from_slice(bytes).map_err(|error| match error.classify() {
+        Category::Data => {
+            let reason = if error.to_string().starts_with("invalid type") {
+                "must be a JSON object".to_owned()
+            } else {
+                error.to_string()
+            };
+            Problem::invalid_input(vec![FieldError::new("body", reason)], path)
+        }
+        Category::Syntax | Category::Eof | Category::Io => Problem::new(
+            ProblemType::MalformedJson,
+            format!("the body is not valid JSON: {error}"),
+            path,
+        ),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_media_types() {
+        for good in ["application/json", "Application/JSON", "application/json; charset=utf-8", "application/json;charset=\"UTF-8\""] {
+            assert!(is_json(good), "{good}");
+        }
+        for bad in ["text/plain", "application/jsonx", "application/json; charset=latin1", "application/json; v=1", ""] {
+            assert!(!is_json(bad), "{bad}");
+        }
+    }
+
+    #[derive(Debug, Default, serde::Deserialize)]
+    struct Empty {}
+
+    #[test]
+    fn syntax_errors_are_400_and_non_objects_are_422() {
+        let status = |body: &str| parse::<Empty>(body.as_bytes(), "/").map(|_| 200).unwrap_or_else(|p| p.status);
+        assert_eq!(status("{}"), 200);
+        assert_eq!(status("{\"a\":"), 400);
+        assert_eq!(status("nope"), 400);
+        assert_eq!(status("{} {}"), 400);
+        assert_eq!(status("[]"), 422);
+        assert_eq!(status("3"), 422);
+        assert_eq!(status("null"), 422);
+    }
+}

@@ -1,0 +1,205 @@
+//! The path every command request takes after its body is read: metadata from headers,
+//! validation (all errors at once), load shedding, the envelope, the dispatcher, the answer.
+//!
+//! Nothing reaches Kafka unless the request is valid and the instance has room for it.
+
+use std::convert::Infallible;
+
+use axum::extract::rejection::PathRejection;
+use axum::extract::{FromRequestParts, Path};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, Method};
+use axum::response::{IntoResponse, Response};
+use holdfast_domain::{Command, CommandMeta, ValueError};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::AppState;
+use super::idempotency;
+use super::outcome::{pending, render};
+use super::problem::{FieldError, Problem, ProblemType};
+use crate::dispatch::SubmitError;
+use crate::envelope::{CommandEnvelope, FORMAT_VERSION};
+
+/// Longest `tracestate` carried into the command (W3C allows 512 characters).
+const MAX_TRACESTATE: usize = 512;
+
+/// What a command request brings besides its body: the path and the command metadata derived
+/// from its headers (or the header errors, reported together with the body's).
+#[derive(Debug)]
+pub struct Intake {
+    /// The request path (the problem `instance`).
+    pub path: String,
+    meta: Result<CommandMeta, Vec<FieldError>>,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Intake {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Infallible> {
+        let path = parts.uri.path().to_owned();
+        let meta = meta(&parts.method, &path, &parts.headers);
+        Ok(Self { path, meta })
+    }
+}
+
+impl Intake {
+    /// Validates the request, builds its command with `build` (given the command id) and
+    /// submits it; answers with the outcome, 202, or a problem.
+    pub async fn submit(
+        self,
+        state: &AppState,
+        build: impl FnOnce(Uuid) -> Result<Command, Vec<FieldError>>,
+    ) -> Response {
+        let command_id = self.meta.as_ref().map_or(Uuid::nil(), |meta| meta.command_id);
+        let (meta, command) = match (self.meta, build(command_id)) {
+            (Ok(meta), Ok(command)) => (meta, command),
+            (meta, command) => {
+                let errors = meta.err().into_iter().flatten().chain(command.err().into_iter().flatten());
+                return Problem::invalid_input(errors.collect(), &self.path).into_response();
+            }
+        };
+        let Some(_permit) = state.limiter.try_acquire() else {
+            let detail = "too many commands are in flight on this instance; retry shortly";
+            return Problem::new(ProblemType::RateLimited, detail, &self.path).retry_after(1).into_response();
+        };
+        let fingerprint = match idempotency::fingerprint(&command) {
+            Ok(fingerprint) => fingerprint,
+            Err(error) => return Problem::internal(&error, &self.path).into_response(),
+        };
+        let envelope = CommandEnvelope {
+            v: FORMAT_VERSION,
+            command,
+            meta,
+            fingerprint,
+            submitted_at: OffsetDateTime::now_utc(),
+        };
+        match state.dispatcher.submit(&envelope).await {
+            Ok(outcome) => render(&outcome, &self.path, envelope.command.reservation_id()),
+            Err(SubmitError::Pending { command_id }) => {
+                state.pending.insert(command_id);
+                pending(command_id)
+            }
+            Err(SubmitError::Unavailable(reason)) => {
+                tracing::warn!(%reason, command_id = %envelope.meta.command_id, "command not accepted by Kafka");
+                let detail = "commands cannot be accepted right now; nothing was decided, retry later";
+                Problem::new(ProblemType::Unavailable, detail, &self.path).retry_after(1).into_response()
+            }
+        }
+    }
+}
+
+/// An id taken from the path, or why it cannot name anything (then the caller answers 404).
+///
+/// # Errors
+/// The reason the segment is not a valid id.
+pub fn path_id<T>(
+    segment: Result<Path<String>, PathRejection>,
+    parse: impl FnOnce(&str) -> Result<T, ValueError>,
+) -> Result<T, String> {
+    let Path(segment) = segment.map_err(|rejection| rejection.body_text())?;
+    parse(&segment).map_err(|error| error.reason)
+}
+
+/// Command metadata from the request headers, or every header error.
+fn meta(method: &Method, path: &str, headers: &HeaderMap) -> Result<CommandMeta, Vec<FieldError>> {
+    let mut errors = Vec::new();
+    let key = idempotency::key(headers).map_err(|e| errors.push(e)).ok().flatten();
+    let correlation_id = correlation_id(headers).map_err(|e| errors.push(e)).ok().flatten();
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    let mut meta = CommandMeta::new(idempotency::command_id(method, path, key));
+    if let Some(correlation_id) = correlation_id {
+        meta.correlation_id = correlation_id;
+    }
+    meta.traceparent = header(headers, "traceparent").filter(|t| valid_traceparent(t)).map(str::to_owned);
+    if meta.traceparent.is_some() {
+        meta.tracestate =
+            header(headers, "tracestate").filter(|s| s.len() <= MAX_TRACESTATE).map(str::to_owned);
+    }
+    Ok(meta)
+}
+
+/// The `X-Correlation-Id` header: absent, or a UUID.
+fn correlation_id(headers: &HeaderMap) -> Result<Option<Uuid>, FieldError> {
+    match headers.get("x-correlation-id") {
+        None => Ok(None),
+        Some(value) => value
+            .to_str()
+            .ok()
+            .and_then(|v| Uuid::try_parse(v.trim()).ok())
+            .map(Some)
+            .ok_or_else(|| FieldError::new("X-Correlation-Id", "must be a UUID")),
+    }
+}
+
+fn header<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim)
+}
+
+/// Whether `value` is a W3C `traceparent` (`00-<32 hex>-<16 hex>-<2 hex>`). An invalid one is
+/// dropped, as the W3C recommendation asks, rather than refused.
+fn valid_traceparent(value: &str) -> bool {
+    let parts: Vec<&str> = value.split('-').collect();
+    let hex = |s: &str, len: usize| s.len() == len && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+    let nonzero = |s: &str| s.bytes().any(|b| b != b'0');
+    matches!(parts.as_slice(), [version, trace, parent, flags]
+        if hex(version, 2) && *version != "ff" && hex(trace, 32) && nonzero(trace)
+            && hex(parent, 16) && nonzero(parent) && hex(flags, 2))
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::HeaderValue;
+
+    use super::*;
+
+    const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+    #[test]
+    fn meta_carries_correlation_and_trace_context() {
+        let mut headers = HeaderMap::new();
+        let correlation = Uuid::from_u128(42);
+        headers.insert("x-correlation-id", HeaderValue::from_str(&correlation.to_string()).expect("hv"));
+        headers.insert("traceparent", HeaderValue::from_static(TRACEPARENT));
+        headers.insert("tracestate", HeaderValue::from_static("vendor=1"));
+        headers.insert("idempotency-key", HeaderValue::from_static("k"));
+        let meta = meta(&Method::POST, "/v1/resources", &headers).expect("valid headers");
+        assert_eq!(meta.command_id, idempotency::command_id(&Method::POST, "/v1/resources", Some("k")));
+        assert_eq!(meta.causation_id, meta.command_id);
+        assert_eq!(meta.correlation_id, correlation);
+        assert_eq!(meta.traceparent.as_deref(), Some(TRACEPARENT));
+        assert_eq!(meta.tracestate.as_deref(), Some("vendor=1"));
+    }
+
+    #[test]
+    fn invalid_trace_context_is_dropped_and_bad_ids_are_reported() {
+        let mut headers = HeaderMap::new();
+        headers.insert("traceparent", HeaderValue::from_static("00-xyz-1-01"));
+        headers.insert("tracestate", HeaderValue::from_static("vendor=1"));
+        let meta = meta(&Method::POST, "/v1/resources", &headers).expect("valid headers");
+        assert_eq!((meta.traceparent, meta.tracestate), (None, None));
+        assert_eq!(meta.correlation_id, meta.command_id);
+
+        headers.insert("x-correlation-id", HeaderValue::from_static("nope"));
+        headers.insert("idempotency-key", HeaderValue::from_static("a b"));
+        let errors = super::meta(&Method::POST, "/", &headers).expect_err("two bad headers");
+        let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, ["Idempotency-Key", "X-Correlation-Id"]);
+    }
+
+    #[test]
+    fn traceparent_shape() {
+        assert!(valid_traceparent(TRACEPARENT));
+        for bad in [
+            "",
+            "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+        ] {
+            assert!(!valid_traceparent(bad), "{bad}");
+        }
+    }
+}

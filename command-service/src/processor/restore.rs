@@ -1,0 +1,169 @@
+//! Restoring owned partitions from the log: every committed event of the partition is folded
+//! into its resources' state, and the recent outcomes on the replies partition are loaded so
+//! that retries of commands decided before the move are still recognised.
+//!
+//! Reads are `read_committed`, so events of aborted transactions (a zombie's, or our own
+//! failed batches) never enter the state. The caller waits for stable committed offsets on
+//! the commands topic first, so no other writer's transaction on these partitions is open.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use holdfast_platform::KafkaArgs;
+use holdfast_platform::codec::EventCodec;
+use holdfast_platform::kafka::reader_config;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::Message;
+use rdkafka::{Offset, TopicPartitionList};
+use time::OffsetDateTime;
+
+use crate::envelope::Outcome;
+use crate::processor::partition::PartitionState;
+
+/// Reads partitions of the events and replies topics back into memory.
+pub struct Restorer {
+    reader: BaseConsumer,
+    events_topic: String,
+    replies_topic: String,
+    codec: Arc<EventCodec>,
+    runtime: tokio::runtime::Handle,
+    window: time::Duration,
+}
+
+impl std::fmt::Debug for Restorer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Restorer").field("events_topic", &self.events_topic).finish_non_exhaustive()
+    }
+}
+
+/// What a restore read.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Restored {
+    /// Events folded into state.
+    pub events: u64,
+    /// Events that could not be decoded and were skipped (logged at ERROR).
+    pub undecodable: u64,
+    /// Outcomes loaded for idempotent retries.
+    pub outcomes: u64,
+}
+
+impl Restorer {
+    /// A restorer with its own reader client.
+    ///
+    /// # Errors
+    /// When the client cannot be created.
+    pub fn new(
+        kafka: &KafkaArgs,
+        client_id: &str,
+        events_topic: String,
+        replies_topic: String,
+        codec: Arc<EventCodec>,
+        runtime: tokio::runtime::Handle,
+        window: time::Duration,
+    ) -> Result<Self, KafkaError> {
+        let reader: BaseConsumer = reader_config(kafka, client_id).create()?;
+        Ok(Self { reader, events_topic, replies_topic, codec, runtime, window })
+    }
+
+    /// Restores `partitions` into fresh [`PartitionState`]s.
+    ///
+    /// # Errors
+    /// When Kafka fails while reading.
+    pub fn restore(
+        &self,
+        partitions: &[i32],
+    ) -> Result<(HashMap<i32, PartitionState>, Restored), KafkaError> {
+        let mut states: HashMap<i32, PartitionState> =
+            partitions.iter().map(|&p| (p, PartitionState::new(p, self.window))).collect();
+        let mut restored = Restored::default();
+
+        let mut events = TopicPartitionList::new();
+        for &partition in partitions {
+            events.add_partition_offset(&self.events_topic, partition, Offset::Beginning)?;
+        }
+        // `next_event_offset` is the offset after the last event, not the partition's end: a
+        // projection that applied that event has reached every answer given from this state.
+        self.read_to_end(&events, |partition, message_offset, payload| {
+            let Some(state) = states.get_mut(&partition) else { return };
+            state.next_event_offset = message_offset + 1;
+            match self.runtime.block_on(self.codec.decode(payload)) {
+                Ok(event) => {
+                    state.resource_mut(&event.envelope.resource_id).apply(&event);
+                    restored.events += 1;
+                }
+                Err(error) => {
+                    restored.undecodable += 1;
+                    tracing::error!(partition, offset = message_offset, %error, "event cannot be decoded; skipped while restoring");
+                }
+            }
+        })?;
+
+        let horizon = OffsetDateTime::now_utc() - self.window;
+        let replies = self.replies_since(partitions, horizon)?;
+        self.read_to_end(&replies, |partition, _, payload| {
+            let Some(state) = states.get_mut(&partition) else { return };
+            if let Ok(outcome) = serde_json::from_slice::<Outcome>(payload) {
+                if outcome.decided_at >= horizon {
+                    state.remember(outcome);
+                    restored.outcomes += 1;
+                }
+            }
+        })?;
+
+        for state in states.values_mut() {
+            state.arm_timers();
+        }
+        Ok((states, restored))
+    }
+
+    /// Reads every assigned partition up to its end (the last stable offset).
+    fn read_to_end(
+        &self,
+        assignment: &TopicPartitionList,
+        mut each: impl FnMut(i32, i64, &[u8]),
+    ) -> Result<(), KafkaError> {
+        let wanted: HashSet<i32> = assignment.elements().iter().map(|e| e.partition()).collect();
+        self.reader.assign(assignment)?;
+        let mut at_end = HashSet::new();
+        let started = Instant::now();
+        while at_end.len() < wanted.len() {
+            match self.reader.poll(Duration::from_millis(500)) {
+                Some(Ok(message)) => {
+                    each(message.partition(), message.offset(), message.payload().unwrap_or_default())
+                }
+                Some(Err(KafkaError::PartitionEOF(partition))) => {
+                    at_end.insert(partition);
+                }
+                Some(Err(error)) => {
+                    self.reader.unassign()?;
+                    return Err(error);
+                }
+                None => {
+                    if started.elapsed() > Duration::from_secs(30) && at_end.is_empty() {
+                        tracing::warn!(waited = ?started.elapsed(), "still waiting for the log to answer while restoring");
+                    }
+                }
+            }
+        }
+        self.reader.unassign()
+    }
+
+    /// Where to start reading the replies partitions: the first record at or after `since`
+    /// (from the beginning when the broker cannot say).
+    fn replies_since(
+        &self,
+        partitions: &[i32],
+        since: OffsetDateTime,
+    ) -> Result<TopicPartitionList, KafkaError> {
+        let millis = i64::try_from(since.unix_timestamp_nanos() / 1_000_000).unwrap_or(0);
+        let mut at = TopicPartitionList::new();
+        let mut beginning = TopicPartitionList::new();
+        for &partition in partitions {
+            at.add_partition_offset(&self.replies_topic, partition, Offset::Offset(millis))?;
+            beginning.add_partition_offset(&self.replies_topic, partition, Offset::Beginning)?;
+        }
+        Ok(self.reader.offsets_for_times(at, Duration::from_secs(30)).unwrap_or(beginning))
+    }
+}

@@ -1,0 +1,115 @@
+//! Unit tests of the mapping (no registry): round trips through values and through the
+//! binary datum, schema validity of every produced value, and typed errors for bad values.
+
+use apache_avro::Schema;
+use apache_avro::types::Value;
+use holdfast_domain::{Event, EventType};
+
+use super::{from_avro, to_avro};
+use crate::codec::samples;
+use crate::codec::{CodecError, schemas, wire};
+
+fn schema(event_type: EventType) -> Schema {
+    Schema::parse_str(schemas::source(event_type)).expect("schema parses")
+}
+
+fn set(value: &mut Value, name: &str, new: Value) {
+    let Value::Record(fields) = value else { panic!("record") };
+    let slot = fields.iter_mut().find(|(n, _)| n == name).expect("field exists");
+    slot.1 = new;
+}
+
+fn decode_value(event: &Event, value: Value) -> Result<Event, CodecError> {
+    from_avro(&schemas::full_name(event.payload.event_type()), 1, value)
+}
+
+#[test]
+fn every_event_type_round_trips_through_values_and_bytes() {
+    for seed in 0..200 {
+        for event in samples::one_of_each(seed) {
+            let event_type = event.payload.event_type();
+            let schema = schema(event_type);
+            let value = to_avro(&event);
+            assert!(value.validate(&schema), "{event_type} value fits its schema (seed {seed})");
+            assert_eq!(decode_value(&event, value.clone()).expect("from value"), event);
+
+            let bytes = wire::encode(7, &schema, &value).expect("encoded");
+            let (id, body) = wire::split(&bytes).expect("framed");
+            let decoded = wire::decode(id, &schema, body).expect("decoded");
+            assert_eq!(from_avro(event_type.as_str(), 1, decoded).expect("event"), event);
+        }
+    }
+}
+
+#[test]
+fn domain_rules_apply_on_decode_and_name_the_field() {
+    let held = samples::event(EventType::ReservationHeld, 1);
+    let cases: [(&str, Value); 7] = [
+        ("resource_id", Value::String(String::new())),
+        ("quantity", Value::Int(0)),
+        ("quantity", Value::Int(-5)),
+        ("to", Value::Date(0)),
+        ("customer_id", Value::String(" padded ".into())),
+        ("reservation_id", Value::String("r1_nope".into())),
+        ("expires_at", Value::TimestampMicros(i64::MAX)),
+    ];
+    for (field, bad) in cases {
+        let mut value = to_avro(&held);
+        set(&mut value, field, bad);
+        match decode_value(&held, value) {
+            Err(CodecError::InvalidField { field: f, .. }) => assert_eq!(f, field),
+            other => panic!("{field}: expected InvalidField, got {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn wrong_types_missing_fields_and_inconsistencies_are_invalid_fields() {
+    let cancelled = samples::event(EventType::ReservationCancelled, 2);
+    let expect_invalid = |value: Value, field: &str| match decode_value(&cancelled, value) {
+        Err(CodecError::InvalidField { field: f, .. }) => assert_eq!(f, field),
+        other => panic!("{field}: expected InvalidField, got {other:?}"),
+    };
+    let mut value = to_avro(&cancelled);
+    set(&mut value, "released", Value::Enum(2, "REFUNDED".into()));
+    expect_invalid(value, "released");
+    let mut value = to_avro(&cancelled);
+    set(&mut value, "event_id", Value::Int(3));
+    expect_invalid(value, "event_id");
+    let mut value = to_avro(&cancelled);
+    set(&mut value, "event_type", Value::String("HoldExpired".into()));
+    expect_invalid(value, "event_type");
+    let mut value = to_avro(&cancelled);
+    let other = samples::event(EventType::HoldExpired, 99);
+    set(&mut value, "resource_id", Value::String(other.envelope.resource_id.to_string()));
+    expect_invalid(value, "reservation_id");
+    let Value::Record(mut fields) = to_avro(&cancelled) else { panic!("record") };
+    fields.retain(|(n, _)| n != "occurred_at");
+    expect_invalid(Value::Record(fields), "occurred_at");
+}
+
+#[test]
+fn optional_fields_may_be_absent_and_unknown_fields_are_ignored() {
+    let confirmed = samples::event(EventType::ReservationConfirmed, 3);
+    let Value::Record(mut fields) = to_avro(&confirmed) else { panic!("record") };
+    fields.retain(|(n, _)| !matches!(n.as_str(), "payment_ref" | "traceparent" | "tracestate"));
+    fields.push(("loyalty_points".into(), Value::Int(12)));
+    let decoded = decode_value(&confirmed, Value::Record(fields)).expect("decodes");
+    assert_eq!(decoded.envelope.traceparent, None);
+    assert!(matches!(
+        decoded.payload,
+        holdfast_domain::EventPayload::ReservationConfirmed { payment_ref: None, .. }
+    ));
+}
+
+#[test]
+fn unknown_record_names_and_versions_are_refused() {
+    let event = samples::event(EventType::HoldExpired, 4);
+    let err = from_avro("dev.holdfast.reservations.v1.ReservationTeleported", 1, to_avro(&event))
+        .expect_err("unknown");
+    assert!(matches!(err, CodecError::UnknownRecordName { .. }), "{err}");
+    let err = from_avro("HoldExpired", 9, to_avro(&event)).expect_err("too new");
+    assert!(matches!(err, CodecError::UnsupportedVersion { version: 9, .. }), "{err}");
+    let err = from_avro("HoldExpired", 1, Value::Null).expect_err("not a record");
+    assert!(matches!(err, CodecError::InvalidField { .. }), "{err}");
+}
