@@ -105,7 +105,10 @@ impl Dispatcher {
     /// Records a committed outcome and wakes everyone waiting for it.
     pub fn resolve(&self, outcome: Outcome) {
         let outcome = Arc::new(outcome);
-        lock(&self.recent).insert(Arc::clone(&outcome));
+        // A refused reuse of a key must not replace the outcome the key's owner will retry for.
+        if !matches!(outcome.verdict, crate::envelope::Verdict::KeyReused) {
+            lock(&self.recent).insert(Arc::clone(&outcome));
+        }
         if let Some(senders) = lock(&self.waiters).remove(&outcome.command_id) {
             for sender in senders {
                 let _ = sender.send(Arc::clone(&outcome));

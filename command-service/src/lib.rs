@@ -29,7 +29,8 @@ use crate::processor::{ProcessorSettings, ProcessorShared};
 /// Outcomes each instance keeps for polling and retries, beyond its partitions' own.
 const RECENT_OUTCOMES: usize = 200_000;
 
-/// Runs the command service on `listener` until `shutdown` is cancelled.
+/// Runs the command service on `listener` until `shutdown` is cancelled. Needs a multi-threaded
+/// Tokio runtime: the partition processor blocks a thread of its own and calls back into it.
 ///
 /// # Errors
 /// When a client cannot be created, the topics do not match the configuration, a background
@@ -58,7 +59,10 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> R
         metrics.clone(),
     ));
     let codec = Arc::new(EventCodec::new(&config.registry, &layout.events).map_err(anyhow::Error::new)?);
-    let router = axum::Router::new().merge(ops.router());
+    let state = http::AppState::new(Arc::clone(&dispatcher), metrics.clone())
+        .with_max_in_flight(config.max_in_flight)
+        .with_request_timeout(config.command_wait + std::time::Duration::from_secs(5));
+    let router = http::router(state).merge(ops.router());
 
     let settings = ProcessorSettings {
         kafka: config.kafka.clone(),

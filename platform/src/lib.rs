@@ -4,6 +4,7 @@
 //! Nothing here knows about reservations: business rules live in `holdfast-domain`, and each
 //! service crate wires these pieces together.
 
+pub mod audit;
 pub mod codec;
 pub mod config;
 pub mod kafka;

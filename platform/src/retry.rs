@@ -8,7 +8,8 @@ use std::time::Duration;
 use crate::shutdown::Shutdown;
 
 /// Calls `attempt` until it succeeds, waiting 200 ms, 400 ms, … up to 5 s between tries and
-/// logging each failure under `what`. Returns `None` when `shutdown` is cancelled first.
+/// logging each failure under `what`. Returns `None` as soon as `shutdown` is cancelled, even
+/// in the middle of an attempt (which is dropped).
 pub async fn until_ok<T, E, F, Fut>(what: &str, shutdown: &Shutdown, mut attempt: F) -> Option<T>
 where
     E: Display,
@@ -17,7 +18,11 @@ where
 {
     let mut backoff = Duration::from_millis(200);
     loop {
-        match attempt().await {
+        let outcome = tokio::select! {
+            () = shutdown.cancelled() => return None,
+            outcome = attempt() => outcome,
+        };
+        match outcome {
             Ok(value) => return Some(value),
             Err(error) => tracing::warn!(%error, retry_in = ?backoff, "{what} failed"),
         }

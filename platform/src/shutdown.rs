@@ -11,31 +11,38 @@ pub use tokio_util::sync::CancellationToken as Shutdown;
 #[error("shutdown did not finish within {0:?}; in-flight work was abandoned")]
 pub struct GraceExceeded(pub Duration);
 
-/// Resolves on SIGTERM or Ctrl-C.
-pub async fn signal() {
-    let ctrl_c = async {
-        if let Err(error) = tokio::signal::ctrl_c().await {
-            tracing::warn!(%error, "cannot listen for ctrl-c");
-            std::future::pending::<()>().await;
-        }
-    };
+/// Resolves on SIGTERM or Ctrl-C. The handlers are installed when this is called, not when
+/// the future is first polled, so a signal that arrives while the service starts is not lost.
+#[must_use = "the returned future resolves on the signal"]
+pub fn signal() -> impl Future<Output = ()> {
     #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut stream) => {
-                stream.recv().await;
+    let terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate());
+    let ctrl_c = tokio::signal::ctrl_c();
+    async move {
+        #[cfg(unix)]
+        let terminate = async move {
+            match terminate {
+                Ok(mut stream) => {
+                    stream.recv().await;
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "cannot listen for SIGTERM");
+                    std::future::pending::<()>().await;
+                }
             }
-            Err(error) => {
-                tracing::warn!(%error, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
+        };
+        #[cfg(not(unix))]
+        let terminate = std::future::pending::<()>();
+        tokio::select! {
+            result = ctrl_c => match result {
+                Ok(()) => tracing::info!("ctrl-c received, shutting down"),
+                Err(error) => {
+                    tracing::warn!(%error, "cannot listen for ctrl-c");
+                    std::future::pending::<()>().await;
+                }
+            },
+            () = terminate => tracing::info!("SIGTERM received, shutting down"),
         }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => tracing::info!("ctrl-c received, shutting down"),
-        () = terminate => tracing::info!("SIGTERM received, shutting down"),
     }
 }
 
@@ -50,12 +57,13 @@ where
     Fut: Future<Output = Result<(), E>>,
     E: From<GraceExceeded>,
 {
+    let signalled = signal();
     let token = Shutdown::new();
     let run = service(token.clone());
     tokio::pin!(run);
     tokio::select! {
         result = &mut run => return result,
-        () = signal() => token.cancel(),
+        () = signalled => token.cancel(),
     }
     match tokio::time::timeout(grace, run).await {
         Ok(result) => result,

@@ -159,7 +159,7 @@ pub struct RunningService {
     /// Where it listens.
     pub addr: std::net::SocketAddr,
     shutdown: crate::Shutdown,
-    handle: tokio::task::JoinHandle<Result<(), crate::ServiceError>>,
+    handle: Option<tokio::task::JoinHandle<Result<(), crate::ServiceError>>>,
 }
 
 impl RunningService {
@@ -175,7 +175,7 @@ impl RunningService {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind 127.0.0.1:0");
         let addr = listener.local_addr().expect("local address");
         let shutdown = crate::Shutdown::new();
-        let handle = tokio::spawn(service(listener, shutdown.clone()));
+        let handle = Some(tokio::spawn(service(listener, shutdown.clone())));
         Self { addr, shutdown, handle }
     }
 
@@ -219,7 +219,7 @@ impl RunningService {
     /// Whether the service's task has ended (by itself: an error or a finished run).
     #[must_use]
     pub fn is_finished(&self) -> bool {
-        self.handle.is_finished()
+        self.handle.as_ref().is_none_or(tokio::task::JoinHandle::is_finished)
     }
 
     /// Cancels the shutdown token and waits for the service to end.
@@ -229,20 +229,27 @@ impl RunningService {
     ///
     /// # Panics
     /// When the service's task panicked.
-    pub async fn stop(self) -> Result<(), crate::ServiceError> {
+    pub async fn stop(mut self) -> Result<(), crate::ServiceError> {
         self.shutdown.cancel();
-        self.handle.await.expect("service task panicked")
+        self.handle.take().expect("running").await.expect("service task panicked")
     }
 
     /// Waits for the service to end by itself (without cancelling it).
     ///
     /// # Panics
     /// When the service's task panicked or did not end within `deadline`.
-    pub async fn join(self, deadline: Duration) -> Result<(), crate::ServiceError> {
-        tokio::time::timeout(deadline, self.handle)
+    pub async fn join(mut self, deadline: Duration) -> Result<(), crate::ServiceError> {
+        tokio::time::timeout(deadline, self.handle.take().expect("running"))
             .await
             .expect("service ended within the deadline")
             .expect("service task panicked")
+    }
+}
+
+impl Drop for RunningService {
+    /// A test that fails half-way still stops its service, so its background threads end.
+    fn drop(&mut self) {
+        self.shutdown.cancel();
     }
 }
 

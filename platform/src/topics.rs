@@ -51,6 +51,10 @@ pub enum TopicError {
         /// The broker's error.
         code: RDKafkaErrorCode,
     },
+    /// A topic was created but the cluster's metadata does not show its partitions yet;
+    /// retry shortly.
+    #[error("topic {0} is not visible in the cluster metadata yet")]
+    NotYetVisible(String),
     /// An existing topic has another partition count than configured: co-partitioning would
     /// break. An operator must reconcile the configuration with the cluster.
     #[error("topic {topic} has {actual} partitions but {expected} are configured")]
@@ -141,6 +145,9 @@ impl TopicLayout {
         let actual = partition_counts(kafka, &self.names()).await?;
         for (topic, count) in actual {
             let want = expected.get(topic.as_str()).copied().unwrap_or(count);
+            if count == 0 {
+                return Err(TopicError::NotYetVisible(topic));
+            }
             if count != want {
                 return Err(TopicError::PartitionMismatch { topic, expected: want, actual: count });
             }

@@ -9,7 +9,7 @@ use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
 use axum::http::{HeaderMap, StatusCode, header};
 use serde::de::DeserializeOwned;
-use serde_json::error::Category;
+use serde_json::Value;
 
 use super::problem::{FieldError, Problem, ProblemType};
 
@@ -51,6 +51,10 @@ impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for OptionalJ
 }
 
 /// Refuses anything but `application/json` (optionally with `charset=utf-8`).
+#[allow(
+    clippy::result_large_err,
+    reason = "built once per refused request; boxing would only add an allocation"
+)]
 fn check_media_type(headers: &HeaderMap, path: &str) -> Result<(), Problem> {
     let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
     if content_type.is_some_and(is_json) {
@@ -88,22 +92,22 @@ async fn read<S: Send + Sync>(request: Request, state: &S, path: &str) -> Result
 }
 
 /// Parses the body: 400 for broken JSON, 422 (field `body`) for anything but an object.
+///
+/// The body goes through a [`Value`] first because serde's derived structs would also accept
+/// a JSON array as positional fields.
+#[allow(
+    clippy::result_large_err,
+    reason = "built once per refused request; boxing would only add an allocation"
+)]
 fn parse<T: DeserializeOwned>(bytes: &[u8], path: &str) -> Result<T, Problem> {
-    serde_json::from_slice(bytes).map_err(|error| match error.classify() {
-        Category::Data => {
-            let reason = if error.to_string().starts_with("invalid type") {
-                "must be a JSON object".to_owned()
-            } else {
-                error.to_string()
-            };
-            Problem::invalid_input(vec![FieldError::new("body", reason)], path)
-        }
-        Category::Syntax | Category::Eof | Category::Io => Problem::new(
-            ProblemType::MalformedJson,
-            format!("the body is not valid JSON: {error}"),
-            path,
-        ),
-    })
+    let value: Value = serde_json::from_slice(bytes).map_err(|error| {
+        Problem::new(ProblemType::MalformedJson, format!("the body is not valid JSON: {error}"), path)
+    })?;
+    let not_an_object = |reason: String| Problem::invalid_input(vec![FieldError::new("body", reason)], path);
+    if !value.is_object() {
+        return Err(not_an_object("must be a JSON object".to_owned()));
+    }
+    serde_json::from_value(value).map_err(|error| not_an_object(error.to_string()))
 }
 
 #[cfg(test)]
@@ -112,10 +116,21 @@ mod tests {
 
     #[test]
     fn json_media_types() {
-        for good in ["application/json", "Application/JSON", "application/json; charset=utf-8", "application/json;charset=\"UTF-8\""] {
+        for good in [
+            "application/json",
+            "Application/JSON",
+            "application/json; charset=utf-8",
+            "application/json;charset=\"UTF-8\"",
+        ] {
             assert!(is_json(good), "{good}");
         }
-        for bad in ["text/plain", "application/jsonx", "application/json; charset=latin1", "application/json; v=1", ""] {
+        for bad in [
+            "text/plain",
+            "application/jsonx",
+            "application/json; charset=latin1",
+            "application/json; v=1",
+            "",
+        ] {
             assert!(!is_json(bad), "{bad}");
         }
     }
@@ -125,7 +140,8 @@ mod tests {
 
     #[test]
     fn syntax_errors_are_400_and_non_objects_are_422() {
-        let status = |body: &str| parse::<Empty>(body.as_bytes(), "/").map(|_| 200).unwrap_or_else(|p| p.status);
+        let status =
+            |body: &str| parse::<Empty>(body.as_bytes(), "/").map(|_| 200).unwrap_or_else(|p| p.status);
         assert_eq!(status("{}"), 200);
         assert_eq!(status("{\"a\":"), 400);
         assert_eq!(status("nope"), 400);

@@ -5,8 +5,8 @@
 //! the rules themselves live in the domain's value types, not here.
 
 use holdfast_domain::{
-    Capacity, CapacityRange, Command, CustomerId, HoldTtl, Quantity, ReservationId, ResourceId,
-    ResourceName, Slot, SlotRange,
+    Capacity, CapacityRange, Command, CustomerId, HoldTtl, Quantity, ReservationId, ResourceId, ResourceName,
+    Slot, SlotRange,
 };
 use serde::Deserialize;
 use serde_json::Number;
@@ -21,7 +21,6 @@ pub const MAX_NOTE_CHARS: usize = 256;
 
 /// Body of `POST /v1/resources`.
 #[derive(Debug, Default, Deserialize, ToSchema)]
-#[serde(default)]
 pub struct DefineResourceRequest {
     /// 1–128 characters of `[A-Za-z0-9.:-]`.
     #[schema(value_type = String, pattern = "^[A-Za-z0-9.:-]{1,128}$", example = "hotel.berlin:room-101")]
@@ -43,14 +42,15 @@ impl DefineResourceRequest {
         let mut check = Checker::default();
         let resource_id = check.required("resource_id", self.resource_id, |s| ResourceId::parse(&s));
         let name = check.required("name", self.name, |s| ResourceName::parse(&s));
-        let capacity = check.required("capacity", self.capacity, capacity);
-        check.finish(|| Some(Command::DefineResource { resource_id: resource_id?, name: name?, capacity: capacity? }))
+        let capacity = check.required("capacity", self.capacity, parse_capacity);
+        check.finish(|| {
+            Some(Command::DefineResource { resource_id: resource_id?, name: name?, capacity: capacity? })
+        })
     }
 }
 
 /// Body of `PUT /v1/resources/{id}/capacity`.
 #[derive(Debug, Default, Deserialize, ToSchema)]
-#[serde(default)]
 pub struct ChangeCapacityRequest {
     /// First day (`YYYY-MM-DD`).
     #[schema(value_type = String, format = Date, example = "2026-03-01")]
@@ -72,7 +72,7 @@ impl ChangeCapacityRequest {
         let mut check = Checker::default();
         let from = check.required("from", self.from, |s| Slot::parse(&s));
         let to = check.required("to", self.to, |s| Slot::parse(&s));
-        let capacity = check.required("capacity", self.capacity, capacity);
+        let capacity = check.required("capacity", self.capacity, parse_capacity);
         let range = match (from, to) {
             (Some(from), Some(to)) => check.check(CapacityRange::new(from, to)),
             _ => None,
@@ -83,7 +83,6 @@ impl ChangeCapacityRequest {
 
 /// Body of `POST /v1/reservations`.
 #[derive(Debug, Default, Deserialize, ToSchema)]
-#[serde(default)]
 pub struct PlaceHoldRequest {
     /// The resource to hold units on.
     #[schema(value_type = String, pattern = "^[A-Za-z0-9.:-]{1,128}$", example = "hotel.berlin:room-101")]
@@ -116,9 +115,8 @@ impl PlaceHoldRequest {
         let resource = check.required("resource_id", self.resource_id, |s| ResourceId::parse(&s));
         let from = check.required("from", self.from, |s| Slot::parse(&s));
         let to = check.required("to", self.to, |s| Slot::parse(&s));
-        let quantity = check.required("quantity", self.quantity, |n| {
-            whole(&n, 1, Quantity::MAX).and_then(Quantity::new)
-        });
+        let quantity = check
+            .required("quantity", self.quantity, |n| whole(&n, 1, Quantity::MAX).and_then(Quantity::new));
         let customer_id = check.required("customer_id", self.customer_id, |s| CustomerId::parse(&s));
         let ttl = check.optional("hold_seconds", self.hold_seconds, |n| {
             whole(&n, 1, HoldTtl::MAX_SECONDS).and_then(HoldTtl::from_seconds)
@@ -141,7 +139,6 @@ impl PlaceHoldRequest {
 
 /// Body of `POST /v1/reservations/{id}/confirm`; an empty body means `{}`.
 #[derive(Debug, Default, Deserialize, ToSchema)]
-#[serde(default)]
 pub struct ConfirmRequest {
     /// Payment reference recorded with the confirmation, 1–256 characters.
     #[schema(value_type = Option<String>, min_length = 1, max_length = 256, example = "pay_123")]
@@ -162,7 +159,6 @@ impl ConfirmRequest {
 
 /// Body of `POST /v1/reservations/{id}/cancel`; an empty body means `{}`.
 #[derive(Debug, Default, Deserialize, ToSchema)]
-#[serde(default)]
 pub struct CancelRequest {
     /// Why the reservation is cancelled, 1–256 characters.
     #[schema(value_type = Option<String>, min_length = 1, max_length = 256, example = "plans changed")]
@@ -182,7 +178,7 @@ impl CancelRequest {
 }
 
 /// A capacity field: a whole number accepted by [`Capacity::new`].
-fn capacity(n: Number) -> Result<Capacity, holdfast_domain::ValueError> {
+fn parse_capacity(n: Number) -> Result<Capacity, holdfast_domain::ValueError> {
     whole(&n, 0, Capacity::MAX).and_then(Capacity::new)
 }
 

@@ -1,9 +1,9 @@
 //! Request fields that remember what was wrong with them, so one pass reports every invalid
 //! field instead of stopping at the first (as serde's derived deserializers do).
 //!
-//! A body struct declares its fields as [`Field<String>`] or [`Field<Number>`] with
-//! `#[serde(default)]`; deserializing such a struct only fails on broken JSON or a non-object
-//! body. [`Checker`] then turns each field into a domain value, collecting every error. This
+//! A body struct declares its fields as [`Field<String>`] or [`Field<Number>`]; deserializing
+//! such a struct from a JSON object never fails (a missing field is [`Field::Missing`], as for
+//! `Option`, because [`Field`] deserializes through `deserialize_option`). [`Checker`] then turns each field into a domain value, collecting every error. This
 //! module knows JSON kinds and integer bounds, never business rules.
 
 use holdfast_domain::ValueError;
@@ -13,20 +13,15 @@ use serde_json::{Number, Value};
 use super::problem::FieldError;
 
 /// One field of a request body as sent: absent (or `null`), of the wrong JSON kind, or present.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub enum Field<T> {
     /// Absent or `null`.
+    #[default]
     Missing,
     /// Present but of the wrong JSON kind; the reason says what was expected.
     Invalid(String),
     /// Present with the expected JSON kind.
     Present(T),
-}
-
-impl<T> Default for Field<T> {
-    fn default() -> Self {
-        Self::Missing
-    }
 }
 
 /// A JSON kind a [`Field`] can hold.
@@ -59,10 +54,9 @@ impl Wire for Number {
 
 impl<'de, T: Wire> Deserialize<'de> for Field<T> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let value = Value::deserialize(deserializer)?;
-        if value.is_null() {
-            return Ok(Self::Missing);
-        }
+        // Through `Option` so that serde treats an absent field like `null`, without
+        // `#[serde(default)]` (which would leak into the OpenAPI schema as defaults).
+        let Some(value) = Option::<Value>::deserialize(deserializer)? else { return Ok(Self::Missing) };
         let kind = kind(&value);
         Ok(T::from_json(value)
             .map_or_else(|| Self::Invalid(format!("must be {}, got {kind}", T::EXPECTED)), Self::Present))
@@ -181,8 +175,7 @@ pub fn note(text: String, max: usize) -> Result<String, ValueError> {
 mod tests {
     use super::*;
 
-    #[derive(Debug, Default, Deserialize)]
-    #[serde(default)]
+    #[derive(Debug, Deserialize)]
     struct Body {
         name: Field<String>,
         count: Field<Number>,
@@ -193,7 +186,7 @@ mod tests {
         let body: Body = serde_json::from_str(r#"{"name": 5, "count": "x", "extra": 1}"#).expect("object");
         assert_eq!(body.name, Field::Invalid("must be a string, got a number".into()));
         assert_eq!(body.count, Field::Invalid("must be a whole number, got a string".into()));
-        let body: Body = serde_json::from_str(r#"{"name": null}"#).expect("object");
+        let body: Body = serde_json::from_str(r#"{"name": null}"#).expect("absent fields are missing");
         assert_eq!((body.name, body.count), (Field::Missing, Field::Missing));
     }
 
@@ -216,7 +209,8 @@ mod tests {
     fn checker_collects_every_error() {
         let mut check = Checker::default();
         let a: Option<u32> = check.required("a", Field::<Number>::Missing, |_| Ok(1));
-        let b = check.required("b", Field::Present("x".to_owned()), |_| Err::<u32, _>(ValueError::new("", "no")));
+        let b =
+            check.required("b", Field::Present("x".to_owned()), |_| Err::<u32, _>(ValueError::new("", "no")));
         let c = check.optional("c", Field::<String>::Missing, Ok);
         assert_eq!(c, Some(None));
         let errors = check.finish(|| Some((a?, b?))).expect_err("two errors");

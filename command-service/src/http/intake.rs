@@ -16,7 +16,7 @@ use uuid::Uuid;
 
 use super::AppState;
 use super::idempotency;
-use super::outcome::{pending, render};
+use super::outcome::{key_reused, pending, render};
 use super::problem::{FieldError, Problem, ProblemType};
 use crate::dispatch::SubmitError;
 use crate::envelope::{CommandEnvelope, FORMAT_VERSION};
@@ -46,35 +46,35 @@ impl<S: Send + Sync> FromRequestParts<S> for Intake {
 impl Intake {
     /// Validates the request, builds its command with `build` (given the command id) and
     /// submits it; answers with the outcome, 202, or a problem.
+    ///
+    /// A command whose outcome is already known (a retry) is answered from memory even when
+    /// the instance is saturated; an outcome decided for a different request under the same
+    /// idempotency key is refused with `idempotency-key-reused`.
     pub async fn submit(
         self,
         state: &AppState,
         build: impl FnOnce(Uuid) -> Result<Command, Vec<FieldError>>,
     ) -> Response {
-        let command_id = self.meta.as_ref().map_or(Uuid::nil(), |meta| meta.command_id);
-        let (meta, command) = match (self.meta, build(command_id)) {
-            (Ok(meta), Ok(command)) => (meta, command),
-            (meta, command) => {
-                let errors = meta.err().into_iter().flatten().chain(command.err().into_iter().flatten());
-                return Problem::invalid_input(errors.collect(), &self.path).into_response();
+        let envelope = match self.envelope(build) {
+            Ok(envelope) => envelope,
+            Err(problem) => return problem.into_response(),
+        };
+        let answer = match state.dispatcher.outcome(envelope.meta.command_id) {
+            Some(known) => Ok(known),
+            None => {
+                let Some(_permit) = state.try_acquire() else {
+                    let detail = "too many commands are in flight on this instance; retry shortly";
+                    return Problem::new(ProblemType::RateLimited, detail, &self.path)
+                        .retry_after(1)
+                        .into_response();
+                };
+                state.dispatcher.submit(&envelope).await
             }
         };
-        let Some(_permit) = state.limiter.try_acquire() else {
-            let detail = "too many commands are in flight on this instance; retry shortly";
-            return Problem::new(ProblemType::RateLimited, detail, &self.path).retry_after(1).into_response();
-        };
-        let fingerprint = match idempotency::fingerprint(&command) {
-            Ok(fingerprint) => fingerprint,
-            Err(error) => return Problem::internal(&error, &self.path).into_response(),
-        };
-        let envelope = CommandEnvelope {
-            v: FORMAT_VERSION,
-            command,
-            meta,
-            fingerprint,
-            submitted_at: OffsetDateTime::now_utc(),
-        };
-        match state.dispatcher.submit(&envelope).await {
+        match answer {
+            Ok(outcome) if outcome.fingerprint != envelope.fingerprint => {
+                key_reused(&self.path).into_response()
+            }
             Ok(outcome) => render(&outcome, &self.path, envelope.command.reservation_id()),
             Err(SubmitError::Pending { command_id }) => {
                 state.pending.insert(command_id);
@@ -86,6 +86,35 @@ impl Intake {
                 Problem::new(ProblemType::Unavailable, detail, &self.path).retry_after(1).into_response()
             }
         }
+    }
+
+    /// The envelope of a valid request, or `invalid-input` listing every header and body error.
+    #[allow(
+        clippy::result_large_err,
+        reason = "built once per refused request; boxing would only add an allocation"
+    )]
+    fn envelope(
+        &self,
+        build: impl FnOnce(Uuid) -> Result<Command, Vec<FieldError>>,
+    ) -> Result<CommandEnvelope, Problem> {
+        let command_id = self.meta.as_ref().map_or(Uuid::nil(), |meta| meta.command_id);
+        let (meta, command) = match (&self.meta, build(command_id)) {
+            (Ok(meta), Ok(command)) => (meta.clone(), command),
+            (meta, command) => {
+                let header_errors = meta.as_ref().err().into_iter().flatten().cloned();
+                let errors = header_errors.chain(command.err().into_iter().flatten());
+                return Err(Problem::invalid_input(errors.collect(), &self.path));
+            }
+        };
+        let fingerprint =
+            idempotency::fingerprint(&command).map_err(|error| Problem::internal(&error, &self.path))?;
+        Ok(CommandEnvelope {
+            v: FORMAT_VERSION,
+            command,
+            meta,
+            fingerprint,
+            submitted_at: OffsetDateTime::now_utc(),
+        })
     }
 }
 
@@ -142,7 +171,8 @@ fn header<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
 /// dropped, as the W3C recommendation asks, rather than refused.
 fn valid_traceparent(value: &str) -> bool {
     let parts: Vec<&str> = value.split('-').collect();
-    let hex = |s: &str, len: usize| s.len() == len && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+    let hex =
+        |s: &str, len: usize| s.len() == len && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
     let nonzero = |s: &str| s.bytes().any(|b| b != b'0');
     matches!(parts.as_slice(), [version, trace, parent, flags]
         if hex(version, 2) && *version != "ff" && hex(trace, 32) && nonzero(trace)

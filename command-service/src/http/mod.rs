@@ -1,1 +1,151 @@
-//! The HTTP command API.
+//! The HTTP command API: validates requests, turns them into domain commands, hands them to
+//! the [`Dispatcher`] and renders the committed outcome.
+//!
+//! This module owns the routes of the public command contract (DESIGN.md, "Command API"),
+//! its error format (RFC 9457 problem+json, [`problem`]) and its OpenAPI document. It decides
+//! nothing: business rules live in the domain crate, decisions in the partition processors.
+//! Invalid or unsupported requests are refused before anything is sent to Kafka, and bad
+//! input never yields a 5xx.
+//!
+//! Choices where the contract is silent:
+//! - unparseable JSON is 400 `malformed-json`; a non-object body, a wrong JSON type, a missing
+//!   or out-of-range field or a bad header is 422 `invalid-input` listing every error;
+//! - an id in the path that cannot be valid answers 404 (`unknown-resource`,
+//!   `unknown-reservation`, `unknown-command`): nothing can exist under it;
+//! - `Idempotency-Key` is optional; without it each request is a new command (UUIDv7).
+
+pub mod body;
+pub mod commands;
+pub mod dto;
+pub mod field;
+pub mod idempotency;
+pub mod intake;
+pub mod middleware;
+pub mod openapi;
+pub mod outcome;
+pub mod problem;
+pub mod reservations;
+pub mod resources;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderName, Method, Uri};
+use axum::routing::{get, post, put};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+
+use self::commands::PendingCommands;
+use self::problem::{Problem, ProblemType};
+use crate::dispatch::Dispatcher;
+use crate::metrics::Metrics;
+
+/// Default bound on commands waiting for their outcome on one instance.
+pub const DEFAULT_MAX_IN_FLIGHT: usize = 10_000;
+/// Default time a request may take before it is answered 503 `timeout`.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// How many 202-answered commands are remembered for polling.
+const PENDING_REMEMBERED: usize = 100_000;
+
+/// What every handler shares.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    /// Sends commands and waits for their outcomes.
+    pub dispatcher: Arc<Dispatcher>,
+    /// The service's metrics (request latency is recorded here).
+    pub metrics: Metrics,
+    /// Commands allowed in flight at once; beyond it requests get 429 `rate-limited`.
+    pub max_in_flight: usize,
+    /// Longest a request may take before it is answered 503 `timeout`.
+    pub request_timeout: Duration,
+    limiter: Arc<Limiter>,
+    pending: Arc<PendingCommands>,
+}
+
+impl AppState {
+    /// State with the default limits ([`DEFAULT_MAX_IN_FLIGHT`], [`DEFAULT_REQUEST_TIMEOUT`]).
+    #[must_use]
+    pub fn new(dispatcher: Arc<Dispatcher>, metrics: Metrics) -> Self {
+        Self {
+            dispatcher,
+            metrics,
+            max_in_flight: DEFAULT_MAX_IN_FLIGHT,
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            limiter: Arc::default(),
+            pending: Arc::new(PendingCommands::new(PENDING_REMEMBERED)),
+        }
+    }
+
+    /// The same state with another in-flight limit.
+    #[must_use]
+    pub fn with_max_in_flight(mut self, max_in_flight: usize) -> Self {
+        self.max_in_flight = max_in_flight;
+        self
+    }
+
+    /// The same state with another request timeout.
+    #[must_use]
+    pub fn with_request_timeout(mut self, timeout: Duration) -> Self {
+        self.request_timeout = timeout;
+        self
+    }
+}
+
+/// Counts commands this router has in flight (handed to the dispatcher, not answered yet).
+#[derive(Debug, Default)]
+struct Limiter(AtomicUsize);
+
+/// One admitted command; releases its slot when dropped.
+#[derive(Debug)]
+struct Permit<'a>(&'a AtomicUsize);
+
+impl AppState {
+    /// A slot for one more command, or `None` when [`AppState::max_in_flight`] are in flight.
+    fn try_acquire(&self) -> Option<Permit<'_>> {
+        let counter = &self.limiter.0;
+        let previous = counter.fetch_add(1, Ordering::AcqRel);
+        if previous >= self.max_in_flight {
+            counter.fetch_sub(1, Ordering::AcqRel);
+            return None;
+        }
+        Some(Permit(counter))
+    }
+}
+
+impl Drop for Permit<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// The command API: every route of the contract, `GET /openapi.json`, problem+json for
+/// unknown routes (404) and methods (405), request ids, spans, timeout and latency metrics.
+pub fn router(state: AppState) -> Router {
+    let request_id = HeaderName::from_static(middleware::REQUEST_ID);
+    Router::new()
+        .route("/v1/resources", post(resources::define))
+        .route("/v1/resources/{id}/capacity", put(resources::change_capacity))
+        .route("/v1/reservations", post(reservations::place_hold))
+        .route("/v1/reservations/{id}/confirm", post(reservations::confirm))
+        .route("/v1/reservations/{id}/cancel", post(reservations::cancel))
+        .route("/v1/commands/{command_id}", get(commands::outcome))
+        .route("/openapi.json", get(openapi::serve))
+        .method_not_allowed_fallback(method_not_allowed)
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(body::BODY_LIMIT))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), middleware::observe))
+        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+        .with_state(state)
+}
+
+async fn not_found(uri: Uri) -> Problem {
+    Problem::new(ProblemType::NotFound, "no such route", uri.path())
+}
+
+async fn method_not_allowed(method: Method, uri: Uri) -> Problem {
+    let detail = format!("{method} is not allowed here; see the Allow header");
+    Problem::new(ProblemType::MethodNotAllowed, detail, uri.path())
+}

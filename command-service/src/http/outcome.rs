@@ -107,13 +107,15 @@ pub fn render(outcome: &Outcome, instance: &str, reservation: Option<&Reservatio
             }
         }
         Verdict::Rejected { rejection } => rejected(rejection, instance).into_response(),
-        Verdict::KeyReused => Problem::new(
-            ProblemType::IdempotencyKeyReused,
-            "this Idempotency-Key was used before for a different request; use a new key",
-            instance,
-        )
-        .into_response(),
+        Verdict::KeyReused => key_reused(instance).into_response(),
     }
+}
+
+/// 422 `idempotency-key-reused`.
+#[must_use]
+pub fn key_reused(instance: &str) -> Problem {
+    let detail = "this Idempotency-Key was used before for a different request; use a new key";
+    Problem::new(ProblemType::IdempotencyKeyReused, detail, instance)
 }
 
 /// The body of a reservation answer. Without a view, the status is the one the command aims at.
@@ -132,7 +134,12 @@ fn reservation_body(
             _ => ("cancelled", None),
         },
     };
-    Ok(ReservationResponse { reservation_id: id.to_string(), status: status.to_owned(), expires_at, position })
+    Ok(ReservationResponse {
+        reservation_id: id.to_string(),
+        status: status.to_owned(),
+        expires_at,
+        position,
+    })
 }
 
 /// `at` as RFC 3339 in UTC.

@@ -115,11 +115,7 @@ impl ProblemType {
         match self {
             Self::MalformedJson => ("malformed-json", S::BAD_REQUEST, "Malformed JSON"),
             Self::InvalidInput => ("invalid-input", S::UNPROCESSABLE_ENTITY, "Invalid input"),
-            Self::IdempotencyKeyReused => (
-                "idempotency-key-reused",
-                S::UNPROCESSABLE_ENTITY,
-                "Idempotency key reused for a different request",
-            ),
+            Self::IdempotencyKeyReused => ("idempotency-key-reused", S::UNPROCESSABLE_ENTITY, "Key reused"),
             Self::UnknownResource => ("unknown-resource", S::NOT_FOUND, "Unknown resource"),
             Self::UnknownReservation => ("unknown-reservation", S::NOT_FOUND, "Unknown reservation"),
             Self::UnknownCommand => ("unknown-command", S::NOT_FOUND, "Unknown command"),
@@ -132,11 +128,9 @@ impl ProblemType {
             Self::ResourceConflict => ("resource-conflict", S::CONFLICT, "Resource defined differently"),
             Self::ReservationConflict => ("reservation-conflict", S::CONFLICT, "Reservation id conflict"),
             Self::BodyTooLarge => ("body-too-large", S::PAYLOAD_TOO_LARGE, "Body too large"),
-            Self::UnsupportedMediaType => (
-                "unsupported-media-type",
-                S::UNSUPPORTED_MEDIA_TYPE,
-                "Unsupported media type",
-            ),
+            Self::UnsupportedMediaType => {
+                ("unsupported-media-type", S::UNSUPPORTED_MEDIA_TYPE, "Unsupported media type")
+            }
             Self::RateLimited => ("rate-limited", S::TOO_MANY_REQUESTS, "Too many requests"),
             Self::Unavailable => ("unavailable", S::SERVICE_UNAVAILABLE, "Service unavailable"),
             Self::Timeout => ("timeout", S::SERVICE_UNAVAILABLE, "Request timed out"),
@@ -288,14 +282,16 @@ mod tests {
         assert_eq!(codes.len(), ProblemType::ALL.len());
         for kind in ProblemType::ALL {
             let server_error = kind.status().is_server_error();
-            let allowed = matches!(kind, ProblemType::Internal | ProblemType::Unavailable | ProblemType::Timeout);
+            let allowed =
+                matches!(kind, ProblemType::Internal | ProblemType::Unavailable | ProblemType::Timeout);
             assert!(!server_error || allowed, "{kind:?}");
         }
     }
 
     #[test]
     fn renders_problem_json_with_retry_after() {
-        let response = Problem::new(ProblemType::RateLimited, "slow down", "/v1/x").retry_after(1).into_response();
+        let response =
+            Problem::new(ProblemType::RateLimited, "slow down", "/v1/x").retry_after(1).into_response();
         assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
         assert_eq!(response.headers()[header::CONTENT_TYPE], PROBLEM_JSON);
         assert_eq!(response.headers()[header::RETRY_AFTER], "1");

@@ -113,6 +113,10 @@ pub async fn cancel(
 }
 
 /// The reservation id in the path, or 404.
+#[allow(
+    clippy::result_large_err,
+    reason = "built once per refused request; boxing would only add an allocation"
+)]
 fn reservation(id: Result<Path<String>, PathRejection>, intake: &Intake) -> Result<ReservationId, Problem> {
     path_id(id, ReservationId::parse).map_err(|reason| {
         let detail = format!("no reservation has this id: {reason}");

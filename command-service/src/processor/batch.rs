@@ -85,7 +85,7 @@ fn decide_and_commit(
     expiries: &[(i32, ReservationId)],
     started: Instant,
 ) -> Result<(), (KafkaError, &'static str)> {
-    let now = OffsetDateTime::now_utc();
+    let now = now_micros();
     let events_topic = settings.layout.events.as_str();
     let mut pending: Vec<Pending<'_>> = Vec::with_capacity(polled.len() + expiries.len());
     let mut deliveries: Vec<DeliveryFuture> = Vec::new();
@@ -185,7 +185,7 @@ fn decide_and_commit(
                     state.timers.insert((*expires_at, reservation_id.clone()));
                 }
             }
-            if !item.internal {
+            if !item.internal && !item.decided.remembered {
                 state.remember(outcome.clone());
             }
         }
@@ -248,4 +248,11 @@ fn consumed_offsets(topic: &str, polled: &[Polled]) -> Result<TopicPartitionList
 fn leak_reason(error: &holdfast_platform::codec::CodecError) -> &'static str {
     tracing::error!(%error, "an event could not be encoded");
     "encode-event"
+}
+
+/// The current time at the precision events are stored with (microseconds), so state rebuilt
+/// from the log equals the state the decision was made in.
+fn now_micros() -> OffsetDateTime {
+    let now = OffsetDateTime::now_utc();
+    now.replace_nanosecond(now.nanosecond() / 1_000 * 1_000).unwrap_or(now)
 }

@@ -14,6 +14,8 @@ pub struct Decided {
     pub events: Vec<Event>,
     /// The verdict to report.
     pub verdict: Verdict,
+    /// Whether the verdict is a remembered one (a retry) rather than a new decision.
+    pub remembered: bool,
 }
 
 /// Decides `envelope` against `partition`, applying accepted events to its state at once so
@@ -30,7 +32,7 @@ pub fn decide_one(
         } else {
             Verdict::KeyReused
         };
-        return Decided { events: Vec::new(), verdict };
+        return Decided { events: Vec::new(), verdict, remembered: true };
     }
     let state = partition.resource_mut(envelope.command.resource_id());
     match decide(state, &envelope.command, &envelope.meta, now) {
@@ -42,9 +44,11 @@ pub fn decide_one(
                 events: u32::try_from(events.len()).unwrap_or(u32::MAX),
                 reservation: view(state, &envelope.command),
             };
-            Decided { events, verdict }
+            Decided { events, verdict, remembered: false }
         }
-        Err(rejection) => Decided { events: Vec::new(), verdict: Verdict::Rejected { rejection } },
+        Err(rejection) => {
+            Decided { events: Vec::new(), verdict: Verdict::Rejected { rejection }, remembered: false }
+        }
     }
 }
 

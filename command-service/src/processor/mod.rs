@@ -124,11 +124,17 @@ pub fn run(
         transaction::create(&settings.kafka, &settings.transactional_id, settings.transaction_timeout)?;
     let mut owned: HashMap<i32, PartitionState> = HashMap::new();
     let mut pending: BTreeSet<i32> = BTreeSet::new();
+    // Ready once the group handed us our first assignment (possibly empty) and it is restored;
+    // a member left without partitions for long (more replicas than partitions) is ready too.
+    let subscribed = Instant::now();
+    let mut joined = false;
 
     tracing::info!(group = %settings.group_id, transactional_id = %settings.transactional_id, "processor started");
     while !shutdown.is_cancelled() {
         let mut polled = poll_batch(&consumer, settings.max_batch, poll_timeout(&owned));
-        apply_changes(&changes, &mut owned, &mut pending, &mut polled, shared);
+        joined |= apply_changes(&changes, &mut owned, &mut pending, &mut polled, shared);
+        let settled = joined || subscribed.elapsed() > settings.session_timeout * 3;
+        shared.ready.store(settled && pending.is_empty(), Ordering::Release);
         if !pending.is_empty() {
             restore_pending(&consumer, &restorer, settings, shared, &mut owned, &mut pending);
         }
@@ -145,14 +151,16 @@ pub fn run(
             shared.metrics.aborts.with_label_values(&[failure.reason]).inc();
             tracing::warn!(error = %failure.error, partitions = ?touched, "transaction failed; restoring the touched partitions");
             if failure.recovery == transaction::Recovery::Recreate {
-                producer = recreate_producer(settings, shutdown);
+                match recreate_producer(settings, shutdown) {
+                    Some(fresh) => producer = fresh,
+                    None => break,
+                }
             }
             for partition in touched {
                 if owned.remove(&partition).is_some() {
                     pending.insert(partition);
                 }
             }
-            shared.ready.store(false, Ordering::Release);
         }
     }
     tracing::info!("processor stopping");
@@ -201,19 +209,21 @@ fn poll_timeout(owned: &HashMap<i32, PartitionState>) -> Duration {
         .map_or(limit, |deadline| Duration::try_from(deadline - now).unwrap_or(Duration::ZERO).min(limit))
 }
 
-/// Applies assignment changes reported by the rebalance hook.
+/// Applies assignment changes reported by the rebalance hook; tells whether any assignment
+/// arrived.
 fn apply_changes(
     changes: &mpsc::Receiver<AssignmentChange>,
     owned: &mut HashMap<i32, PartitionState>,
     pending: &mut BTreeSet<i32>,
     polled: &mut Vec<Polled>,
     shared: &ProcessorShared,
-) {
+) -> bool {
+    let mut assigned = false;
     while let Ok(change) = changes.try_recv() {
         match change {
             AssignmentChange::Assigned(partitions) => {
                 pending.extend(partitions);
-                shared.ready.store(false, Ordering::Release);
+                assigned = true;
             }
             AssignmentChange::Revoked(partitions) => {
                 for partition in &partitions {
@@ -224,10 +234,8 @@ fn apply_changes(
             }
         }
     }
-    if pending.is_empty() {
-        shared.ready.store(true, Ordering::Release);
-    }
     shared.metrics.owned_partitions.set(i64::try_from(owned.len()).unwrap_or(i64::MAX));
+    assigned
 }
 
 /// Restores pending partitions: stable committed offsets first, then the log, then resume.
@@ -283,9 +291,6 @@ fn restore_pending(
         ?elapsed,
         "partitions restored"
     );
-    if pending.is_empty() {
-        shared.ready.store(true, Ordering::Release);
-    }
 }
 
 /// The stable committed offsets of `partitions` (librdkafka waits for pending transactional
@@ -316,14 +321,15 @@ fn due_expiries(owned: &mut HashMap<i32, PartitionState>) -> Vec<(i32, holdfast_
         .collect()
 }
 
-/// Makes a new transactional producer, retrying until it works or shutdown.
-fn recreate_producer(settings: &ProcessorSettings, shutdown: &Shutdown) -> FutureProducer {
+/// Makes a new transactional producer, retrying until it works; `None` on shutdown.
+fn recreate_producer(settings: &ProcessorSettings, shutdown: &Shutdown) -> Option<FutureProducer> {
     let mut backoff = Duration::from_millis(200);
     loop {
         match transaction::create(&settings.kafka, &settings.transactional_id, settings.transaction_timeout) {
-            Ok(producer) => return producer,
+            Ok(producer) => return Some(producer),
             Err(error) if shutdown.is_cancelled() => {
                 tracing::warn!(%error, "cannot recreate the producer while shutting down");
+                return None;
             }
             Err(error) => tracing::warn!(%error, retry_in = ?backoff, "cannot recreate the producer"),
         }

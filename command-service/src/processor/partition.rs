@@ -80,7 +80,8 @@ impl PartitionState {
         self.outcomes.by_id.get(&command_id)
     }
 
-    /// Remembers a committed outcome, forgetting those older than the window.
+    /// Remembers a committed outcome (the first one of a command id wins), forgetting those
+    /// older than the window.
     pub fn remember(&mut self, outcome: Outcome) {
         self.outcomes.insert(outcome);
     }
@@ -96,6 +97,9 @@ struct RecentOutcomes {
 
 impl RecentOutcomes {
     fn insert(&mut self, outcome: Outcome) {
+        if self.by_id.contains_key(&outcome.command_id) {
+            return;
+        }
         let horizon = outcome.decided_at - self.window;
         while let Some(&(at, id)) = self.order.front() {
             if at >= horizon {

@@ -19,12 +19,14 @@ use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 use time::OffsetDateTime;
 
-use crate::envelope::Outcome;
+use crate::envelope::{Outcome, Verdict};
 use crate::processor::partition::PartitionState;
 
 /// Reads partitions of the events and replies topics back into memory.
 pub struct Restorer {
-    reader: BaseConsumer,
+    /// A fresh reader is made for every pass: reassigning one reader makes librdkafka route
+    /// end-of-partition events of the old assignment to the main queue, where they are lost.
+    reader: rdkafka::ClientConfig,
     events_topic: String,
     replies_topic: String,
     codec: Arc<EventCodec>,
@@ -63,7 +65,7 @@ impl Restorer {
         runtime: tokio::runtime::Handle,
         window: time::Duration,
     ) -> Result<Self, KafkaError> {
-        let reader: BaseConsumer = reader_config(kafka, client_id).create()?;
+        let reader = reader_config(kafka, client_id);
         Ok(Self { reader, events_topic, replies_topic, codec, runtime, window })
     }
 
@@ -104,11 +106,10 @@ impl Restorer {
         let replies = self.replies_since(partitions, horizon)?;
         self.read_to_end(&replies, |partition, _, payload| {
             let Some(state) = states.get_mut(&partition) else { return };
-            if let Ok(outcome) = serde_json::from_slice::<Outcome>(payload) {
-                if outcome.decided_at >= horizon {
-                    state.remember(outcome);
-                    restored.outcomes += 1;
-                }
+            let Ok(outcome) = serde_json::from_slice::<Outcome>(payload) else { return };
+            if outcome.decided_at >= horizon && !matches!(outcome.verdict, Verdict::KeyReused) {
+                state.remember(outcome);
+                restored.outcomes += 1;
             }
         })?;
 
@@ -118,28 +119,43 @@ impl Restorer {
         Ok((states, restored))
     }
 
-    /// Reads every assigned partition up to its end (the last stable offset).
+    /// Reads every assigned partition up to its end (the last stable offset). Partitions with
+    /// nothing to read (empty, or starting at their end) are not assigned at all.
     fn read_to_end(
         &self,
         assignment: &TopicPartitionList,
         mut each: impl FnMut(i32, i64, &[u8]),
     ) -> Result<(), KafkaError> {
-        let wanted: HashSet<i32> = assignment.elements().iter().map(|e| e.partition()).collect();
-        self.reader.assign(assignment)?;
+        let reader: BaseConsumer = self.reader.create()?;
+        let mut readable = TopicPartitionList::new();
+        for element in assignment.elements() {
+            let (low, high) =
+                reader.fetch_watermarks(element.topic(), element.partition(), Duration::from_secs(10))?;
+            let empty = match element.offset() {
+                Offset::Offset(start) => start >= high,
+                Offset::End => true,
+                _ => high <= low,
+            };
+            if !empty {
+                readable.add_partition_offset(element.topic(), element.partition(), element.offset())?;
+            }
+        }
+        let wanted: HashSet<i32> = readable.elements().iter().map(|e| e.partition()).collect();
+        if wanted.is_empty() {
+            return Ok(());
+        }
+        reader.assign(&readable)?;
         let mut at_end = HashSet::new();
         let started = Instant::now();
         while at_end.len() < wanted.len() {
-            match self.reader.poll(Duration::from_millis(500)) {
+            match reader.poll(Duration::from_millis(500)) {
                 Some(Ok(message)) => {
                     each(message.partition(), message.offset(), message.payload().unwrap_or_default())
                 }
                 Some(Err(KafkaError::PartitionEOF(partition))) => {
                     at_end.insert(partition);
                 }
-                Some(Err(error)) => {
-                    self.reader.unassign()?;
-                    return Err(error);
-                }
+                Some(Err(error)) => return Err(error),
                 None => {
                     if started.elapsed() > Duration::from_secs(30) && at_end.is_empty() {
                         tracing::warn!(waited = ?started.elapsed(), "still waiting for the log to answer while restoring");
@@ -147,7 +163,7 @@ impl Restorer {
                 }
             }
         }
-        self.reader.unassign()
+        Ok(())
     }
 
     /// Where to start reading the replies partitions: the first record at or after `since`
@@ -164,6 +180,7 @@ impl Restorer {
             at.add_partition_offset(&self.replies_topic, partition, Offset::Offset(millis))?;
             beginning.add_partition_offset(&self.replies_topic, partition, Offset::Beginning)?;
         }
-        Ok(self.reader.offsets_for_times(at, Duration::from_secs(30)).unwrap_or(beginning))
+        let reader: BaseConsumer = self.reader.create()?;
+        Ok(reader.offsets_for_times(at, Duration::from_secs(30)).unwrap_or(beginning))
     }
 }

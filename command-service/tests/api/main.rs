@@ -2,5 +2,8 @@
 //! local stack, each test with topics of its own.
 
 mod decisions;
+mod failover;
+mod http;
 mod ops;
+mod reservations;
 mod support;

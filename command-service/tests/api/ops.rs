@@ -30,7 +30,7 @@ async fn partition_count(topic: &str) -> usize {
     .expect("metadata thread")
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn becomes_ready_after_provisioning_its_topics() {
     testing::init_logs();
     let topics = testing::topics("cmd-ready", 6);
@@ -47,7 +47,10 @@ async fn becomes_ready_after_provisioning_its_topics() {
         assert_eq!(partition_count(topic).await, 6, "{topic} has the configured partitions");
     }
     let (_, ready) = service.get_json("/readyz").await;
-    assert_eq!(ready["checks"], serde_json::json!({"kafka": "ok", "topics": "ok"}));
+    assert_eq!(
+        ready["checks"],
+        serde_json::json!({"kafka": "ok", "topics": "ok", "schemas": "ok", "partitions": "ok"})
+    );
     let metrics = service.metrics().await;
     assert!(metrics.contains(r#"holdfast_build_info{service="command-service""#), "{metrics}");
 
@@ -55,7 +58,7 @@ async fn becomes_ready_after_provisioning_its_topics() {
     layout.delete(&testing::kafka()).await.expect("topics deleted");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refuses_to_run_when_topics_have_another_partition_count() {
     testing::init_logs();
     let mut topics = testing::topics("cmd-mismatch", 3);
@@ -73,7 +76,7 @@ async fn refuses_to_run_when_topics_have_another_partition_count() {
     layout.delete(&testing::kafka()).await.expect("topics deleted");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readyz_is_503_problem_json_while_kafka_is_unreachable() {
     testing::init_logs();
     let mut config = config(&testing::topics("cmd-nokafka", 2));

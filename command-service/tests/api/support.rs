@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
-use holdfast_command_service::dispatch::Dispatcher;
+use holdfast_command_service::dispatch::{Dispatcher, SubmitError};
 use holdfast_command_service::envelope::{CommandEnvelope, FORMAT_VERSION, Outcome};
 use holdfast_command_service::metrics::Metrics;
 use holdfast_command_service::{Config, replies, run};
@@ -76,6 +76,11 @@ impl RemoteClient {
 
     /// Submits `command` and waits for its outcome.
     pub async fn decide(&self, command: Command) -> Arc<Outcome> {
+        self.try_decide(command).await.expect("decided in time")
+    }
+
+    /// Submits `command`; `Err` when no outcome arrived within the wait.
+    pub async fn try_decide(&self, command: Command) -> Result<Arc<Outcome>, SubmitError> {
         let envelope = CommandEnvelope {
             v: FORMAT_VERSION,
             fingerprint: 1,
@@ -83,7 +88,7 @@ impl RemoteClient {
             command,
             submitted_at: OffsetDateTime::now_utc(),
         };
-        self.dispatcher.submit(&envelope).await.expect("decided in time")
+        self.dispatcher.submit(&envelope).await
     }
 }
 
@@ -93,5 +98,91 @@ impl Drop for RemoteClient {
         if let Some(follower) = self.follower.take() {
             let _ = follower.join();
         }
+    }
+}
+
+/// A command-service process (the real binary), for failure tests.
+pub struct Process {
+    child: std::process::Child,
+    /// Where its HTTP API listens.
+    pub addr: std::net::SocketAddr,
+    _logs: std::thread::JoinHandle<()>,
+}
+
+impl Process {
+    /// Starts the binary on 127.0.0.1:0 with `topics` and `instance` as its instance id.
+    pub fn spawn(topics: &TopicArgs, instance: &str) -> Self {
+        use std::io::{BufRead, BufReader};
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_command-service"))
+            .env("HOLDFAST_COMMAND_LISTEN", "127.0.0.1:0")
+            .env("HOLDFAST_TOPIC_PREFIX", &topics.topic_prefix)
+            .env("HOLDFAST_PARTITIONS", topics.partitions.to_string())
+            .env("HOLDFAST_INSTANCE_ID", instance)
+            .env("HOLDFAST_SESSION_TIMEOUT", "6s")
+            .env("HOLDFAST_TRANSACTION_TIMEOUT", "10s")
+            .env("HOLDFAST_COMMAND_WAIT", "20s")
+            .env("HOLDFAST_LOG_FORMAT", "json")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("command-service starts");
+        let stderr = child.stderr.take().expect("stderr");
+        let (tx, rx) = std::sync::mpsc::channel();
+        let name = instance.to_owned();
+        let logs = std::thread::spawn(move || {
+            let verbose = std::env::var("TEST_LOG").is_ok();
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if line.contains("\"listening\"") {
+                    let _ = tx.send(line.clone());
+                }
+                if verbose {
+                    eprintln!("[{name}] {line}");
+                }
+            }
+        });
+        let line = rx.recv_timeout(Duration::from_secs(30)).expect("the process logs where it listens");
+        let value: serde_json::Value = serde_json::from_str(&line).expect("json log line");
+        let addr = value["addr"].as_str().and_then(|a| a.parse().ok()).expect("listen address in the log");
+        Self { child, addr, _logs: logs }
+    }
+
+    /// Waits until `/readyz` is green.
+    pub async fn wait_ready(&self, deadline: Duration) -> bool {
+        let url = format!("http://{}/readyz", self.addr);
+        testing::eventually(deadline, || {
+            let request = reqwest::get(url.clone());
+            async move { request.await.ok().filter(|r| r.status().is_success()).map(|_| ()) }
+        })
+        .await
+        .is_some()
+    }
+
+    /// The value of `holdfast_owned_partitions` on its metrics endpoint.
+    pub async fn owned_partitions(&self) -> Option<i64> {
+        let text = reqwest::get(format!("http://{}/metrics", self.addr)).await.ok()?.text().await.ok()?;
+        text.lines()
+            .find_map(|l| l.strip_prefix("holdfast_owned_partitions "))
+            .and_then(|v| v.trim().parse().ok())
+    }
+
+    /// Sends `signal` (`STOP`, `CONT`, `KILL`, `TERM`).
+    pub fn signal(&self, signal: &str) {
+        let status = std::process::Command::new("kill")
+            .args([format!("-{signal}"), self.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "kill -{signal}");
+    }
+
+    /// Waits for the process to exit and returns whether it exited successfully.
+    pub fn wait(mut self) -> bool {
+        self.child.wait().map(|s| s.success()).unwrap_or(false)
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }

@@ -1,14 +1,13 @@
-//! Reading typed fields out of a decoded Avro record, and the time conversions both
-//! directions share.
+//! Field-level conversions both directions share: Avro `date` and `timestamp-micros` ⇄ the
+//! domain's slots and instants, and typed reads of generic Avro values.
 //!
-//! Readers accept a logical type's value and its underlying representation alike (a `uuid`
-//! as `Value::Uuid` or a plain string, a `date` as `Value::Date` or an `int`, …) so a writer
-//! schema that dropped a `logicalType` still decodes. Every mismatch is a
+//! Value readers accept a logical type's value and its underlying representation alike (a
+//! `uuid` as `Value::Uuid` or a string, a `date` as `Value::Date` or an `int`, …), so a
+//! writer schema that dropped a `logicalType` still decodes. A mismatch is a
 //! [`CodecError::InvalidField`] naming the field; nothing here panics.
 
 use apache_avro::Uuid;
 use apache_avro::types::Value;
-use holdfast_domain::Slot;
 use time::{Date, OffsetDateTime};
 
 use super::CodecError;
@@ -16,133 +15,9 @@ use super::CodecError;
 /// Julian day number of 1970-01-01, the epoch of Avro's `date`.
 const UNIX_EPOCH_JULIAN_DAY: i32 = 2_440_588;
 
-/// A decoded record's fields, looked up by name.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Fields<'a>(pub(crate) &'a [(String, Value)]);
-
-impl<'a> Fields<'a> {
-    /// The record's fields, or an error when `value` is not a record.
-    pub(crate) fn of(value: &'a Value) -> Result<Self, CodecError> {
-        match value {
-            Value::Record(fields) => Ok(Self(fields)),
-            other => Err(CodecError::invalid("(record)", format!("expected a record, got {}", kind(other)))),
-        }
-    }
-
-    /// The raw value of `name`, with a nullable union unwrapped; `None` when absent or null.
-    pub(crate) fn get(&self, name: &str) -> Option<&'a Value> {
-        let value = self.0.iter().find(|(n, _)| n == name).map(|(_, v)| v)?;
-        match value {
-            Value::Union(_, inner) => match inner.as_ref() {
-                Value::Null => None,
-                inner => Some(inner),
-            },
-            Value::Null => None,
-            value => Some(value),
-        }
-    }
-
-    /// The value of a required field.
-    fn required(&self, name: &str) -> Result<&'a Value, CodecError> {
-        self.get(name).ok_or_else(|| CodecError::invalid(name, "missing or null"))
-    }
-
-    /// A required string.
-    pub(crate) fn str(&self, name: &str) -> Result<&'a str, CodecError> {
-        match self.required(name)? {
-            Value::String(s) => Ok(s),
-            other => Err(wrong(name, "a string", other)),
-        }
-    }
-
-    /// An optional string (`["null","string"]`); absent counts as null.
-    pub(crate) fn opt_string(&self, name: &str) -> Result<Option<String>, CodecError> {
-        match self.get(name) {
-            None => Ok(None),
-            Some(Value::String(s)) => Ok(Some(s.clone())),
-            Some(other) => Err(wrong(name, "a string or null", other)),
-        }
-    }
-
-    /// A required `int`, which may also be a promoted `long` that fits.
-    pub(crate) fn int(&self, name: &str) -> Result<i32, CodecError> {
-        match self.required(name)? {
-            Value::Int(n) => Ok(*n),
-            Value::Long(n) => i32::try_from(*n).map_err(|_| CodecError::invalid(name, "out of int range")),
-            other => Err(wrong(name, "an int", other)),
-        }
-    }
-
-    /// A required non-negative `int` as `u32`.
-    pub(crate) fn count(&self, name: &str) -> Result<u32, CodecError> {
-        let n = self.int(name)?;
-        u32::try_from(n).map_err(|_| CodecError::invalid(name, format!("must not be negative, got {n}")))
-    }
-
-    /// A required `uuid` (logical type on string).
-    pub(crate) fn uuid(&self, name: &str) -> Result<Uuid, CodecError> {
-        match self.required(name)? {
-            Value::Uuid(u) => Ok(*u),
-            Value::String(s) => Uuid::try_parse(s).map_err(|e| CodecError::invalid(name, e.to_string())),
-            other => Err(wrong(name, "a uuid", other)),
-        }
-    }
-
-    /// A required `date` (days since 1970-01-01) as a slot.
-    pub(crate) fn slot(&self, name: &str) -> Result<Slot, CodecError> {
-        let days = match self.required(name)? {
-            Value::Date(d) | Value::Int(d) => *d,
-            other => return Err(wrong(name, "a date", other)),
-        };
-        let date = days_to_date(days)
-            .ok_or_else(|| CodecError::invalid(name, format!("day {days} is out of range")))?;
-        Slot::from_date(date).map_err(|e| CodecError::invalid(name, e.reason))
-    }
-
-    /// A required `timestamp-micros` as a UTC instant.
-    pub(crate) fn instant(&self, name: &str) -> Result<OffsetDateTime, CodecError> {
-        match self.required(name)? {
-            Value::TimestampMicros(m) | Value::Long(m) => micros_to_instant(*m)
-                .ok_or_else(|| CodecError::invalid(name, format!("{m} µs is out of range"))),
-            other => Err(wrong(name, "a timestamp-micros", other)),
-        }
-    }
-
-    /// A required enum's symbol.
-    pub(crate) fn symbol(&self, name: &str) -> Result<&'a str, CodecError> {
-        match self.required(name)? {
-            Value::Enum(_, symbol) | Value::String(symbol) => Ok(symbol),
-            other => Err(wrong(name, "an enum symbol", other)),
-        }
-    }
-}
-
-/// The error for a field of the wrong Avro type.
-fn wrong(name: &str, expected: &str, found: &Value) -> CodecError {
-    CodecError::invalid(name, format!("expected {expected}, got {}", kind(found)))
-}
-
-/// A short name of a value's Avro kind, for error messages (never the value itself).
-fn kind(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Boolean(_) => "boolean",
-        Value::Int(_) => "int",
-        Value::Long(_) => "long",
-        Value::String(_) => "string",
-        Value::Record(_) => "record",
-        Value::Enum(..) => "enum",
-        Value::Union(..) => "union",
-        Value::Date(_) => "date",
-        Value::TimestampMicros(_) => "timestamp-micros",
-        Value::Uuid(_) => "uuid",
-        _ => "another type",
-    }
-}
-
-/// Days since 1970-01-01 of `slot` (Avro `date`).
-pub(crate) fn slot_to_days(slot: Slot) -> i32 {
-    slot.date().to_julian_day() - UNIX_EPOCH_JULIAN_DAY
+/// Days since 1970-01-01 of `date` (Avro `date`).
+pub(crate) fn date_to_days(date: Date) -> i32 {
+    date.to_julian_day() - UNIX_EPOCH_JULIAN_DAY
 }
 
 /// The date `days` after 1970-01-01, if representable.
@@ -163,6 +38,81 @@ pub(crate) fn micros_to_instant(micros: i64) -> Option<OffsetDateTime> {
     OffsetDateTime::from_unix_timestamp_nanos(i128::from(micros) * 1_000).ok()
 }
 
+/// A `uuid` (logical type on string).
+pub(crate) fn uuid(field: &str, value: Value) -> Result<Uuid, CodecError> {
+    match value {
+        Value::Uuid(u) => Ok(u),
+        Value::String(s) => Uuid::try_parse(&s).map_err(|e| CodecError::invalid(field, e.to_string())),
+        other => Err(wrong(field, "a uuid", &other)),
+    }
+}
+
+/// A `string`.
+pub(crate) fn string(field: &str, value: Value) -> Result<String, CodecError> {
+    match value {
+        Value::String(s) => Ok(s),
+        other => Err(wrong(field, "a string", &other)),
+    }
+}
+
+/// A `["null","string"]` (or a plain string, or null).
+pub(crate) fn nullable_string(field: &str, value: Value) -> Result<Option<String>, CodecError> {
+    match value {
+        Value::Null => Ok(None),
+        Value::String(s) => Ok(Some(s)),
+        Value::Union(_, inner) => nullable_string(field, *inner),
+        other => Err(wrong(field, "a string or null", &other)),
+    }
+}
+
+/// An `int` (also a `date`, or a promoted `long` that fits).
+pub(crate) fn int(field: &str, value: Value) -> Result<i32, CodecError> {
+    match value {
+        Value::Int(n) | Value::Date(n) => Ok(n),
+        Value::Long(n) => i32::try_from(n).map_err(|_| CodecError::invalid(field, "out of int range")),
+        other => Err(wrong(field, "an int", &other)),
+    }
+}
+
+/// A `timestamp-micros` (or a plain `long`).
+pub(crate) fn micros(field: &str, value: Value) -> Result<i64, CodecError> {
+    match value {
+        Value::TimestampMicros(m) | Value::Long(m) => Ok(m),
+        other => Err(wrong(field, "a timestamp-micros", &other)),
+    }
+}
+
+/// An enum's symbol.
+pub(crate) fn symbol(field: &str, value: Value) -> Result<String, CodecError> {
+    match value {
+        Value::Enum(_, symbol) | Value::String(symbol) => Ok(symbol),
+        other => Err(wrong(field, "an enum symbol", &other)),
+    }
+}
+
+/// The error for a field of the wrong Avro type.
+fn wrong(field: &str, expected: &str, found: &Value) -> CodecError {
+    CodecError::invalid(field, format!("expected {expected}, got {}", kind(found)))
+}
+
+/// A short name of a value's Avro kind, for error messages (never the value itself).
+fn kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Boolean(_) => "boolean",
+        Value::Int(_) => "int",
+        Value::Long(_) => "long",
+        Value::String(_) => "string",
+        Value::Record(_) => "record",
+        Value::Enum(..) => "enum",
+        Value::Union(..) => "union",
+        Value::Date(_) => "date",
+        Value::TimestampMicros(_) => "timestamp-micros",
+        Value::Uuid(_) => "uuid",
+        _ => "another type",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -170,10 +120,9 @@ mod tests {
 
     #[test]
     fn dates_count_days_from_the_epoch() {
-        let slot = |s: &str| Slot::parse(s).expect("valid");
-        assert_eq!(slot_to_days(slot("1970-01-01")), 0);
-        assert_eq!(slot_to_days(slot("1970-01-02")), 1);
-        assert_eq!(slot_to_days(slot("1969-12-31")), -1);
+        assert_eq!(date_to_days(date!(1970 - 01 - 01)), 0);
+        assert_eq!(date_to_days(date!(1970 - 01 - 02)), 1);
+        assert_eq!(date_to_days(date!(1969 - 12 - 31)), -1);
         assert_eq!(days_to_date(20_000), Some(date!(2024 - 10 - 04)));
         assert_eq!(days_to_date(i32::MAX), None);
     }
@@ -189,23 +138,21 @@ mod tests {
     }
 
     #[test]
-    fn readers_name_the_field_and_accept_underlying_types() {
-        let record = Value::Record(vec![
-            ("d".into(), Value::Int(1)),
-            ("u".into(), Value::String("not-a-uuid".into())),
-            ("n".into(), Value::Int(-3)),
-            ("o".into(), Value::Union(0, Box::new(Value::Null))),
-            ("s".into(), Value::Long(5)),
-        ]);
-        let fields = Fields::of(&record).expect("record");
-        assert_eq!(fields.slot("d").expect("int as date").to_string(), "1970-01-02");
-        let err = fields.uuid("u").expect_err("bad uuid");
+    fn readers_accept_underlying_types_and_name_the_field() {
+        assert_eq!(int("d", Value::Date(3)).expect("date"), 3);
+        assert_eq!(int("l", Value::Long(3)).expect("long"), 3);
+        assert!(int("l", Value::Long(i64::MAX)).is_err());
+        let id = Uuid::from_u128(7);
+        assert_eq!(uuid("u", Value::String(id.to_string())).expect("string uuid"), id);
+        let err = uuid("u", Value::String("nope".into())).expect_err("bad uuid");
         assert!(matches!(err, CodecError::InvalidField { ref field, .. } if field == "u"));
-        assert!(fields.count("n").is_err());
-        assert_eq!(fields.opt_string("o").expect("null"), None);
-        assert_eq!(fields.opt_string("absent").expect("absent"), None);
-        assert!(fields.str("s").is_err());
-        assert!(fields.str("absent").is_err());
-        assert!(Fields::of(&Value::Int(1)).is_err());
+        assert_eq!(nullable_string("o", Value::Union(0, Box::new(Value::Null))).expect("null"), None);
+        assert_eq!(
+            nullable_string("o", Value::Union(1, Box::new(Value::String("x".into())))).expect("some"),
+            Some("x".into())
+        );
+        assert!(string("s", Value::Long(5)).is_err());
+        assert!(micros("m", Value::Int(5)).is_err());
+        assert_eq!(symbol("e", Value::Enum(1, "CONFIRMED".into())).expect("symbol"), "CONFIRMED");
     }
 }

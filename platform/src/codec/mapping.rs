@@ -7,17 +7,12 @@
 //! this module's business.
 
 use apache_avro::types::Value;
-use holdfast_domain::{
-    Capacity, CapacityRange, CustomerId, Envelope, Event, EventPayload, EventType, Quantity, ReleasedFrom,
-    ReservationId, ResourceId, ResourceName, SlotRange, ValueError,
-};
+use holdfast_domain::{Event, EventPayload, EventType};
 
 use super::CodecError;
-use super::fields::{Fields, instant_to_micros, slot_to_days};
+use super::fields::{date_to_days, instant_to_micros};
+use super::record::{WireRecord, released_symbol};
 use super::upcast;
-
-/// Avro symbols of [`ReleasedFrom`], in schema order.
-const RELEASED_FROM: [&str; 2] = ["HELD", "CONFIRMED"];
 
 /// The record of `event` under its current schema.
 #[must_use]
@@ -42,14 +37,14 @@ pub fn to_avro(event: &Event) -> Value {
             put("capacity", int(capacity.get()));
         }
         EventPayload::CapacityChanged { range, capacity } => {
-            put("from", Value::Date(slot_to_days(range.from())));
-            put("to", Value::Date(slot_to_days(range.to())));
+            put("from", Value::Date(date_to_days(range.from().date())));
+            put("to", Value::Date(date_to_days(range.to().date())));
             put("capacity", int(capacity.get()));
         }
         EventPayload::ReservationHeld { reservation_id, range, quantity, customer_id, expires_at } => {
             put("reservation_id", Value::String(reservation_id.to_string()));
-            put("from", Value::Date(slot_to_days(range.from())));
-            put("to", Value::Date(slot_to_days(range.to())));
+            put("from", Value::Date(date_to_days(range.from().date())));
+            put("to", Value::Date(date_to_days(range.to().date())));
             put("quantity", int(quantity.get()));
             put("customer_id", Value::String(customer_id.as_str().to_owned()));
             put("expires_at", Value::TimestampMicros(instant_to_micros(*expires_at)));
@@ -61,11 +56,8 @@ pub fn to_avro(event: &Event) -> Value {
         EventPayload::ReservationCancelled { reservation_id, reason, released } => {
             put("reservation_id", Value::String(reservation_id.to_string()));
             put("reason", nullable(reason.as_deref()));
-            let index = match released {
-                ReleasedFrom::Held => 0,
-                ReleasedFrom::Confirmed => 1,
-            };
-            put("released", Value::Enum(index, RELEASED_FROM[index as usize].to_owned()));
+            let (index, symbol) = released_symbol(*released);
+            put("released", Value::Enum(index, symbol.to_owned()));
         }
         EventPayload::HoldExpired { reservation_id } => {
             put("reservation_id", Value::String(reservation_id.to_string()));
@@ -87,78 +79,26 @@ pub fn from_avro(record_name: &str, version: u32, value: Value) -> Result<Event,
     let event_type = EventType::from_name(simple)
         .ok_or_else(|| CodecError::UnknownRecordName { name: record_name.to_owned() })?;
     let value = upcast::to_current(event_type, version, value)?;
-    build(event_type, &value)
+    WireRecord::from_value(value)?.into_event(event_type)
 }
 
-/// The event of type `event_type` in `value`, which already has the current version's shape.
-pub(crate) fn build(event_type: EventType, value: &Value) -> Result<Event, CodecError> {
-    let f = Fields::of(value)?;
-    let written_type = f.str("event_type")?;
-    if written_type != event_type.as_str() {
-        return Err(CodecError::invalid("event_type", format!("{written_type:?} in a {event_type} record")));
+/// The type of `event`, checked to be writable: the envelope agrees with the payload and
+/// carries the current version (the only one this build writes).
+///
+/// # Errors
+/// [`CodecError::InvalidField`] naming `event_type` or `event_version`.
+pub(crate) fn writable_type(event: &Event) -> Result<EventType, CodecError> {
+    let (envelope, event_type) = (&event.envelope, event.payload.event_type());
+    if envelope.event_type != event_type {
+        let reason = format!("envelope says {}, payload is {event_type}", envelope.event_type);
+        return Err(CodecError::invalid("event_type", reason));
     }
-    let envelope = Envelope {
-        event_id: f.uuid("event_id")?,
-        event_type,
-        event_version: event_type.current_version(),
-        resource_id: parse("resource_id", ResourceId::parse(f.str("resource_id")?))?,
-        occurred_at: f.instant("occurred_at")?,
-        command_id: f.uuid("command_id")?,
-        causation_id: f.uuid("causation_id")?,
-        correlation_id: f.uuid("correlation_id")?,
-        traceparent: f.opt_string("traceparent")?,
-        tracestate: f.opt_string("tracestate")?,
-    };
-    let payload = match event_type {
-        EventType::ResourceDefined => EventPayload::ResourceDefined {
-            name: parse("name", ResourceName::parse(f.str("name")?))?,
-            capacity: parse("capacity", Capacity::new(f.count("capacity")?))?,
-        },
-        EventType::CapacityChanged => EventPayload::CapacityChanged {
-            range: parse("to", CapacityRange::new(f.slot("from")?, f.slot("to")?))?,
-            capacity: parse("capacity", Capacity::new(f.count("capacity")?))?,
-        },
-        EventType::ReservationHeld => EventPayload::ReservationHeld {
-            reservation_id: reservation_id(f)?,
-            range: parse("to", SlotRange::new(f.slot("from")?, f.slot("to")?))?,
-            quantity: parse("quantity", Quantity::new(f.count("quantity")?))?,
-            customer_id: parse("customer_id", CustomerId::parse(f.str("customer_id")?))?,
-            expires_at: f.instant("expires_at")?,
-        },
-        EventType::ReservationConfirmed => EventPayload::ReservationConfirmed {
-            reservation_id: reservation_id(f)?,
-            payment_ref: f.opt_string("payment_ref")?,
-        },
-        EventType::ReservationCancelled => EventPayload::ReservationCancelled {
-            reservation_id: reservation_id(f)?,
-            reason: f.opt_string("reason")?,
-            released: match f.symbol("released")? {
-                "HELD" => ReleasedFrom::Held,
-                "CONFIRMED" => ReleasedFrom::Confirmed,
-                other => return Err(CodecError::invalid("released", format!("unknown symbol {other:?}"))),
-            },
-        },
-        EventType::HoldExpired => EventPayload::HoldExpired { reservation_id: reservation_id(f)? },
-    };
-    if let Some(id) = payload.reservation_id()
-        && id.resource_id() != &envelope.resource_id
-    {
-        return Err(CodecError::invalid(
-            "reservation_id",
-            format!("belongs to {}, not to {}", id.resource_id(), envelope.resource_id),
-        ));
+    let current = event_type.current_version();
+    if envelope.event_version != current {
+        let reason = format!("{} is not the current version {current}", envelope.event_version);
+        return Err(CodecError::invalid("event_version", reason));
     }
-    Ok(Event { envelope, payload })
-}
-
-/// The `reservation_id` field, validated.
-fn reservation_id(f: Fields<'_>) -> Result<ReservationId, CodecError> {
-    parse("reservation_id", ReservationId::parse(f.str("reservation_id")?))
-}
-
-/// A domain constructor's result, its error re-labelled with the Avro field name.
-fn parse<T>(field: &str, result: Result<T, ValueError>) -> Result<T, CodecError> {
-    result.map_err(|e| CodecError::invalid(field, e.reason))
+    Ok(event_type)
 }
 
 /// An Avro `int` for a bounded domain number (capacities, quantities and versions are far

@@ -6,6 +6,7 @@ use apache_avro::types::Value;
 use holdfast_domain::{Event, EventType};
 
 use super::{from_avro, to_avro};
+use crate::codec::direct::{self, Layout};
 use crate::codec::samples;
 use crate::codec::{CodecError, schemas, wire};
 
@@ -112,4 +113,53 @@ fn unknown_record_names_and_versions_are_refused() {
     assert!(matches!(err, CodecError::UnsupportedVersion { version: 9, .. }), "{err}");
     let err = from_avro("HoldExpired", 1, Value::Null).expect_err("not a record");
     assert!(matches!(err, CodecError::InvalidField { .. }), "{err}");
+}
+
+#[test]
+fn the_direct_path_writes_the_same_bytes_and_reads_the_same_events() {
+    let layouts = [(true, true), (true, false), (false, true), (false, false)]
+        .map(|(self_contained, positional)| Layout { self_contained, positional });
+    for seed in 0..200 {
+        for event in samples::one_of_each(seed) {
+            let event_type = event.payload.event_type();
+            let schema = schema(event_type);
+            let generic = wire::encode(7, &schema, &to_avro(&event)).expect("generic");
+            for layout in layouts {
+                let mut bytes = wire::start(7);
+                direct::write(&mut bytes, &schema, layout, &event).expect("direct");
+                assert_eq!(bytes, generic, "{event_type} seed {seed} {layout:?}");
+                let body = &bytes[wire::HEADER_LEN..];
+                let record =
+                    wire::read_datum(7, body, |input| direct::read(input, &schema, layout, event_type))
+                        .expect("read");
+                assert_eq!(record.into_event(event_type).expect("event"), event);
+            }
+        }
+    }
+}
+
+#[test]
+fn the_direct_reader_reports_every_cut_as_truncation() {
+    let event = samples::event(EventType::ReservationCancelled, 5);
+    let schema = schema(EventType::ReservationCancelled);
+    for positional in [true, false] {
+        let layout = Layout { self_contained: true, positional };
+        let mut bytes = wire::start(1);
+        direct::write(&mut bytes, &schema, layout, &event).expect("direct");
+        let body = &bytes[wire::HEADER_LEN..];
+        for cut in 0..body.len() {
+            let result = wire::read_datum(1, &body[..cut], |input| {
+                direct::read(input, &schema, layout, EventType::ReservationCancelled)
+            });
+            assert!(matches!(result, Err(CodecError::Truncated { .. })), "cut at {cut}: {result:?}");
+        }
+    }
+}
+
+#[test]
+fn field_counts_match_the_schemas() {
+    for event_type in EventType::ALL {
+        let Schema::Record(record) = schema(event_type) else { panic!("record") };
+        assert_eq!(direct::field_count(event_type), record.fields.len(), "{event_type}");
+    }
 }

@@ -5,33 +5,38 @@
 //! `BACKWARD_TRANSITIVE`, registers the current schemas and caches their ids, so
 //! [`EventCodec::encode`] and the decoding of known schema ids make no HTTP call. A schema id
 //! the codec has not seen (a record written by an older or newer build) is fetched once and
-//! cached; its records are decoded with their writer schema, upcast if they carry an older
-//! event version ([`upcast`]), resolved against the current schema by Avro schema resolution
-//! when the shapes differ, and validated into domain events ([`mapping`]).
+//! cached. Records whose writer schema has the current shape are read straight into their
+//! fields (`direct`); others are decoded with their writer schema as generic values, upcast
+//! if they carry an older event version ([`upcast`]), resolved against the current schema by
+//! Avro schema resolution, and validated like the rest (`record`).
 //!
 //! Why not `schema_registry_converter`'s `AvroEncoder`/`AvroDecoder` on the hot path: the
-//! encoder wants a subject strategy holding the schema string per call (cloned and looked up
-//! by subject every time), and the decoder returns the writer's shape without resolving it
-//! against a reader schema. That crate registers and fetches schemas here; framing and datum
-//! coding are done in [`wire`] with schemas parsed once.
+//! encoder wants a subject strategy holding the schema string per call (cloned, and the
+//! subject name rebuilt and looked up every time), it goes through the generic `Value` tree
+//! (whose per-field name strings and lookup maps cost more than everything else), and the
+//! decoder returns the writer's shape without resolving it against a reader schema. That
+//! crate registers and fetches schemas here; the framing ([`wire`]) and the datum coding
+//! (apache-avro's schema-aware serde, schemas parsed once) are this module's own.
 
+mod direct;
 mod error;
 mod fields;
 pub mod mapping;
+mod record;
 mod registry;
 #[cfg(any(test, feature = "testing"))]
 pub mod samples;
 pub mod schemas;
 pub mod upcast;
+mod visit;
 pub mod wire;
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 
 use apache_avro::Schema;
-use apache_avro::schema::ResolvedSchema;
-use apache_avro::types::Value;
 use holdfast_domain::{Event, EventType};
 
 pub use error::CodecError;
@@ -39,6 +44,7 @@ pub use mapping::{from_avro, to_avro};
 pub use registry::COMPATIBILITY;
 
 use crate::config::RegistryArgs;
+use record::WireRecord;
 use schemas::Catalogue;
 
 /// Marks an event type whose schema id is not known yet.
@@ -56,7 +62,7 @@ pub struct EventCodec {
     /// Schema id of each event type's current schema, in [`EventType::ALL`] order.
     ids: [AtomicU64; EventType::ALL.len()],
     /// Writer schemas by id: ours after registration, others as records name them.
-    writers: RwLock<HashMap<u32, Arc<Writer>>>,
+    writers: RwLock<HashMap<u32, Arc<Writer>, BuildHasherDefault<IdHasher>>>,
     /// Serialises fetches of unknown ids so each is fetched once.
     fetching: tokio::sync::Mutex<()>,
 }
@@ -70,6 +76,29 @@ struct Writer {
     event_type: Result<EventType, String>,
     /// Whether it differs in shape from the current schema (then values are resolved).
     needs_resolution: bool,
+    /// How its records can be read directly (when they need no resolution).
+    layout: direct::Layout,
+}
+
+/// Hashes schema ids (small integers the registry assigns) by Fibonacci multiplication:
+/// SipHash's protection against chosen keys buys nothing here and costs the hot path.
+#[derive(Debug, Default, Clone, Copy)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8 | u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+
+    fn write_u32(&mut self, n: u32) {
+        self.0 = u64::from(n).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
 }
 
 /// One subject [`EventCodec::register_all`] registered.
@@ -95,7 +124,7 @@ impl EventCodec {
             registry: registry::Registry::new(args)?,
             catalogue: Arc::new(schemas::catalogue()?.clone()),
             ids: std::array::from_fn(|_| AtomicU64::new(NO_ID)),
-            writers: RwLock::new(HashMap::new()),
+            writers: RwLock::new(HashMap::default()),
             fetching: tokio::sync::Mutex::new(()),
         })
     }
@@ -103,7 +132,7 @@ impl EventCodec {
     /// This codec with the candidate schema `source` in place of `event_type`'s embedded one:
     /// it registers, writes and reads with the candidate. For trying a schema change before it
     /// ships (compatibility tests, schema checks); a field only the candidate has is written
-    /// with its default.
+    /// with its default and ignored on reading.
     ///
     /// # Errors
     /// [`CodecError::InvalidSchema`] when `source` does not parse or names another record.
@@ -163,30 +192,14 @@ impl EventCodec {
     /// [`CodecError::InvalidField`] when the envelope contradicts the payload or carries a
     /// version other than the current one; [`CodecError::Encode`] on a mapping defect.
     pub fn encode(&self, event: &Event) -> Result<Vec<u8>, CodecError> {
-        let event_type = event.payload.event_type();
-        if event.envelope.event_type != event_type {
-            return Err(CodecError::invalid(
-                "event_type",
-                format!("envelope says {}, payload is {event_type}", event.envelope.event_type),
-            ));
-        }
-        if event.envelope.event_version != event_type.current_version() {
-            return Err(CodecError::invalid(
-                "event_version",
-                format!(
-                    "{} is not the current version {}",
-                    event.envelope.event_version,
-                    event_type.current_version()
-                ),
-            ));
-        }
+        let event_type = mapping::writable_type(event)?;
         let schema_id = self.schema_id(event_type).ok_or(CodecError::NotRegistered { event_type })?;
-        let mut value = to_avro(event);
-        if self.catalogue.is_candidate(event_type) {
-            value = self.resolve(event_type, value)?;
-        }
-        wire::encode(schema_id, self.catalogue.schema(event_type), &value)
-            .map_err(|detail| CodecError::Encode { event_type, detail })
+        let mut buf = wire::start(schema_id);
+        let schema = self.catalogue.schema(event_type);
+        // A candidate's fields the event does not carry are written with their defaults.
+        direct::write(&mut buf, schema, self.catalogue.layout(event_type), event)
+            .map_err(|e| CodecError::Encode { event_type, detail: e.to_string() })?;
+        Ok(buf)
     }
 
     /// The event in a Confluent-framed record. Makes no HTTP call for a schema id seen
@@ -202,29 +215,25 @@ impl EventCodec {
             None => self.fetch(schema_id).await?,
         };
         let event_type = writer.event_type.clone().map_err(|name| CodecError::UnknownRecordName { name })?;
+        let current = event_type.current_version();
+        if !writer.needs_resolution {
+            // The writer has the current shape: straight into the fields, no generic tree.
+            let record = wire::read_datum(schema_id, body, |input| {
+                direct::read(input, &writer.schema, writer.layout, event_type)
+            })?;
+            if record.event_version.and_then(|v| u32::try_from(v).ok()) == Some(current) {
+                return record.into_event(event_type);
+            }
+        }
         let value = wire::decode(schema_id, &writer.schema, body)?;
-        let version = fields::Fields::of(&value)?.count("event_version")?;
+        let version = upcast::version_of(&value)?;
         let value = upcast::to_current(event_type, version, value)?;
-        let value = if writer.needs_resolution || version != event_type.current_version() {
-            self.resolve(event_type, value)?
+        let value = if writer.needs_resolution || version != current {
+            upcast::resolve(self.catalogue.schema(event_type), event_type, value)?
         } else {
             value
         };
-        mapping::build(event_type, &value)
-    }
-
-    /// Resolves a writer-shaped (or upcast) record against the current schema: fills
-    /// defaults, drops unknown fields, promotes types.
-    fn resolve(&self, event_type: EventType, value: Value) -> Result<Value, CodecError> {
-        let reader = self.catalogue.schema(event_type);
-        let invalid = |detail: String| {
-            CodecError::invalid(
-                "(record)",
-                format!("does not resolve to the current {event_type} schema: {detail}"),
-            )
-        };
-        let names = ResolvedSchema::try_from(reader).map_err(|e| invalid(e.to_string()))?;
-        value.resolve_with_names(reader, names.get_names()).map_err(|e| invalid(e.to_string()))
+        WireRecord::from_value(value)?.into_event(event_type)
     }
 
     /// The cached writer schema `id`, if any.
@@ -254,11 +263,16 @@ impl EventCodec {
             Some(name) => schemas::event_type_of(name).ok_or_else(|| name.fullname(None)),
             None => Err(format!("(an unnamed schema, id {id})")),
         };
-        let needs_resolution = match &event_type {
-            Ok(t) => schema.canonical_form() != self.catalogue.canonical(*t),
-            Err(_) => false,
+        let canonical = schema.canonical_form();
+        let (needs_resolution, positional) = match &event_type {
+            Ok(t) => (
+                canonical != self.catalogue.canonical(*t),
+                schemas::catalogue().is_ok_and(|embedded| canonical == embedded.canonical(*t)),
+            ),
+            Err(_) => (false, false),
         };
-        let writer = Arc::new(Writer { schema, event_type, needs_resolution });
+        let layout = direct::Layout { self_contained: schemas::is_self_contained(&schema), positional };
+        let writer = Arc::new(Writer { schema, event_type, needs_resolution, layout });
         self.writers.write().unwrap_or_else(PoisonError::into_inner).insert(id, Arc::clone(&writer));
         writer
     }

@@ -6,8 +6,8 @@
 
 use apache_avro::Uuid;
 use holdfast_domain::{
-    Capacity, CapacityRange, CommandMeta, CustomerId, Event, EventPayload, EventType, Quantity, ReleasedFrom,
-    ReservationId, ResourceId, ResourceName, Slot, SlotRange,
+    Capacity, CommandMeta, CustomerId, Event, EventPayload, EventType, Quantity, ReleasedFrom, ReservationId,
+    ResourceId, ResourceName, Slot,
 };
 use time::{Duration, OffsetDateTime};
 

@@ -13,6 +13,7 @@ use apache_avro::schema::Name;
 use holdfast_domain::EventType;
 
 use super::CodecError;
+use super::direct::Layout;
 
 /// Avro namespace of the current event records.
 pub const NAMESPACE: &str = "dev.holdfast.reservations.v1";
@@ -58,6 +59,19 @@ pub fn event_type_of(name: &Name) -> Option<EventType> {
     if namespace.starts_with(NAMESPACE_FAMILY) { EventType::from_name(name.name()) } else { None }
 }
 
+/// Whether `schema` never refers to a named type by name (every named type is defined where
+/// it is used), so reading and writing it needs no table of names.
+pub(crate) fn is_self_contained(schema: &Schema) -> bool {
+    match schema {
+        Schema::Ref { .. } => false,
+        Schema::Record(record) => record.fields.iter().all(|f| is_self_contained(&f.schema)),
+        Schema::Union(union) => union.variants().iter().all(is_self_contained),
+        Schema::Array(array) => is_self_contained(&array.items),
+        Schema::Map(map) => is_self_contained(&map.types),
+        _ => true,
+    }
+}
+
 /// Position of `event_type` in [`EventType::ALL`], for per-type arrays.
 pub(crate) fn index(event_type: EventType) -> usize {
     EventType::ALL.iter().position(|t| *t == event_type).unwrap_or_default()
@@ -73,8 +87,8 @@ pub(crate) struct Catalogue {
     schemas: Vec<Schema>,
     /// Their canonical forms: a writer schema with the same form decodes to the same shape.
     canonical: Vec<String>,
-    /// Whether the entry is a candidate, whose extra fields the mapping does not fill.
-    candidate: Vec<bool>,
+    /// How each schema can be read and written directly.
+    layouts: Vec<Layout>,
 }
 
 impl Catalogue {
@@ -93,9 +107,9 @@ impl Catalogue {
         &self.canonical[index(event_type)]
     }
 
-    /// Whether `event_type`'s schema is a candidate rather than the embedded one.
-    pub(crate) fn is_candidate(&self, event_type: EventType) -> bool {
-        self.candidate[index(event_type)]
+    /// How `event_type`'s schema can be read and written directly.
+    pub(crate) fn layout(&self, event_type: EventType) -> Layout {
+        self.layouts[index(event_type)]
     }
 
     /// Puts the candidate `source` in place of `event_type`'s schema. It must parse and
@@ -109,9 +123,10 @@ impl Catalogue {
         }
         let i = index(event_type);
         self.canonical[i] = schema.canonical_form();
+        // A candidate's fields may differ from the embedded ones: they go by name.
+        self.layouts[i] = Layout { self_contained: is_self_contained(&schema), positional: false };
         self.schemas[i] = schema;
         self.sources[i] = Cow::Owned(source);
-        self.candidate[i] = true;
         Ok(())
     }
 }
@@ -126,7 +141,10 @@ static CATALOGUE: LazyLock<Result<Catalogue, (EventType, String)>> = LazyLock::n
     Ok(Catalogue {
         sources: EventType::ALL.map(|t| Cow::Borrowed(source(t))).to_vec(),
         canonical: schemas.iter().map(Schema::canonical_form).collect(),
-        candidate: vec![false; schemas.len()],
+        layouts: schemas
+            .iter()
+            .map(|s| Layout { self_contained: is_self_contained(s), positional: true })
+            .collect(),
         schemas,
     })
 });
@@ -203,6 +221,19 @@ mod tests {
         assert_eq!(kind("occurred_at"), std::mem::discriminant(&Schema::TimestampMicros));
         assert_eq!(kind("expires_at"), std::mem::discriminant(&Schema::TimestampMicros));
         assert_eq!(kind("from"), std::mem::discriminant(&Schema::Date));
+    }
+
+    #[test]
+    fn every_schema_is_self_contained_and_references_are_noticed() {
+        for event_type in EventType::ALL {
+            assert!(is_self_contained(&parse(source(event_type))), "{event_type}");
+        }
+        let with_ref = parse(
+            r#"{"type":"record","name":"R","fields":[
+                {"name":"a","type":{"type":"enum","name":"E","symbols":["X"]}},
+                {"name":"b","type":["null","E"]}]}"#,
+        );
+        assert!(!is_self_contained(&with_ref));
     }
 
     #[test]

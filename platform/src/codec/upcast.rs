@@ -7,13 +7,16 @@
 //! new record namespace (`dev.holdfast.reservations.v<N>`, hence its own registry subject).
 //! Upcasters are keyed by (event type, version they read) and chained: v0 → v1 → … → current.
 //! They work on the writer-shaped generic record, so the old schema never has to be
-//! resolvable against the new one.
+//! resolvable against the new one; the upcast record is then resolved against the current
+//! schema ([`resolve`]) like any record from another writer.
 //!
 //! The one real example: `ReservationHeld` v0 (pre-release builds) recorded the hold's TTL
 //! as `hold_seconds`, leaving every reader to add it to `occurred_at`; v1 records the
 //! absolute `expires_at` the decider computed. The v0 → v1 upcaster computes
 //! `expires_at = occurred_at + hold_seconds` and drops `hold_seconds`.
 
+use apache_avro::Schema;
+use apache_avro::schema::ResolvedSchema;
 use apache_avro::types::Value;
 use holdfast_domain::EventType;
 
@@ -51,6 +54,41 @@ pub fn to_current(event_type: EventType, version: u32, value: Value) -> Result<V
         set(&mut fields, "event_version", Value::Int(i32::try_from(from + 1).unwrap_or(i32::MAX)));
     }
     Ok(Value::Record(fields))
+}
+
+/// `value` (a record of `event_type` in the current version's shape, possibly written with
+/// another schema) resolved against `reader` by Avro schema resolution: defaults filled in,
+/// unknown fields dropped, types promoted.
+///
+/// # Errors
+/// [`CodecError::InvalidField`] when the record does not resolve.
+pub fn resolve(reader: &Schema, event_type: EventType, value: Value) -> Result<Value, CodecError> {
+    let invalid = |detail: String| {
+        CodecError::invalid(
+            "(record)",
+            format!("does not resolve to the current {event_type} schema: {detail}"),
+        )
+    };
+    let names = ResolvedSchema::try_from(reader).map_err(|e| invalid(e.to_string()))?;
+    value.resolve_with_names(reader, names.get_names()).map_err(|e| invalid(e.to_string()))
+}
+
+/// The `event_version` a generic record carries.
+///
+/// # Errors
+/// [`CodecError::InvalidField`] when it is missing, not an int, or negative.
+pub fn version_of(value: &Value) -> Result<u32, CodecError> {
+    let Value::Record(fields) = value else {
+        return Err(CodecError::invalid("(record)", "expected a record"));
+    };
+    let version = fields.iter().find(|(n, _)| n == "event_version").map(|(_, v)| v);
+    match version {
+        Some(Value::Int(v)) => {
+            u32::try_from(*v).map_err(|_| CodecError::invalid("event_version", "negative"))
+        }
+        Some(_) => Err(CodecError::invalid("event_version", "expected an int")),
+        None => Err(CodecError::invalid("event_version", "missing")),
+    }
 }
 
 /// `ReservationHeld` v0 → v1: `expires_at = occurred_at + hold_seconds`.

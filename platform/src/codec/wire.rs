@@ -1,10 +1,11 @@
 //! The Confluent wire format — magic byte `0`, a 4-byte big-endian schema id, the Avro
-//! binary datum — and the datum encoding and decoding itself.
+//! binary datum — plus the generic datum coding and the reading discipline every decoder
+//! follows: a datum must fill its body exactly, and running out of bytes is truncation,
+//! not corruption.
 //!
-//! Written here rather than through `schema_registry_converter`'s encoder/decoder because
-//! the hot path must not allocate a subject name, clone a schema string or look a schema up
-//! per call, and because that decoder does not resolve a writer schema against a reader
-//! schema. This module never talks to the registry.
+//! Framing lives here rather than in `schema_registry_converter` so the hot path neither
+//! builds a subject name nor looks a schema up per record. This module never talks to the
+//! registry.
 
 use std::io::Read;
 
@@ -42,28 +43,48 @@ fn truncated(len: usize) -> CodecError {
     CodecError::Truncated { detail: format!("{len} bytes, shorter than the {HEADER_LEN}-byte header") }
 }
 
-/// Frames `value` (already valid for `schema`, which has no named-type references) under
-/// `schema_id`.
+/// A buffer holding the header for `schema_id`, with room for a typical body.
+#[must_use]
+pub fn start(schema_id: u32) -> Vec<u8> {
+    let mut buf = Vec::with_capacity(512);
+    buf.push(MAGIC_BYTE);
+    buf.extend_from_slice(&schema_id.to_be_bytes());
+    buf
+}
+
+/// Frames the generic `value` under `schema_id`, validating it against `schema` first.
 ///
 /// # Errors
 /// The Avro writer's message, when `value` does not fit `schema`.
 pub fn encode(schema_id: u32, schema: &Schema, value: &Value) -> Result<Vec<u8>, String> {
-    let mut buf = Vec::with_capacity(256);
-    buf.push(MAGIC_BYTE);
-    buf.extend_from_slice(&schema_id.to_be_bytes());
-    let writer = GenericDatumWriter::builder(schema).validate(false).build().map_err(|e| e.to_string())?;
+    let mut buf = start(schema_id);
+    let writer = GenericDatumWriter::builder(schema).build().map_err(|e| e.to_string())?;
     writer.write_value_ref(&mut buf, value).map_err(|e| e.to_string())?;
     Ok(buf)
 }
 
-/// Decodes one datum written with `writer` from `body`, which must hold exactly that datum.
+/// Decodes one generic datum written with `writer` from `body`, which must hold exactly that
+/// datum.
 ///
 /// # Errors
 /// [`CodecError::Truncated`] when the body ends inside the datum, [`CodecError::Corrupt`]
 /// when it does not decode or has bytes left over.
 pub fn decode(schema_id: u32, writer: &Schema, body: &[u8]) -> Result<Value, CodecError> {
+    read_datum(schema_id, body, |input| GenericDatumReader::builder(writer).build()?.read_value(input))
+}
+
+/// Runs `read` over `body` and classifies the outcome: it must consume the whole body.
+///
+/// # Errors
+/// [`CodecError::Truncated`] when the body ends inside the datum, [`CodecError::Corrupt`]
+/// when it does not decode or has bytes left over.
+pub(crate) fn read_datum<T>(
+    schema_id: u32,
+    body: &[u8],
+    read: impl FnOnce(&mut Input<'_>) -> apache_avro::AvroResult<T>,
+) -> Result<T, CodecError> {
     let mut input = Input { rest: body, ran_out: false };
-    let result = GenericDatumReader::builder(writer).build().and_then(|reader| reader.read_value(&mut input));
+    let result = read(&mut input);
     // apache-avro reports a string cut short as a null value rather than an error, so the
     // input itself tells whether the datum ran past the end.
     if input.ran_out {
@@ -80,7 +101,7 @@ pub fn decode(schema_id: u32, writer: &Schema, body: &[u8]) -> Result<Value, Cod
 }
 
 /// A byte slice that remembers whether a read asked for more than it had.
-struct Input<'a> {
+pub(crate) struct Input<'a> {
     /// Bytes not read yet.
     rest: &'a [u8],
     /// Whether a read came up short.
@@ -97,6 +118,28 @@ impl Read for Input<'_> {
         buf[..n].copy_from_slice(head);
         self.rest = tail;
         Ok(n)
+    }
+
+    // Avro reads varints a byte at a time: keep that path free of `memcpy` calls and loops.
+    fn read_exact(&mut self, buf: &mut [u8]) -> std::io::Result<()> {
+        match (buf, self.rest) {
+            ([out], [first, rest @ ..]) => {
+                *out = *first;
+                self.rest = rest;
+                Ok(())
+            }
+            (buf, rest) if buf.len() <= rest.len() => {
+                let (head, tail) = rest.split_at(buf.len());
+                buf.copy_from_slice(head);
+                self.rest = tail;
+                Ok(())
+            }
+            (_, _) => {
+                self.ran_out = true;
+                self.rest = &[];
+                Err(std::io::ErrorKind::UnexpectedEof.into())
+            }
+        }
     }
 }
 

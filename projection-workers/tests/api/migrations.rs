@@ -4,7 +4,7 @@ use holdfast_platform::testing::{self, TestDatabase};
 use holdfast_projection_workers::MIGRATOR;
 use sqlx::postgres::PgPoolOptions;
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn migrations_apply_and_offsets_round_trip() {
     testing::init_logs();
     let database = TestDatabase::create("migrations").await.expect("database");

@@ -6,7 +6,7 @@ use clap::Parser;
 use holdfast_platform::testing::{self, RunningService, TestDatabase};
 use holdfast_projection_workers::{Config, run};
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn migrates_its_shard_and_becomes_ready() {
     testing::init_logs();
     let database = TestDatabase::create("projection_ready").await.expect("database");

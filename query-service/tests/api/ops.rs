@@ -6,7 +6,7 @@ use clap::Parser;
 use holdfast_platform::testing::{self, RunningService, TestDatabase};
 use holdfast_query_service::{Config, run};
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ready_when_postgres_and_redis_answer() {
     testing::init_logs();
     let database = TestDatabase::create("query_ready").await.expect("database");
@@ -25,7 +25,7 @@ async fn ready_when_postgres_and_redis_answer() {
     database.drop_database().await.expect("database dropped");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn not_ready_while_redis_is_unreachable() {
     testing::init_logs();
     let database = TestDatabase::create("query_noredis").await.expect("database");

@@ -1,0 +1,460 @@
+//! The HTTP command API in-process (`tower::ServiceExt::oneshot` on the real router), with a
+//! dispatcher whose producer points at an unreachable broker: every invalid request must be
+//! refused with problem+json before anything is sent. Decisions are tested end to end elsewhere.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::{Body, to_bytes};
+use axum::http::{HeaderMap, Method, Request, StatusCode};
+use holdfast_command_service::dispatch::Dispatcher;
+use holdfast_command_service::envelope::{FORMAT_VERSION, Outcome, Position, ReservationView, Verdict};
+use holdfast_command_service::http::dto::PlaceHoldRequest;
+use holdfast_command_service::http::{AppState, idempotency, router};
+use holdfast_command_service::metrics::Metrics;
+use holdfast_domain::ReservationStatus;
+use holdfast_platform::kafka::producer_config;
+use rdkafka::producer::FutureProducer;
+use serde_json::{Value, json};
+use time::macros::datetime;
+use tower::ServiceExt;
+
+/// Where a reservation id of the tests points.
+const RESERVATION: &str = "r1_0192f0c1a2b37c3d8e4f5a6b7c8d9e0f_hotel:room-1";
+
+/// The router under test with what the tests look into.
+struct TestApp {
+    router: Router,
+    registry: prometheus::Registry,
+    dispatcher: Arc<Dispatcher>,
+}
+
+/// A router whose Kafka is unreachable; `message.timeout.ms` bounds how long a send fails.
+fn app_with(max_in_flight: usize, timeout: Duration, message_timeout_ms: &str) -> TestApp {
+    let registry = prometheus::Registry::new();
+    let metrics = Metrics::register(&registry).expect("metrics register once");
+    let mut kafka = holdfast_platform::testing::kafka();
+    kafka.brokers = "127.0.0.1:1".to_owned();
+    kafka.properties = vec![("message.timeout.ms".to_owned(), message_timeout_ms.to_owned())];
+    let producer: FutureProducer = producer_config(&kafka, "http-test").create().expect("producer");
+    let dispatcher = Arc::new(Dispatcher::new(
+        producer,
+        "commands".to_owned(),
+        Duration::from_secs(5),
+        100,
+        metrics.clone(),
+    ));
+    let state = AppState::new(Arc::clone(&dispatcher), metrics)
+        .with_max_in_flight(max_in_flight)
+        .with_request_timeout(timeout);
+    TestApp { router: router(state), registry, dispatcher }
+}
+
+/// A router that refuses every valid command with 429: anything else proves validation.
+fn app() -> Router {
+    app_with(0, Duration::from_secs(10), "300000").router
+}
+
+/// The answer to one request.
+struct Answer {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: Value,
+}
+
+async fn call(app: &Router, method: &str, path: &str, headers: &[(&str, &str)], body: Vec<u8>) -> Answer {
+    let mut request = Request::builder().method(method).uri(path);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let response =
+        app.clone().oneshot(request.body(Body::from(body)).expect("request")).await.expect("infallible");
+    let status = response.status();
+    let headers = response.headers().clone();
+    let bytes = to_bytes(response.into_body(), usize::MAX).await.expect("body");
+    Answer { status, headers, body: serde_json::from_slice(&bytes).unwrap_or(Value::Null) }
+}
+
+async fn json_call(app: &Router, method: &str, path: &str, body: &Value) -> Answer {
+    call(app, method, path, &[("content-type", "application/json")], body.to_string().into_bytes()).await
+}
+
+/// Asserts a problem+json answer of `status` and `code`; returns the invalid fields listed.
+fn assert_problem(answer: &Answer, status: u16, code: &str, path: &str, case: &str) -> Vec<String> {
+    assert_eq!(answer.status.as_u16(), status, "{case}: {}", answer.body);
+    assert_eq!(answer.headers["content-type"], "application/problem+json", "{case}");
+    assert_eq!(answer.body["type"], format!("https://holdfast.dev/problems/{code}"), "{case}");
+    assert_eq!(answer.body["status"], status, "{case}");
+    assert!(answer.body["title"].is_string() && answer.body["detail"].is_string(), "{case}");
+    assert_eq!(answer.body["instance"], path.split('?').next().unwrap_or(path), "{case}");
+    let errors = answer.body["errors"].as_array().cloned().unwrap_or_default();
+    errors.iter().map(|e| e["field"].as_str().expect("field").to_owned()).collect()
+}
+
+/// One endpoint with a valid body.
+struct Endpoint {
+    method: &'static str,
+    path: String,
+    valid: Value,
+}
+
+fn endpoints() -> Vec<Endpoint> {
+    let hold = json!({"resource_id": "hotel:room-1", "from": "2026-03-01", "to": "2026-03-03",
+                      "quantity": 1, "customer_id": "c-1", "hold_seconds": 60});
+    vec![
+        Endpoint {
+            method: "POST",
+            path: "/v1/resources".into(),
+            valid: json!({"resource_id": "hotel:room-1", "name": "Room 1", "capacity": 2}),
+        },
+        Endpoint {
+            method: "PUT",
+            path: "/v1/resources/hotel:room-1/capacity".into(),
+            valid: json!({"from": "2026-03-01", "to": "2026-03-08", "capacity": 3}),
+        },
+        Endpoint { method: "POST", path: "/v1/reservations".into(), valid: hold },
+        Endpoint {
+            method: "POST",
+            path: format!("/v1/reservations/{RESERVATION}/confirm"),
+            valid: json!({"payment_ref": "pay-1"}),
+        },
+        Endpoint {
+            method: "POST",
+            path: format!("/v1/reservations/{RESERVATION}/cancel"),
+            valid: json!({"reason": "plans changed"}),
+        },
+    ]
+}
+
+/// `valid` with the fields of `patch` replaced (`null` means "absent" to the API).
+fn patched(valid: &Value, patch: &Value) -> Value {
+    let mut body = valid.clone();
+    if let (Some(body), Some(patch)) = (body.as_object_mut(), patch.as_object()) {
+        for (key, value) in patch {
+            body.insert(key.clone(), value.clone());
+        }
+    }
+    body
+}
+
+#[tokio::test]
+async fn valid_requests_pass_validation_and_are_refused_only_by_the_in_flight_limit() {
+    let app = app();
+    for endpoint in endpoints() {
+        let answer = json_call(&app, endpoint.method, &endpoint.path, &endpoint.valid).await;
+        assert_problem(&answer, 429, "rate-limited", &endpoint.path, &endpoint.path);
+        assert_eq!(answer.headers["retry-after"], "1");
+    }
+    for path in
+        [format!("/v1/reservations/{RESERVATION}/confirm"), format!("/v1/reservations/{RESERVATION}/cancel")]
+    {
+        let answer = call(&app, "POST", &path, &[], Vec::new()).await;
+        assert_problem(&answer, 429, "rate-limited", &path, "an empty body means {}");
+    }
+}
+
+#[tokio::test]
+async fn a_command_kafka_does_not_take_is_503_with_retry_after() {
+    let app = app_with(10, Duration::from_secs(10), "200").router;
+    let endpoint = &endpoints()[0];
+    let answer = json_call(&app, endpoint.method, &endpoint.path, &endpoint.valid).await;
+    assert_problem(&answer, 503, "unavailable", &endpoint.path, "unreachable broker");
+    assert_eq!(answer.headers["retry-after"], "1");
+}
+
+#[tokio::test]
+async fn a_request_over_the_timeout_is_503_timeout() {
+    let app = app_with(10, Duration::from_millis(100), "300000").router;
+    let endpoint = &endpoints()[2];
+    let answer = json_call(&app, endpoint.method, &endpoint.path, &endpoint.valid).await;
+    assert_problem(&answer, 503, "timeout", &endpoint.path, "request timeout");
+    assert_eq!(answer.headers["retry-after"], "1");
+}
+
+/// A refused request: case name, headers, body, then the expected status, problem code and
+/// invalid fields.
+type Refused<'a> = (&'a str, Vec<(&'a str, &'a str)>, Vec<u8>, u16, &'a str, Vec<&'a str>);
+
+#[tokio::test]
+async fn every_endpoint_refuses_bad_bodies_media_types_sizes_and_keys() {
+    let app = app();
+    let json = ("content-type", "application/json");
+    for endpoint in endpoints() {
+        let valid = endpoint.valid.to_string().into_bytes();
+        let long_key = "k".repeat(256);
+        let cases: Vec<Refused<'_>> = vec![
+            ("syntax error", vec![json], b"{\"a\":".to_vec(), 400, "malformed-json", vec![]),
+            ("trailing garbage", vec![json], b"{} x".to_vec(), 400, "malformed-json", vec![]),
+            ("array body", vec![json], b"[]".to_vec(), 422, "invalid-input", vec!["body"]),
+            ("string body", vec![json], b"\"x\"".to_vec(), 422, "invalid-input", vec!["body"]),
+            (
+                "text/plain",
+                vec![("content-type", "text/plain")],
+                valid.clone(),
+                415,
+                "unsupported-media-type",
+                vec![],
+            ),
+            ("no content type", vec![], valid.clone(), 415, "unsupported-media-type", vec![]),
+            (
+                "latin1",
+                vec![("content-type", "application/json; charset=latin1")],
+                valid.clone(),
+                415,
+                "unsupported-media-type",
+                vec![],
+            ),
+            ("65 KiB", vec![json], vec![b' '; 65 * 1024 + 1], 413, "body-too-large", vec![]),
+            (
+                "256-char key",
+                vec![json, ("idempotency-key", &long_key)],
+                valid.clone(),
+                422,
+                "invalid-input",
+                vec!["Idempotency-Key"],
+            ),
+            (
+                "empty key",
+                vec![json, ("idempotency-key", "")],
+                valid.clone(),
+                422,
+                "invalid-input",
+                vec!["Idempotency-Key"],
+            ),
+            (
+                "key with a space",
+                vec![json, ("idempotency-key", "a b")],
+                valid.clone(),
+                422,
+                "invalid-input",
+                vec!["Idempotency-Key"],
+            ),
+            (
+                "bad correlation id",
+                vec![json, ("x-correlation-id", "x")],
+                valid.clone(),
+                422,
+                "invalid-input",
+                vec!["X-Correlation-Id"],
+            ),
+        ];
+        for (case, headers, body, status, code, fields) in cases {
+            let answer = call(&app, endpoint.method, &endpoint.path, &headers, body).await;
+            let case = format!("{} {}: {case}", endpoint.method, endpoint.path);
+            assert_eq!(assert_problem(&answer, status, code, &endpoint.path, &case), fields, "{case}");
+        }
+        let key = "k".repeat(255);
+        let answer =
+            call(&app, endpoint.method, &endpoint.path, &[json, ("idempotency-key", &key)], valid).await;
+        assert_problem(&answer, 429, "rate-limited", &endpoint.path, "a 255-char key is valid");
+    }
+}
+
+#[tokio::test]
+async fn every_invalid_field_is_listed() {
+    let app = app();
+    let [resources, capacity, hold, confirm, cancel]: [Endpoint; 5] =
+        endpoints().try_into().unwrap_or_else(|_| panic!("five endpoints"));
+    let long = |n: usize| "x".repeat(n);
+    let cases: Vec<(&Endpoint, Value, Vec<&str>)> = vec![
+        (
+            &resources,
+            json!({"resource_id": null, "name": null, "capacity": null}),
+            vec!["resource_id", "name", "capacity"],
+        ),
+        (
+            &resources,
+            json!({"resource_id": 1, "name": [], "capacity": "2"}),
+            vec!["resource_id", "name", "capacity"],
+        ),
+        (
+            &resources,
+            json!({"resource_id": "room_1", "name": " Room", "capacity": -1}),
+            vec!["resource_id", "name", "capacity"],
+        ),
+        (&resources, json!({"resource_id": "", "capacity": 1_000_001}), vec!["resource_id", "capacity"]),
+        (&resources, json!({"resource_id": long(129), "capacity": 1.5}), vec!["resource_id", "capacity"]),
+        (&resources, json!({"name": long(201), "capacity": 1e10}), vec!["name", "capacity"]),
+        (&capacity, json!({"from": "2026-03-08", "to": "2026-03-01"}), vec!["to"]),
+        (&capacity, json!({"from": "2026-03-01", "to": "2026-03-01"}), vec!["to"]),
+        (&capacity, json!({"from": "2026-01-01", "to": "2027-01-03"}), vec!["to"]),
+        (
+            &capacity,
+            json!({"from": "2026-02-30", "to": "2026-3-1", "capacity": 2_000_000}),
+            vec!["from", "to", "capacity"],
+        ),
+        (&capacity, json!({"from": null, "to": 5, "capacity": true}), vec!["from", "to", "capacity"]),
+        (&hold, json!({"quantity": 0}), vec!["quantity"]),
+        (&hold, json!({"quantity": -3}), vec!["quantity"]),
+        (&hold, json!({"quantity": 1_000_001}), vec!["quantity"]),
+        (&hold, json!({"quantity": 99_999_999_999_u64}), vec!["quantity"]),
+        (&hold, json!({"quantity": "1"}), vec!["quantity"]),
+        (&hold, json!({"from": "2026-03-03", "to": "2026-03-01"}), vec!["to"]),
+        (&hold, json!({"from": "2026-03-01", "to": "2026-04-02"}), vec!["to"]),
+        (&hold, json!({"from": "2026-02-30"}), vec!["from"]),
+        (&hold, json!({"customer_id": "", "resource_id": "a b"}), vec!["resource_id", "customer_id"]),
+        (&hold, json!({"customer_id": "bob\n"}), vec!["customer_id"]),
+        (&hold, json!({"customer_id": long(129)}), vec!["customer_id"]),
+        (&hold, json!({"hold_seconds": 0}), vec!["hold_seconds"]),
+        (&hold, json!({"hold_seconds": 3601}), vec!["hold_seconds"]),
+        (&hold, json!({"hold_seconds": "60"}), vec!["hold_seconds"]),
+        (
+            &hold,
+            json!({"resource_id": null, "from": null, "to": null, "quantity": null, "customer_id": null}),
+            vec!["resource_id", "from", "to", "quantity", "customer_id"],
+        ),
+        (&confirm, json!({"payment_ref": long(257)}), vec!["payment_ref"]),
+        (&confirm, json!({"payment_ref": ""}), vec!["payment_ref"]),
+        (&confirm, json!({"payment_ref": 12}), vec!["payment_ref"]),
+        (&cancel, json!({"reason": long(257)}), vec!["reason"]),
+        (&cancel, json!({"reason": {"why": 1}}), vec!["reason"]),
+    ];
+    for (endpoint, patch, fields) in cases {
+        let body = patched(&endpoint.valid, &patch);
+        let answer = json_call(&app, endpoint.method, &endpoint.path, &body).await;
+        let case = format!("{} {} {patch}", endpoint.method, endpoint.path);
+        assert_eq!(assert_problem(&answer, 422, "invalid-input", &endpoint.path, &case), fields, "{case}");
+        assert!(!answer.status.is_server_error(), "{case}");
+    }
+    // Header and body errors come together.
+    let headers = [("content-type", "application/json"), ("idempotency-key", "")];
+    let answer = call(&app, "POST", "/v1/resources", &headers, b"{}".to_vec()).await;
+    let fields = assert_problem(&answer, 422, "invalid-input", "/v1/resources", "headers and body");
+    assert_eq!(fields, ["Idempotency-Key", "resource_id", "name", "capacity"]);
+}
+
+#[tokio::test]
+async fn ids_in_paths_that_cannot_exist_are_404() {
+    let app = app();
+    let bad_reservation = "r1_nothex_hotel:room-1";
+    for (method, path, code) in [
+        ("PUT", "/v1/resources/room_1/capacity".to_owned(), "unknown-resource"),
+        ("PUT", "/v1/resources/%FF/capacity".to_owned(), "unknown-resource"),
+        ("POST", format!("/v1/reservations/{bad_reservation}/confirm"), "unknown-reservation"),
+        ("POST", format!("/v1/reservations/{bad_reservation}/cancel"), "unknown-reservation"),
+        ("GET", "/v1/commands/not-a-uuid".to_owned(), "unknown-command"),
+        ("GET", "/v1/commands/0192f0c1-a2b3-7c3d-8e4f-5a6b7c8d9e0f".to_owned(), "unknown-command"),
+    ] {
+        let body = json!({"from": "2026-03-01", "to": "2026-03-02", "capacity": 1});
+        let answer = json_call(&app, method, &path, &body).await;
+        assert_problem(&answer, 404, code, &path, &path);
+    }
+}
+
+#[tokio::test]
+async fn unknown_routes_and_methods_are_problems() {
+    let app = app();
+    let answer = call(&app, "GET", "/v2/nothing", &[], Vec::new()).await;
+    assert_problem(&answer, 404, "not-found", "/v2/nothing", "unknown route");
+    for (method, path, allow) in [
+        ("GET", "/v1/resources".to_owned(), "POST"),
+        ("DELETE", format!("/v1/reservations/{RESERVATION}/cancel"), "POST"),
+        ("POST", "/v1/resources/r/capacity".to_owned(), "PUT"),
+        ("POST", "/openapi.json".to_owned(), "GET,HEAD"),
+    ] {
+        let answer = call(&app, method, &path, &[], Vec::new()).await;
+        assert_problem(&answer, 405, "method-not-allowed", &path, &path);
+        assert_eq!(answer.headers["allow"], allow, "{path}");
+    }
+}
+
+#[tokio::test]
+async fn request_ids_are_generated_or_echoed() {
+    let app = app();
+    let answer = call(&app, "GET", "/v2/nothing", &[], Vec::new()).await;
+    let generated = answer.headers["x-request-id"].to_str().expect("ascii");
+    assert!(uuid::Uuid::try_parse(generated).is_ok(), "{generated}");
+    let answer = call(&app, "GET", "/v2/nothing", &[("x-request-id", "req-7")], Vec::new()).await;
+    assert_eq!(answer.headers["x-request-id"], "req-7");
+}
+
+#[tokio::test]
+async fn latency_is_labelled_by_route_template() {
+    let TestApp { router: app, registry, .. } = app_with(0, Duration::from_secs(10), "300000");
+    let path = format!("/v1/reservations/{RESERVATION}/confirm");
+    call(&app, "POST", &path, &[], Vec::new()).await;
+    call(&app, "GET", "/v2/nothing", &[], Vec::new()).await;
+    let families = registry.gather();
+    let requests = families.iter().find(|f| f.name() == "http_request_duration_seconds").expect("family");
+    let labels: Vec<Vec<(String, String)>> = requests
+        .get_metric()
+        .iter()
+        .map(|m| m.get_label().iter().map(|l| (l.name().to_owned(), l.value().to_owned())).collect())
+        .collect();
+    let routes: Vec<&str> = labels
+        .iter()
+        .flatten()
+        .filter(|(name, _)| name == "route")
+        .map(|(_, value)| value.as_str())
+        .collect();
+    assert!(routes.contains(&"/v1/reservations/{id}/confirm"), "{labels:?}");
+    assert!(routes.contains(&"unmatched"), "{labels:?}");
+    assert!(!routes.iter().any(|r| r.contains(RESERVATION)), "never the raw path: {labels:?}");
+}
+
+#[tokio::test]
+async fn the_openapi_document_lists_every_route() {
+    let app = app();
+    let answer = call(&app, "GET", "/openapi.json", &[], Vec::new()).await;
+    assert_eq!(answer.status, StatusCode::OK);
+    assert!(
+        answer.body["openapi"].as_str().is_some_and(|v| v.starts_with("3.1")),
+        "{}",
+        answer.body["openapi"]
+    );
+    for (path, method) in [
+        ("/v1/resources", "post"),
+        ("/v1/resources/{id}/capacity", "put"),
+        ("/v1/reservations", "post"),
+        ("/v1/reservations/{id}/confirm", "post"),
+        ("/v1/reservations/{id}/cancel", "post"),
+        ("/v1/commands/{command_id}", "get"),
+    ] {
+        assert!(answer.body["paths"][path][method].is_object(), "{method} {path}");
+    }
+    for schema in ["Problem", "FieldError", "PlaceHoldRequest", "ReservationResponse", "PendingResponse"] {
+        assert!(answer.body["components"]["schemas"][schema].is_object(), "{schema}");
+    }
+}
+
+#[tokio::test]
+async fn a_retry_is_answered_from_the_known_outcome_even_when_saturated() {
+    let TestApp { router: app, dispatcher, .. } = app_with(0, Duration::from_secs(10), "300000");
+    let endpoint = &endpoints()[2];
+    let command_id = idempotency::command_id(&Method::POST, "/v1/reservations", Some("retry-1"));
+    let request: PlaceHoldRequest = serde_json::from_value(endpoint.valid.clone()).expect("body");
+    let command = request.into_command(command_id).expect("valid");
+    let reservation_id = command.reservation_id().expect("a hold names its reservation").clone();
+    dispatcher.resolve(Outcome {
+        v: FORMAT_VERSION,
+        command_id,
+        resource_id: command.resource_id().clone(),
+        command: command.kind().to_owned(),
+        verdict: Verdict::Accepted {
+            events: 1,
+            reservation: Some(ReservationView {
+                reservation_id: reservation_id.clone(),
+                status: ReservationStatus::Held { expires_at: datetime!(2026-03-01 12:15 UTC) },
+            }),
+        },
+        position: Position { partition: 5, next_offset: 9 },
+        decided_at: datetime!(2026-03-01 12:00 UTC),
+        fingerprint: idempotency::fingerprint(&command).expect("fingerprint"),
+    });
+    let expected = json!({"reservation_id": reservation_id.to_string(), "status": "held",
+                          "expires_at": "2026-03-01T12:15:00Z", "position": "5.9"});
+
+    let headers = [("content-type", "application/json"), ("idempotency-key", "retry-1")];
+    let body = endpoint.valid.to_string().into_bytes();
+    let answer = call(&app, "POST", "/v1/reservations", &headers, body).await;
+    assert_eq!((answer.status.as_u16(), &answer.body), (201, &expected), "the retry gets the first answer");
+
+    let other = patched(&endpoint.valid, &json!({"quantity": 2})).to_string().into_bytes();
+    let answer = call(&app, "POST", "/v1/reservations", &headers, other).await;
+    assert_problem(&answer, 422, "idempotency-key-reused", "/v1/reservations", "same key, other body");
+
+    let path = format!("/v1/commands/{command_id}");
+    let answer = call(&app, "GET", &path, &[], Vec::new()).await;
+    assert_eq!((answer.status.as_u16(), &answer.body), (201, &expected), "polling renders the same answer");
+}
