@@ -122,6 +122,7 @@ fn decide_and_commit(
     }
     let mut next_event: HashMap<i32, i64> = owned.iter().map(|(p, s)| (*p, s.next_event_offset)).collect();
     let mut outcomes = Vec::with_capacity(pending.len());
+    let mut replies = Vec::with_capacity(pending.len());
     for item in &pending {
         let next = next_event.entry(item.partition).or_insert(0);
         if let Some(last) = offsets[item.deliveries.clone()].iter().max() {
@@ -145,10 +146,20 @@ fn decide_and_commit(
                 .partition(item.partition)
                 .key(&key)
                 .payload(&payload);
-            // Delivery is settled by the commit; nothing waits on it here.
-            drop(send(producer, record)?);
+            replies.push(send(producer, record)?);
         }
         outcomes.push(outcome);
+    }
+
+    // Wait for the replies here rather than in `commit_transaction`'s internal flush: with the
+    // producer's own poll thread serving delivery reports, that flush only notices an empty
+    // queue at its next 100 ms poll tick, which would put a floor under every transaction.
+    for delivery in shared.runtime.block_on(join_all(replies)) {
+        match delivery {
+            Ok(Ok(_)) => {}
+            Ok(Err((error, _))) => return Err((error, "produce")),
+            Err(_) => return Err((KafkaError::Canceled, "produce")),
+        }
     }
 
     let consumed = consumed_offsets(&settings.layout.commands, polled).map_err(|e| (e, "offsets"))?;
