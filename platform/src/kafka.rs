@@ -52,6 +52,9 @@ pub fn transactional_producer_config(
 ) -> ClientConfig {
     let mut config = producer_config(args, client_id);
     config
+        // A transaction is already a batch: waiting to fill librdkafka's batches only adds
+        // latency to every phase of it.
+        .set("linger.ms", "0")
         .set("transactional.id", transactional_id)
         .set("transaction.timeout.ms", millis(transaction_timeout));
     config

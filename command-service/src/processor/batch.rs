@@ -110,6 +110,7 @@ fn decide_and_commit(
         pending.push(Pending { partition, envelope, decided, deliveries: first..deliveries.len(), internal });
     }
 
+    let decided_at = started.elapsed();
     // Event offsets give each outcome its read-your-writes position.
     let delivered = shared.runtime.block_on(join_all(deliveries));
     let mut offsets = Vec::with_capacity(delivered.len());
@@ -162,6 +163,7 @@ fn decide_and_commit(
         }
     }
 
+    let produced_at = started.elapsed();
     let consumed = consumed_offsets(&settings.layout.commands, polled).map_err(|e| (e, "offsets"))?;
     if consumed.count() > 0 {
         let group = consumer.group_metadata().ok_or((KafkaError::Canceled, "group-metadata"))?;
@@ -169,7 +171,12 @@ fn decide_and_commit(
             .send_offsets_to_transaction(&consumed, &group, CALL_TIMEOUT)
             .map_err(|e| (e, "send-offsets"))?;
     }
+    let offsets_at = started.elapsed();
     producer.commit_transaction(CALL_TIMEOUT).map_err(|e| (e, "commit"))?;
+    tracing::debug!(
+        commands = pending.len(), ?decided_at, ?produced_at, ?offsets_at, committed_at = ?started.elapsed(),
+        "transaction committed"
+    );
 
     // Committed: the decisions are durable. Now, and only now, tell the callers.
     shared.metrics.commit_seconds.observe(started.elapsed().as_secs_f64());
