@@ -49,20 +49,32 @@ struct Pending<'a> {
 /// A [`Failure`] after the transaction was aborted (or the producer must be recreated); the
 /// in-memory state of the touched partitions is then stale and must be restored.
 pub fn execute(
-    producer: &FutureProducer,
-    consumer: &BaseConsumer<RebalanceHook>,
-    settings: &ProcessorSettings,
-    shared: &ProcessorShared,
+    clients: &Clients<'_>,
     owned: &mut HashMap<i32, PartitionState>,
     polled: &[Polled],
     expiries: &[(i32, ReservationId)],
 ) -> Result<(), Failure> {
     let started = Instant::now();
+    let producer = clients.producer;
     producer.begin_transaction().map_err(|e| failed(producer, e, "begin"))?;
-    match decide_and_commit(producer, consumer, settings, shared, owned, polled, expiries, started) {
+    match decide_and_commit(clients, owned, polled, expiries, started) {
         Ok(()) => Ok(()),
         Err((error, reason)) => Err(failed(producer, error, reason)),
     }
+}
+
+/// What a transaction works with besides the partitions' state.
+#[derive(Clone, Copy)]
+#[allow(missing_debug_implementations)] // librdkafka clients have no Debug
+pub struct Clients<'a> {
+    /// The instance's transactional producer.
+    pub producer: &'a FutureProducer,
+    /// The commands consumer (for its group metadata).
+    pub consumer: &'a BaseConsumer<RebalanceHook>,
+    /// Topic names and limits.
+    pub settings: &'a ProcessorSettings,
+    /// Codec, dispatcher, metrics, runtime.
+    pub shared: &'a ProcessorShared,
 }
 
 /// Aborts when that is the right recovery and describes the failure.
@@ -74,17 +86,14 @@ fn failed(producer: &FutureProducer, error: KafkaError, reason: &'static str) ->
     Failure { error, recovery, reason }
 }
 
-#[allow(clippy::too_many_arguments)]
 fn decide_and_commit(
-    producer: &FutureProducer,
-    consumer: &BaseConsumer<RebalanceHook>,
-    settings: &ProcessorSettings,
-    shared: &ProcessorShared,
+    clients: &Clients<'_>,
     owned: &mut HashMap<i32, PartitionState>,
     polled: &[Polled],
     expiries: &[(i32, ReservationId)],
     started: Instant,
 ) -> Result<(), (KafkaError, &'static str)> {
+    let Clients { producer, consumer, settings, shared } = *clients;
     let now = now_micros();
     let events_topic = settings.layout.events.as_str();
     let mut pending: Vec<Pending<'_>> = Vec::with_capacity(polled.len() + expiries.len());

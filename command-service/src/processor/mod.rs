@@ -146,7 +146,8 @@ pub fn run(
         }
         let touched: BTreeSet<i32> =
             polled.iter().map(|p| p.partition).chain(expiries.iter().map(|e| e.0)).collect();
-        let outcome = batch::execute(&producer, &consumer, settings, shared, &mut owned, &polled, &expiries);
+        let clients = batch::Clients { producer: &producer, consumer: &consumer, settings, shared };
+        let outcome = batch::execute(&clients, &mut owned, &polled, &expiries);
         if let Err(failure) = outcome {
             shared.metrics.aborts.with_label_values(&[failure.reason]).inc();
             tracing::warn!(error = %failure.error, partitions = ?touched, "transaction failed; restoring the touched partitions");
