@@ -3,19 +3,17 @@
 //! slot holds more than its capacity. Used by tests and the load generator to judge Holdfast
 //! on the log itself, never on a service's word.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use holdfast_domain::{EventPayload, ReservationId, ResourceId, ResourceState};
-use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
-use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 
 use crate::KafkaArgs;
 use crate::codec::EventCodec;
-use crate::kafka::reader_config;
+use crate::kafka::{read_to_end, reader_config};
 
 /// A slot found over capacity.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -114,33 +112,15 @@ async fn read_all(
     deadline: Duration,
 ) -> Result<Vec<(i64, Vec<u8>)>, KafkaError> {
     let config = reader_config(kafka, "holdfast-audit");
-    let topic = topic.to_owned();
+    let mut assignment = TopicPartitionList::new();
+    for partition in 0..partitions {
+        assignment.add_partition_offset(topic, partition, Offset::Beginning)?;
+    }
     tokio::task::spawn_blocking(move || {
-        let consumer: BaseConsumer = config.create()?;
-        let mut assignment = TopicPartitionList::new();
-        for partition in 0..partitions {
-            assignment.add_partition_offset(&topic, partition, Offset::Beginning)?;
-        }
-        consumer.assign(&assignment)?;
-        let wanted = usize::try_from(partitions).unwrap_or(0);
-        let mut at_end = HashSet::new();
         let mut records = Vec::new();
-        let started = Instant::now();
-        while at_end.len() < wanted {
-            if started.elapsed() > deadline {
-                return Err(KafkaError::Canceled);
-            }
-            match consumer.poll(Duration::from_millis(200)) {
-                Some(Ok(message)) => {
-                    records.push((message.offset(), message.payload().unwrap_or_default().to_vec()))
-                }
-                Some(Err(KafkaError::PartitionEOF(partition))) => {
-                    at_end.insert(partition);
-                }
-                Some(Err(error)) => return Err(error),
-                None => {}
-            }
-        }
+        read_to_end(&config, &assignment, deadline, |_, offset, payload| {
+            records.push((offset, payload.to_vec()))
+        })?;
         Ok(records)
     })
     .await

@@ -142,3 +142,62 @@ impl KafkaProbe {
 pub fn millis(duration: Duration) -> String {
     duration.as_millis().to_string()
 }
+
+/// Reads every partition of `assignment` from its given offset up to its end (the last
+/// stable offset for a `read_committed` reader made by [`reader_config`]), calling `each`
+/// with (partition, offset, payload). Blocking: call it off the async reactor.
+///
+/// A fresh consumer is made per call and partitions with nothing to read (empty, or starting
+/// at their end) are never assigned: librdkafka reports the end of such partitions, and of
+/// partitions of an earlier assignment, on its main queue, where a poll loop never sees them.
+///
+/// # Errors
+/// When Kafka fails, or the end is not reached within `deadline`.
+pub fn read_to_end(
+    config: &ClientConfig,
+    assignment: &rdkafka::TopicPartitionList,
+    deadline: Duration,
+    mut each: impl FnMut(i32, i64, &[u8]),
+) -> Result<(), KafkaError> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::message::Message;
+    use rdkafka::{Offset, TopicPartitionList};
+
+    let reader: BaseConsumer = config.create()?;
+    let mut readable = TopicPartitionList::new();
+    for element in assignment.elements() {
+        let (low, high) =
+            reader.fetch_watermarks(element.topic(), element.partition(), Duration::from_secs(10))?;
+        let empty = match element.offset() {
+            Offset::Offset(start) => start >= high,
+            Offset::End => true,
+            _ => high <= low,
+        };
+        if !empty {
+            readable.add_partition_offset(element.topic(), element.partition(), element.offset())?;
+        }
+    }
+    let wanted = readable.count();
+    if wanted == 0 {
+        return Ok(());
+    }
+    reader.assign(&readable)?;
+    let mut at_end = std::collections::HashSet::new();
+    let started = std::time::Instant::now();
+    while at_end.len() < wanted {
+        if started.elapsed() > deadline {
+            return Err(KafkaError::Canceled);
+        }
+        match reader.poll(Duration::from_millis(200)) {
+            Some(Ok(message)) => {
+                each(message.partition(), message.offset(), message.payload().unwrap_or_default())
+            }
+            Some(Err(KafkaError::PartitionEOF(partition))) => {
+                at_end.insert(partition);
+            }
+            Some(Err(error)) => return Err(error),
+            None => {}
+        }
+    }
+    Ok(())
+}

@@ -109,6 +109,18 @@ impl TestDatabase {
     }
 }
 
+/// Waits until `http://<addr>/readyz` answers 200, up to `deadline`; returns whether it did.
+pub async fn wait_ready(addr: std::net::SocketAddr, deadline: Duration) -> bool {
+    let client = reqwest::Client::new();
+    let url = format!("http://{addr}/readyz");
+    eventually(deadline, || {
+        let request = client.get(&url).send();
+        async move { request.await.ok().filter(|r| r.status().is_success()).map(|_| ()) }
+    })
+    .await
+    .is_some()
+}
+
 /// Polls `condition` every 50 ms until it returns `Some`, or gives up after `deadline`.
 pub async fn eventually<T, F, Fut>(deadline: Duration, mut condition: F) -> Option<T>
 where
@@ -206,14 +218,7 @@ impl RunningService {
 
     /// Waits until `/readyz` answers 200, up to `deadline`; returns whether it did.
     pub async fn wait_ready(&self, deadline: Duration) -> bool {
-        let client = reqwest::Client::new();
-        let url = self.url("/readyz");
-        eventually(deadline, || {
-            let request = client.get(&url).send();
-            async move { request.await.ok().filter(|r| r.status().is_success()).map(|_| ()) }
-        })
-        .await
-        .is_some()
+        wait_ready(self.addr, deadline).await
     }
 
     /// Whether the service's task has ended (by itself: an error or a finished run).

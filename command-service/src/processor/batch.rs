@@ -109,7 +109,8 @@ fn decide_and_commit(
         let decided = decision::decide_one(state, &envelope, now);
         let first = deliveries.len();
         for event in &decided.events {
-            let payload = shared.codec.encode(event).map_err(|e| (KafkaError::Canceled, leak_reason(&e)))?;
+            let payload =
+                shared.codec.encode(event).map_err(|e| (KafkaError::Canceled, encode_failure(&e)))?;
             let record = FutureRecord::to(events_topic)
                 .partition(partition)
                 .key(event.envelope.resource_id.as_str())
@@ -130,11 +131,14 @@ fn decide_and_commit(
             Err(_) => return Err((KafkaError::Canceled, "produce")),
         }
     }
-    let mut next_event: HashMap<i32, i64> = owned.iter().map(|(p, s)| (*p, s.next_event_offset)).collect();
+    // Running next offset of each events partition in the batch, in decision order.
+    let mut next_event: HashMap<i32, i64> = HashMap::new();
     let mut outcomes = Vec::with_capacity(pending.len());
     let mut replies = Vec::with_capacity(pending.len());
     for item in &pending {
-        let next = next_event.entry(item.partition).or_insert(0);
+        let next = next_event
+            .entry(item.partition)
+            .or_insert_with(|| owned.get(&item.partition).map_or(0, |state| state.next_event_offset));
         if let Some(last) = offsets[item.deliveries.clone()].iter().max() {
             *next = (*next).max(last + 1);
         }
@@ -272,7 +276,7 @@ fn consumed_offsets(topic: &str, polled: &[Polled]) -> Result<TopicPartitionList
 }
 
 /// A codec failure on our own events is a bug; it aborts the batch.
-fn leak_reason(error: &holdfast_platform::codec::CodecError) -> &'static str {
+fn encode_failure(error: &holdfast_platform::codec::CodecError) -> &'static str {
     tracing::error!(%error, "an event could not be encoded");
     "encode-event"
 }

@@ -119,7 +119,7 @@ pub fn run(
         Arc::clone(&shared.codec),
         shared.runtime.clone(),
         settings.idempotency_window,
-    )?;
+    );
     let mut producer =
         transaction::create(&settings.kafka, &settings.transactional_id, settings.transaction_timeout)?;
     let mut owned: HashMap<i32, PartitionState> = HashMap::new();

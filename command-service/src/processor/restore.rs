@@ -6,16 +6,15 @@
 //! failed batches) never enter the state. The caller waits for stable committed offsets on
 //! the commands topic first, so no other writer's transaction on these partitions is open.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use holdfast_platform::KafkaArgs;
 use holdfast_platform::codec::EventCodec;
-use holdfast_platform::kafka::reader_config;
+use holdfast_platform::kafka::{self, reader_config};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
-use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 use time::OffsetDateTime;
 
@@ -24,8 +23,7 @@ use crate::processor::partition::PartitionState;
 
 /// Reads partitions of the events and replies topics back into memory.
 pub struct Restorer {
-    /// A fresh reader is made for every pass: reassigning one reader makes librdkafka route
-    /// end-of-partition events of the old assignment to the main queue, where they are lost.
+    /// Settings of the reader made for every pass.
     reader: rdkafka::ClientConfig,
     events_topic: String,
     replies_topic: String,
@@ -52,10 +50,7 @@ pub struct Restored {
 }
 
 impl Restorer {
-    /// A restorer with its own reader client.
-    ///
-    /// # Errors
-    /// When the client cannot be created.
+    /// A restorer reading with `client_id`.
     pub fn new(
         kafka: &KafkaArgs,
         client_id: &str,
@@ -64,9 +59,9 @@ impl Restorer {
         codec: Arc<EventCodec>,
         runtime: tokio::runtime::Handle,
         window: time::Duration,
-    ) -> Result<Self, KafkaError> {
+    ) -> Self {
         let reader = reader_config(kafka, client_id);
-        Ok(Self { reader, events_topic, replies_topic, codec, runtime, window })
+        Self { reader, events_topic, replies_topic, codec, runtime, window }
     }
 
     /// Restores `partitions` into fresh [`PartitionState`]s.
@@ -119,51 +114,13 @@ impl Restorer {
         Ok((states, restored))
     }
 
-    /// Reads every assigned partition up to its end (the last stable offset). Partitions with
-    /// nothing to read (empty, or starting at their end) are not assigned at all.
+    /// Reads every assigned partition up to its end, however long the log is.
     fn read_to_end(
         &self,
         assignment: &TopicPartitionList,
-        mut each: impl FnMut(i32, i64, &[u8]),
+        each: impl FnMut(i32, i64, &[u8]),
     ) -> Result<(), KafkaError> {
-        let reader: BaseConsumer = self.reader.create()?;
-        let mut readable = TopicPartitionList::new();
-        for element in assignment.elements() {
-            let (low, high) =
-                reader.fetch_watermarks(element.topic(), element.partition(), Duration::from_secs(10))?;
-            let empty = match element.offset() {
-                Offset::Offset(start) => start >= high,
-                Offset::End => true,
-                _ => high <= low,
-            };
-            if !empty {
-                readable.add_partition_offset(element.topic(), element.partition(), element.offset())?;
-            }
-        }
-        let wanted: HashSet<i32> = readable.elements().iter().map(|e| e.partition()).collect();
-        if wanted.is_empty() {
-            return Ok(());
-        }
-        reader.assign(&readable)?;
-        let mut at_end = HashSet::new();
-        let started = Instant::now();
-        while at_end.len() < wanted.len() {
-            match reader.poll(Duration::from_millis(500)) {
-                Some(Ok(message)) => {
-                    each(message.partition(), message.offset(), message.payload().unwrap_or_default())
-                }
-                Some(Err(KafkaError::PartitionEOF(partition))) => {
-                    at_end.insert(partition);
-                }
-                Some(Err(error)) => return Err(error),
-                None => {
-                    if started.elapsed() > Duration::from_secs(30) && at_end.is_empty() {
-                        tracing::warn!(waited = ?started.elapsed(), "still waiting for the log to answer while restoring");
-                    }
-                }
-            }
-        }
-        Ok(())
+        kafka::read_to_end(&self.reader, assignment, Duration::MAX, each)
     }
 
     /// Where to start reading the replies partitions: the first record at or after `since`

@@ -5,7 +5,7 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use holdfast_command_service::envelope::Verdict;
@@ -28,15 +28,19 @@ const RESOURCES: usize = 24;
 /// Holds racing for scarce capacity on a few resources, until stopped.
 struct Load {
     stop: Arc<AtomicBool>,
+    /// Commands decided so far (accepted or refused).
+    decided: Arc<AtomicUsize>,
     workers: JoinSet<(Vec<ReservationId>, usize)>,
 }
 
 impl Load {
     fn start(client: &Arc<RemoteClient>, resources: &[ResourceId]) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
+        let decided = Arc::new(AtomicUsize::new(0));
         let mut workers = JoinSet::new();
         for worker in 0..6 {
             let (client, stop, resources) = (Arc::clone(client), Arc::clone(&stop), resources.to_vec());
+            let decided = Arc::clone(&decided);
             workers.spawn(async move {
                 let (mut accepted, mut unknown) = (Vec::new(), 0);
                 let mut n = worker;
@@ -52,17 +56,29 @@ impl Load {
                         ttl: HoldTtl::DEFAULT,
                     };
                     match client.try_decide(command).await {
-                        Ok(outcome) if matches!(outcome.verdict, Verdict::Accepted { events: 1, .. }) => {
-                            accepted.push(id)
+                        Ok(outcome) => {
+                            decided.fetch_add(1, Ordering::Relaxed);
+                            if matches!(outcome.verdict, Verdict::Accepted { events: 1, .. }) {
+                                accepted.push(id);
+                            }
                         }
-                        Ok(_) => {}
                         Err(_) => unknown += 1,
                     }
                 }
                 (accepted, unknown)
             });
         }
-        Self { stop, workers }
+        Self { stop, decided, workers }
+    }
+
+    /// Waits until the load has had `decisions` more commands decided.
+    async fn advance(&self, decisions: usize) {
+        let target = self.decided.load(Ordering::Relaxed) + decisions;
+        let advanced = testing::eventually(Duration::from_secs(60), || async {
+            (self.decided.load(Ordering::Relaxed) >= target).then_some(())
+        })
+        .await;
+        assert!(advanced.is_some(), "the load got {decisions} more decisions through");
     }
 
     async fn finish(mut self) -> (Vec<ReservationId>, usize) {
@@ -132,14 +148,14 @@ async fn a_zombie_processor_commits_nothing_after_losing_its_partitions() {
     let resources = define_resources(&client).await;
 
     let load = Load::start(&client, &resources);
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    load.advance(30).await;
     first.signal("STOP");
     assert!(
         owns(&second, i64::from(PARTITIONS), Duration::from_secs(60)).await,
         "partitions moved to the survivor"
     );
     first.signal("CONT");
-    tokio::time::sleep(Duration::from_secs(4)).await;
+    load.advance(30).await;
     let (accepted, _) = load.finish().await;
 
     assert_log_is_sound(&topics, &accepted).await;
@@ -157,13 +173,13 @@ async fn acknowledged_holds_survive_kill_9() {
     let resources = define_resources(&client).await;
 
     let load = Load::start(&client, &resources);
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    load.advance(30).await;
     victim.signal("KILL");
     drop(victim);
     // The same instance id: its new producer fences the dead one's open transaction at once.
     let revived = Process::spawn(&topics, &instance);
     assert!(revived.wait_ready(Duration::from_secs(90)).await);
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    load.advance(30).await;
     let (accepted, _) = load.finish().await;
 
     assert_log_is_sound(&topics, &accepted).await;
@@ -180,7 +196,7 @@ async fn processors_joining_and_leaving_share_partitions_safely() {
     let resources = define_resources(&client).await;
 
     let load = Load::start(&client, &resources);
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    load.advance(30).await;
     let second = Process::spawn(&topics, &testing::unique("join-b"));
     assert!(second.wait_ready(Duration::from_secs(90)).await);
     assert!(
@@ -191,11 +207,11 @@ async fn processors_joining_and_leaving_share_partitions_safely() {
         .is_some(),
         "the newcomer took partitions"
     );
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    load.advance(30).await;
     first.signal("TERM");
     assert!(first.wait(), "the leaving processor exits cleanly");
     assert!(owns(&second, i64::from(PARTITIONS), Duration::from_secs(60)).await);
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    load.advance(30).await;
     let (accepted, _) = load.finish().await;
 
     assert_log_is_sound(&topics, &accepted).await;

@@ -148,13 +148,7 @@ impl Process {
 
     /// Waits until `/readyz` is green.
     pub async fn wait_ready(&self, deadline: Duration) -> bool {
-        let url = format!("http://{}/readyz", self.addr);
-        testing::eventually(deadline, || {
-            let request = reqwest::get(url.clone());
-            async move { request.await.ok().filter(|r| r.status().is_success()).map(|_| ()) }
-        })
-        .await
-        .is_some()
+        testing::wait_ready(self.addr, deadline).await
     }
 
     /// The value of `holdfast_owned_partitions` on its metrics endpoint.
