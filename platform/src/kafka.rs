@@ -55,6 +55,12 @@ pub fn transactional_producer_config(
         // A transaction is already a batch: waiting to fill librdkafka's batches only adds
         // latency to every phase of it.
         .set("linger.ms", "0")
+        // A transaction begun right after the previous commit often finds the coordinator
+        // still writing that commit's markers; it answers CONCURRENT_TRANSACTIONS and the
+        // client retries after `retry.backoff.ms` — 100 ms by default, a floor under every
+        // back-to-back transaction. Retry soon, backing off exponentially to 250 ms.
+        .set("retry.backoff.ms", "2")
+        .set("retry.backoff.max.ms", "250")
         .set("transactional.id", transactional_id)
         .set("transaction.timeout.ms", millis(transaction_timeout));
     config
@@ -87,7 +93,14 @@ pub fn reader_config(args: &KafkaArgs, client_id: &str) -> ClientConfig {
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
-        .set("enable.partition.eof", "true");
+        .set("enable.partition.eof", "true")
+        // Readers go through whole partitions as fast as they can. librdkafka stops fetching
+        // a partition once `queued.min.messages` are waiting and then sleeps for
+        // `fetch.queue.backoff.ms` (1 s by default): with the defaults a restore spends most
+        // of its time idle. Bigger fetches and a short backoff keep the queue full.
+        .set("queued.min.messages", "1000000")
+        .set("fetch.queue.backoff.ms", "5")
+        .set("max.partition.fetch.bytes", "16777216");
     config
 }
 
@@ -184,19 +197,23 @@ pub fn read_to_end(
     reader.assign(&readable)?;
     let mut at_end = std::collections::HashSet::new();
     let started = std::time::Instant::now();
+    let mut read = 0_u32;
     while at_end.len() < wanted {
-        if started.elapsed() > deadline {
+        // Checked every few thousand records, not per record: reading the clock shows up in
+        // profiles of long replays.
+        if read.is_multiple_of(4096) && started.elapsed() > deadline {
             return Err(KafkaError::Canceled);
         }
         match reader.poll(Duration::from_millis(200)) {
             Some(Ok(message)) => {
-                each(message.partition(), message.offset(), message.payload().unwrap_or_default())
+                read = read.wrapping_add(1);
+                each(message.partition(), message.offset(), message.payload().unwrap_or_default());
             }
             Some(Err(KafkaError::PartitionEOF(partition))) => {
                 at_end.insert(partition);
             }
             Some(Err(error)) => return Err(error),
-            None => {}
+            None => read = 0,
         }
     }
     Ok(())

@@ -13,6 +13,7 @@ pub mod partitioner;
 pub mod postgres;
 pub mod redis;
 pub mod registry;
+pub mod replay;
 pub mod retry;
 pub mod service;
 pub mod shutdown;

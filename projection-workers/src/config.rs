@@ -1,8 +1,10 @@
 //! Projection-worker settings: flags or `HOLDFAST_*` environment variables.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use clap::Parser;
+use holdfast_platform::config::parse_duration;
 use holdfast_platform::{KafkaArgs, PostgresArgs, RedisArgs, RegistryArgs, TelemetryArgs, TopicArgs};
 
 /// Settings of the projection workers.
@@ -30,6 +32,27 @@ pub struct Config {
     /// Logging and shutdown.
     #[command(flatten)]
     pub telemetry: TelemetryArgs,
+    /// This instance's name, used in Kafka client ids; a random one by default.
+    #[arg(long, env = "HOLDFAST_INSTANCE_ID")]
+    pub instance_id: Option<String>,
+    /// Consumer group of the projection workers (the topic prefix is put before it).
+    #[arg(long, env = "HOLDFAST_PROJECTION_GROUP", default_value = "holdfast.projection-workers")]
+    pub group: String,
+    /// Most events applied in one PostgreSQL transaction.
+    #[arg(long, env = "HOLDFAST_PROJECTION_MAX_BATCH", default_value_t = 5000)]
+    pub max_batch: usize,
+    /// Consumer-group session timeout: how soon a silent worker loses its partitions.
+    #[arg(long, env = "HOLDFAST_SESSION_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub session_timeout: Duration,
+    /// `/readyz` is green while every assigned partition is at most this many events behind.
+    #[arg(long, env = "HOLDFAST_PROJECTION_READY_MAX_LAG", default_value_t = 1000)]
+    pub ready_max_lag: i64,
+    /// How often Redis is checked against PostgreSQL (and refilled where it is behind).
+    #[arg(long, env = "HOLDFAST_PROJECTION_CACHE_CHECK", default_value = "1s", value_parser = parse_duration)]
+    pub cache_check_interval: Duration,
+    /// How long one Redis write may take before Redis counts as down (PostgreSQL goes on).
+    #[arg(long, env = "HOLDFAST_PROJECTION_REDIS_TIMEOUT", default_value = "2s", value_parser = parse_duration)]
+    pub redis_timeout: Duration,
 }
 
 #[cfg(test)]

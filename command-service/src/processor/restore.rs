@@ -13,6 +13,7 @@ use std::time::Duration;
 use holdfast_platform::KafkaArgs;
 use holdfast_platform::codec::EventCodec;
 use holdfast_platform::kafka::{self, reader_config};
+use holdfast_platform::replay;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::{Offset, TopicPartitionList};
@@ -82,17 +83,17 @@ impl Restorer {
         }
         // `next_event_offset` is the offset after the last event, not the partition's end: a
         // projection that applied that event has reached every answer given from this state.
-        self.read_to_end(&events, |partition, message_offset, payload| {
-            let Some(state) = states.get_mut(&partition) else { return };
-            state.next_event_offset = message_offset + 1;
-            match self.runtime.block_on(self.codec.decode(payload)) {
+        replay::replay(&self.reader, &events, Duration::MAX, &self.codec, &self.runtime, |record| {
+            let Some(state) = states.get_mut(&record.partition) else { return };
+            state.next_event_offset = record.offset + 1;
+            match record.event {
                 Ok(event) => {
                     state.resource_mut(&event.envelope.resource_id).apply(&event);
                     restored.events += 1;
                 }
                 Err(error) => {
                     restored.undecodable += 1;
-                    tracing::error!(partition, offset = message_offset, %error, "event cannot be decoded; skipped while restoring");
+                    tracing::error!(partition = record.partition, offset = record.offset, %error, "event cannot be decoded; skipped while restoring");
                 }
             }
         })?;

@@ -214,6 +214,23 @@ impl EventCodec {
             Some(writer) => writer,
             None => self.fetch(schema_id).await?,
         };
+        self.decode_with(&writer, schema_id, body)
+    }
+
+    /// Decodes `bytes` without waiting, when their writer schema is already known (every
+    /// schema this build registers, and every one fetched before); `None` when the schema
+    /// must first be fetched with [`EventCodec::decode`]. For replays that decode on threads
+    /// of their own.
+    pub fn decode_cached(&self, bytes: &[u8]) -> Option<Result<Event, CodecError>> {
+        let (schema_id, body) = match wire::split(bytes) {
+            Ok(split) => split,
+            Err(error) => return Some(Err(error)),
+        };
+        let writer = self.cached(schema_id)?;
+        Some(self.decode_with(&writer, schema_id, body))
+    }
+
+    fn decode_with(&self, writer: &Writer, schema_id: u32, body: &[u8]) -> Result<Event, CodecError> {
         let event_type = writer.event_type.clone().map_err(|name| CodecError::UnknownRecordName { name })?;
         let current = event_type.current_version();
         if !writer.needs_resolution {

@@ -1,5 +1,8 @@
 //! Projection-worker integration tests: the real service in-process on port 0, against the
-//! real local stack, each test with a database and Redis key prefix of its own.
+//! real local stack, each test with topics, a database and a Redis key prefix of its own.
 
 mod migrations;
 mod ops;
+mod projection;
+mod resilience;
+mod support;

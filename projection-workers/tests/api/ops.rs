@@ -20,7 +20,10 @@ async fn migrates_its_shard_and_becomes_ready() {
 
     assert!(service.wait_ready(Duration::from_secs(60)).await, "ready within 60 s");
     let (_, ready) = service.get_json("/readyz").await;
-    assert_eq!(ready["checks"], serde_json::json!({"kafka": "ok", "postgres": "ok", "redis": "ok"}));
+    assert_eq!(
+        ready["checks"],
+        serde_json::json!({"kafka": "ok", "postgres": "ok", "redis": "ok", "projection": "ok"})
+    );
     let metrics = service.metrics().await;
     assert!(metrics.contains(r#"holdfast_build_info{service="projection-workers""#), "{metrics}");
     let pool = sqlx::PgPool::connect(database.url()).await.expect("connect");

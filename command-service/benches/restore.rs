@@ -1,0 +1,226 @@
+//! Time to restore one partition from the log: the work a processor does when it is assigned
+//! a partition (a restart, a failover, a rebalance) before it takes that partition's commands.
+//!
+//! Needs the local stack (`make up`). Writes a realistic history of `HOLDFAST_BENCH_EVENTS`
+//! events (default 1,000,000) into partition 0 of fresh topics: a few thousand resources,
+//! multi-day holds, confirmations, cancellations and expiries, decided by the real domain
+//! rules and written by a transactional producer in batches like the processors write them.
+//! Then restores that partition `HOLDFAST_BENCH_RUNS` times (default 5) through the
+//! processor's own [`Restorer`] and prints the median, minimum and maximum. The topics are
+//! deleted at the end.
+//!
+//! `cargo bench -p holdfast-command-service --bench restore`
+
+#![allow(clippy::print_stdout, clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+use std::time::{Duration as StdDuration, Instant};
+
+use holdfast_command_service::processor::restore::Restorer;
+use holdfast_domain::{
+    Capacity, Command, CommandMeta, CustomerId, Event, HoldTtl, Quantity, ReservationId, ResourceId,
+    ResourceName, ResourceState, Slot, SlotRange, decide,
+};
+use holdfast_platform::codec::EventCodec;
+use holdfast_platform::kafka::transactional_producer_config;
+use holdfast_platform::testing;
+use holdfast_platform::topics::TopicLayout;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use time::macros::{date, datetime};
+use time::{Duration, OffsetDateTime};
+use uuid::Uuid;
+
+/// Resources in the partition.
+const RESOURCES: usize = 2_000;
+/// Events per producer transaction.
+const PER_TRANSACTION: usize = 2_000;
+
+fn env_number(name: &str, default: usize) -> usize {
+    std::env::var(name).ok().and_then(|v| v.replace('_', "").parse().ok()).unwrap_or(default)
+}
+
+/// A deterministic history: per step one command on a resource chosen round-robin.
+struct History {
+    resources: Vec<ResourceState>,
+    /// Live holds per resource, to confirm, cancel or expire later.
+    open: Vec<Vec<ReservationId>>,
+    step: u64,
+    now: OffsetDateTime,
+}
+
+impl History {
+    fn new() -> Self {
+        let resources = (0..RESOURCES)
+            .map(|i| ResourceState::new(ResourceId::parse(&format!("hotel-{}:room-{i}", i % 50)).unwrap()))
+            .collect();
+        Self { resources, open: vec![Vec::new(); RESOURCES], step: 0, now: datetime!(2026-03-01 12:00 UTC) }
+    }
+
+    /// The events of the next accepted command.
+    fn next(&mut self) -> Vec<Event> {
+        loop {
+            self.step += 1;
+            let n = self.step;
+            let index = usize::try_from(n).unwrap() % RESOURCES;
+            self.now += Duration::milliseconds(1);
+            let command = self.command(index, n);
+            let meta = CommandMeta::new(Uuid::from_u128(u128::from(n)));
+            if let Ok(events) = decide(&self.resources[index], &command, &meta, self.now) {
+                for event in &events {
+                    self.resources[index].apply(event);
+                }
+                if let Command::PlaceHold { reservation_id, .. } = command {
+                    self.open[index].push(reservation_id);
+                }
+                if !events.is_empty() {
+                    return events;
+                }
+            }
+        }
+    }
+
+    fn command(&mut self, index: usize, n: u64) -> Command {
+        let resource_id = self.resources[index].resource_id().clone();
+        if self.resources[index].definition().is_none() {
+            return Command::DefineResource {
+                resource_id,
+                name: ResourceName::parse("A room").unwrap(),
+                capacity: Capacity::new(50).unwrap(),
+            };
+        }
+        // Settle an open hold two times in three (confirm, cancel, expire), else hold anew.
+        if !n.is_multiple_of(3)
+            && let Some(reservation_id) = self.open[index].pop()
+        {
+            return match n % 5 {
+                0..=2 => Command::ConfirmReservation { reservation_id, payment_ref: Some("pay".into()) },
+                3 => Command::CancelReservation { reservation_id, reason: None },
+                _ => Command::ExpireHold { reservation_id },
+            };
+        }
+        let first = date!(2026 - 04 - 01) + Duration::days(i64::try_from(n % 300).unwrap());
+        let from = Slot::from_date(first).unwrap();
+        let to = Slot::from_date(first + Duration::days(i64::try_from(n % 4 + 1).unwrap())).unwrap();
+        Command::PlaceHold {
+            reservation_id: ReservationId::new(
+                self.resources[index].resource_id(),
+                Uuid::from_u128(u128::from(n) << 20),
+            ),
+            range: SlotRange::new(from, to).unwrap(),
+            quantity: Quantity::new(u32::try_from(n % 3 + 1).unwrap()).unwrap(),
+            customer_id: CustomerId::parse(&format!("customer-{}", n % 10_000)).unwrap(),
+            ttl: HoldTtl::DEFAULT,
+        }
+    }
+}
+
+/// Writes `count` events into partition 0 of the events topic.
+fn seed(layout: &TopicLayout, codec: &EventCodec, count: usize) -> usize {
+    let mut config = transactional_producer_config(
+        &testing::kafka(),
+        "restore-bench",
+        &testing::unique("restore-bench"),
+        StdDuration::from_secs(60),
+    );
+    let producer: BaseProducer = config.set("linger.ms", "5").create().expect("producer");
+    producer.init_transactions(StdDuration::from_secs(30)).expect("init transactions");
+    let mut history = History::new();
+    let mut written = 0;
+    let started = Instant::now();
+    while written < count {
+        producer.begin_transaction().expect("begin");
+        let mut in_transaction = 0;
+        while in_transaction < PER_TRANSACTION && written < count {
+            for event in history.next() {
+                let payload = codec.encode(&event).expect("encode");
+                let mut record = BaseRecord::<str, [u8]>::to(&layout.events)
+                    .partition(0)
+                    .key(event.envelope.resource_id.as_str())
+                    .payload(&payload);
+                loop {
+                    match producer.send(record) {
+                        Ok(()) => break,
+                        Err((_, back)) => {
+                            record = back;
+                            producer.poll(StdDuration::from_millis(5));
+                        }
+                    }
+                }
+                in_transaction += 1;
+                written += 1;
+            }
+        }
+        producer.commit_transaction(StdDuration::from_secs(60)).expect("commit");
+        if written % 100_000 < PER_TRANSACTION {
+            println!("  seeded {written} events ({:.0}/s)", written as f64 / started.elapsed().as_secs_f64());
+        }
+    }
+    written
+}
+
+fn main() {
+    let events = env_number("HOLDFAST_BENCH_EVENTS", 1_000_000);
+    let runs = env_number("HOLDFAST_BENCH_RUNS", 5).max(1);
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let mut args = testing::topics("restore-bench", 1);
+    // `HOLDFAST_BENCH_TOPIC_PREFIX` restores the topics of an earlier run kept with
+    // `HOLDFAST_BENCH_KEEP=1` instead of seeding new ones.
+    let reuse = std::env::var("HOLDFAST_BENCH_TOPIC_PREFIX").ok();
+    if let Some(prefix) = &reuse {
+        args.topic_prefix.clone_from(prefix);
+    }
+    let keep = reuse.is_some() || std::env::var("HOLDFAST_BENCH_KEEP").is_ok_and(|v| v == "1");
+    let layout = TopicLayout::from_args(&args);
+    runtime.block_on(layout.ensure(&testing::kafka())).expect("topics");
+    let codec = Arc::new(EventCodec::new(&testing::registry(), &layout.events).expect("codec"));
+    runtime.block_on(codec.register_all()).expect("schemas");
+
+    let written = if reuse.is_some() {
+        events
+    } else {
+        println!("seeding {events} events into {}[0] ...", layout.events);
+        seed(&layout, &codec, events)
+    };
+
+    let restorer = Restorer::new(
+        &testing::kafka(),
+        "restore-bench-reader",
+        layout.events.clone(),
+        layout.replies.clone(),
+        Arc::clone(&codec),
+        runtime.handle().clone(),
+        Duration::minutes(60),
+    );
+    let mut times = Vec::with_capacity(runs);
+    for run in 1..=runs {
+        let started = Instant::now();
+        let (states, restored) = restorer.restore(&[0]).expect("restore");
+        let elapsed = started.elapsed();
+        let state = &states[&0];
+        let reservations: usize = state.resources.values().map(ResourceState::reservation_count).sum();
+        println!(
+            "  run {run}: {:.3} s, {} events ({:.0} events/s), {} resources, {reservations} reservations, {} open holds",
+            elapsed.as_secs_f64(),
+            restored.events,
+            restored.events as f64 / elapsed.as_secs_f64(),
+            state.resources.len(),
+            state.timers.len(),
+        );
+        assert_eq!(restored.events, written as u64, "every event restored");
+        times.push(elapsed);
+    }
+    times.sort();
+    let median = times[times.len() / 2];
+    println!(
+        "restore of one partition holding {written} events: median {:.3} s ({:.0} events/s), min {:.3} s, max {:.3} s over {runs} runs",
+        median.as_secs_f64(),
+        written as f64 / median.as_secs_f64(),
+        times[0].as_secs_f64(),
+        times[times.len() - 1].as_secs_f64(),
+    );
+    if keep {
+        println!("topics kept: HOLDFAST_BENCH_TOPIC_PREFIX={}", args.topic_prefix);
+    } else if let Err(error) = runtime.block_on(layout.delete(&testing::kafka())) {
+        println!("could not delete the bench topics: {error}");
+    }
+}

@@ -1,0 +1,102 @@
+//! One batch into one shard, in one transaction: lock the partitions' offset rows, drop the
+//! events already applied, load the rows the rest need, fold, write the changed rows and the
+//! new offsets, commit.
+
+use std::collections::HashMap;
+
+use holdfast_domain::Event;
+use sqlx::PgPool;
+
+use super::{StoreError, offsets, rows, write};
+use crate::model::{Changes, EventPosition, Needs, ReadModel};
+
+/// A decoded event and where it sits in the log.
+#[derive(Debug, Clone)]
+pub struct Positioned {
+    /// Partition and offset.
+    pub position: EventPosition,
+    /// The event.
+    pub event: Event,
+}
+
+/// What a committed batch did to one shard.
+#[derive(Debug, Clone, Default)]
+pub struct Applied {
+    /// Rows changed (what the cache must mirror).
+    pub changes: Changes,
+    /// Per partition: the stored next offset before the batch and after it. Events in
+    /// `[from, to)` are in the read model now.
+    pub offsets: Vec<PartitionAdvance>,
+    /// Events folded.
+    pub applied: usize,
+    /// Events skipped because an earlier transaction had applied them.
+    pub skipped: usize,
+}
+
+/// How far one partition moved in a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PartitionAdvance {
+    /// The partition.
+    pub partition: i32,
+    /// Stored next offset before the batch.
+    pub from: i64,
+    /// Stored next offset after it (at least `from`).
+    pub to: i64,
+}
+
+/// Applies `events` (in log order within each partition) and moves each partition of `ends`
+/// to its next offset, all in one transaction on `pool`.
+///
+/// `ends` must name every partition of `events`; a partition may be named without events
+/// (its records were dead-lettered, or only transaction markers were read).
+///
+/// # Errors
+/// When PostgreSQL fails (nothing was applied) or a loaded row is corrupt.
+#[tracing::instrument(skip_all, fields(events = events.len(), partitions = ends.len()), err)]
+pub async fn apply_batch(
+    pool: &PgPool,
+    topic: &str,
+    events: &[Positioned],
+    ends: &[(i32, i64)],
+) -> Result<Applied, StoreError> {
+    let mut tx = pool.begin().await?;
+    let partitions: Vec<i32> = ends.iter().map(|(p, _)| *p).collect();
+    let stored = offsets::lock(&mut tx, topic, &partitions).await?;
+    let start = |partition: i32| stored.get(&partition).copied().unwrap_or(0);
+    let fresh: Vec<&Positioned> =
+        events.iter().filter(|e| e.position.offset >= start(e.position.partition)).collect();
+
+    let mut needs = Needs::of(fresh.iter().map(|e| &e.event));
+    let reservations = rows::reservations(&mut tx, &needs.reservations).await?;
+    needs.add_reservation_slots(&reservations);
+    let resources = rows::resources(&mut tx, &needs.resources).await?;
+    let slots = rows::slots(&mut tx, &needs.slots).await?;
+    let mut model = ReadModel::from_rows(resources, slots, reservations);
+    for event in &fresh {
+        model.apply(&event.event, event.position);
+    }
+    let changes = model.take_changes();
+    write::changes(&mut tx, &changes).await?;
+
+    let advances: Vec<PartitionAdvance> = ends
+        .iter()
+        .map(|&(partition, end)| PartitionAdvance {
+            partition,
+            from: start(partition),
+            to: end.max(start(partition)),
+        })
+        .collect();
+    let moved: Vec<(i32, i64)> =
+        advances.iter().filter(|a| a.to > a.from).map(|a| (a.partition, a.to)).collect();
+    if !moved.is_empty() {
+        offsets::advance(&mut tx, topic, &moved).await?;
+    }
+    tx.commit().await?;
+    Ok(Applied { changes, offsets: advances, applied: fresh.len(), skipped: events.len() - fresh.len() })
+}
+
+/// The stored next offsets of the partitions in `advances`, as a map.
+#[must_use]
+pub fn ends_of(advances: &[PartitionAdvance]) -> HashMap<i32, i64> {
+    advances.iter().map(|a| (a.partition, a.to)).collect()
+}
