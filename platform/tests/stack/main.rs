@@ -5,3 +5,4 @@ mod codec;
 mod kafka;
 mod redis;
 mod registry;
+mod replay;

@@ -1,0 +1,323 @@
+//! A whole run: define the resources, drive the open-model schedule, collect the report.
+//!
+//! One loop owns every piece of state (workload, accepted reservations, records), so nothing
+//! is locked: it sleeps until the next intended start, starts every request that is due as a
+//! task of its own (or drops it when the in-flight limit is reached) and records requests as
+//! they finish. A slow answer never delays a later start, and each latency runs from the
+//! request's intended start, so a stalled service or generator shows up in the numbers.
+
+use std::future::Future;
+use std::time::Duration;
+
+use rand::SeedableRng as _;
+use rand::rngs::SmallRng;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+use tokio::task::{JoinError, JoinSet};
+use tokio::time::{Instant, MissedTickBehavior};
+
+use crate::LoadError;
+use crate::cli::RunArgs;
+use crate::client::{self, Answer, Target};
+use crate::output;
+use crate::progress::Progress;
+use crate::record::{OpStats, PhaseStats};
+use crate::schedule::{Phase, Schedule, Tick, phase_at};
+use crate::setup;
+use crate::summary::{AcceptedSummary, OpSummary, Settings, StepSummary, Summary};
+use crate::workload::{PendingHold, Planned, Reservations, Shape, Status, Workload};
+
+/// What a run produced.
+#[derive(Debug)]
+pub struct Report {
+    /// The report.
+    pub summary: Summary,
+    /// Where the result files were written.
+    pub out_dir: std::path::PathBuf,
+}
+
+/// Runs the workload of `args` against its target until the schedule ends or `stop`
+/// completes (then no new request starts and those in flight finish), and writes the results.
+///
+/// # Errors
+/// Invalid settings, a resource that cannot be defined, or result files that cannot be written.
+pub async fn run(args: &RunArgs, stop: impl Future<Output = ()>) -> Result<Report, LoadError> {
+    let phases = args.phases();
+    if phases.is_empty() {
+        return Err(LoadError::Settings("give --rate or --steps".to_owned()));
+    }
+    let run_id = format!("{:08x}", rand::random::<u32>());
+    let seed = args.seed.unwrap_or_else(rand::random);
+    let shape = Shape {
+        prefix: args.prefix.clone().unwrap_or_else(|| format!("lt-{run_id}")),
+        resources: args.resources,
+        zipf: args.zipf,
+        mix: args.mix,
+        days_max: args.days_max,
+        date_window: args.date_window,
+        first_day: OffsetDateTime::now_utc()
+            .date()
+            .next_day()
+            .ok_or_else(|| LoadError::Settings("no tomorrow".into()))?,
+        quantity_max: args.quantity_max,
+        hold_seconds: args.hold_seconds,
+    };
+    let workload = Workload::new(shape, SmallRng::seed_from_u64(seed)).map_err(LoadError::Settings)?;
+    let pool = usize::try_from(args.max_in_flight).unwrap_or(usize::MAX);
+    let target = Target::new(client::build(pool, args.timeout).map_err(LoadError::Client)?, &args.target);
+
+    let define = setup::define_resources(&target, &workload, args.capacity, &run_id, args.quiet).await?;
+    let started_at = OffsetDateTime::now_utc().format(&Rfc3339).unwrap_or_default();
+    let mut driver = Driver::new(target, workload, phases, pool, run_id, args.quiet);
+    let stopped_early = driver.drive(stop).await;
+
+    let summary = driver.summary(args, seed, started_at, stopped_early, define);
+    let out_dir = args
+        .out
+        .clone()
+        .unwrap_or_else(|| std::env::temp_dir().join(format!("holdfast-load-{}", summary.run_id)));
+    output::write(&out_dir, &summary, &driver.workload, &driver.reservations)?;
+    Ok(Report { summary, out_dir })
+}
+
+/// A request that finished.
+#[derive(Debug)]
+struct Finished {
+    /// Phase of its intended start.
+    phase: usize,
+    /// What it asked for.
+    planned: Planned,
+    /// Sequence number of its idempotency key.
+    seq: u64,
+    /// From intended start to the end of the answer.
+    latency: Duration,
+    /// When it finished.
+    at: Instant,
+    /// What came back.
+    answer: Answer,
+}
+
+/// The open-model loop and everything it records.
+#[derive(Debug)]
+struct Driver {
+    target: Target,
+    workload: Workload,
+    reservations: Reservations,
+    phases: Vec<Phase>,
+    stats: Vec<PhaseStats>,
+    tasks: JoinSet<Finished>,
+    max_in_flight: usize,
+    run_id: String,
+    next_seq: u64,
+    start: Instant,
+    progress: Option<Progress>,
+    /// Request tasks that panicked (a generator bug).
+    task_failures: u64,
+}
+
+impl Driver {
+    fn new(
+        target: Target,
+        workload: Workload,
+        phases: Vec<Phase>,
+        max_in_flight: usize,
+        run_id: String,
+        quiet: bool,
+    ) -> Self {
+        let start = Instant::now();
+        let stats = vec![PhaseStats::default(); phases.len()];
+        let progress = (!quiet).then(|| Progress::new(start));
+        Self {
+            target,
+            workload,
+            reservations: Reservations::default(),
+            phases,
+            stats,
+            tasks: JoinSet::new(),
+            max_in_flight,
+            run_id,
+            next_seq: 0,
+            start,
+            progress,
+            task_failures: 0,
+        }
+    }
+
+    /// Runs the schedule, then waits for the requests in flight. Returns whether `stop` cut
+    /// the schedule short.
+    async fn drive(&mut self, stop: impl Future<Output = ()>) -> bool {
+        let mut schedule = Schedule::new(&self.phases);
+        let mut next = schedule.next();
+        let sleep = tokio::time::sleep_until(self.start);
+        let mut ticker =
+            tokio::time::interval_at(self.start + Duration::from_secs(1), Duration::from_secs(1));
+        ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
+        tokio::pin!(sleep, stop);
+        let (mut stopped, mut early) = (false, false);
+        let mut current = 0;
+        while next.is_some() || !self.tasks.is_empty() {
+            tokio::select! {
+                biased;
+                () = &mut stop, if !stopped => {
+                    stopped = true;
+                    early = next.take().is_some();
+                }
+                now = ticker.tick(), if self.progress.is_some() => {
+                    let (label, in_flight) = (&self.phases[current].label, self.tasks.len());
+                    if let Some(progress) = &mut self.progress {
+                        eprintln!("{}", progress.line(now, label, in_flight));
+                    }
+                }
+                () = &mut sleep, if next.is_some() => {
+                    while let Some(joined) = self.tasks.try_join_next() {
+                        self.finished(joined);
+                    }
+                    let now = Instant::now();
+                    while let Some(tick) = next.filter(|t| self.start + t.at <= now) {
+                        current = tick.phase;
+                        self.start_request(tick);
+                        next = schedule.next();
+                    }
+                    if let Some(tick) = next {
+                        sleep.as_mut().reset(self.start + tick.at);
+                    }
+                }
+                Some(joined) = self.tasks.join_next(), if !self.tasks.is_empty() => self.finished(joined),
+            }
+        }
+        early
+    }
+
+    /// Starts the request due at `tick`, or drops it when the in-flight limit is reached.
+    fn start_request(&mut self, tick: Tick) {
+        let stats = &mut self.stats[tick.phase];
+        stats.scheduled += 1;
+        if let Some(progress) = &mut self.progress {
+            progress.scheduled(tick.phase);
+        }
+        if self.tasks.len() >= self.max_in_flight {
+            stats.dropped += 1;
+            if let Some(progress) = &mut self.progress {
+                progress.dropped();
+            }
+            return;
+        }
+        let (planned, fell_back) = self.workload.next(&mut self.reservations);
+        stats.started += 1;
+        stats.fallback_holds += u64::from(fell_back);
+        let body = match &planned {
+            Planned::Hold(hold) => self.workload.hold_body(hold),
+            Planned::Confirm(..) | Planned::Cancel(..) => Vec::new(),
+        };
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let key = self.key(seq);
+        let target = self.target.clone();
+        let intended = self.start + tick.at;
+        self.tasks.spawn(async move {
+            let answer = target.send(&planned, key, body).await;
+            let at = Instant::now();
+            Finished {
+                phase: tick.phase,
+                planned,
+                seq,
+                latency: at.saturating_duration_since(intended),
+                at,
+                answer,
+            }
+        });
+    }
+
+    /// The idempotency key of request `seq`: unique per run, whatever the prefix.
+    fn key(&self, seq: u64) -> String {
+        format!("{}-{seq}", self.run_id)
+    }
+
+    /// Records a finished request and settles what it did to the reservations.
+    fn finished(&mut self, joined: Result<Finished, JoinError>) {
+        let Ok(finished) = joined else {
+            self.task_failures += 1;
+            return;
+        };
+        if let Some(window) = phase_at(&self.phases, finished.at.saturating_duration_since(self.start)) {
+            self.stats[window].finished_in_window += 1;
+        }
+        let op = finished.planned.op();
+        let recorded = self.phases[finished.phase].recorded;
+        if recorded {
+            self.stats[finished.phase].record(op, finished.latency, &finished.answer);
+        }
+        if let Some(progress) = &mut self.progress {
+            let latency = finished.answer.status().map(|_| finished.latency);
+            progress.finished(finished.phase, latency);
+        }
+        match (finished.planned, finished.answer) {
+            (Planned::Hold(hold), Answer::Response { reservation: Some((id, expires_at)), .. }) => {
+                self.reservations.add(id, hold, expires_at);
+            }
+            (Planned::Hold(hold), Answer::Response { status: 202, location, .. }) => {
+                let key = self.key(finished.seq).into_boxed_str();
+                self.reservations.add_pending(PendingHold { key, hold, location });
+            }
+            (Planned::Confirm(index, _) | Planned::Cancel(index, _), answer) => {
+                self.reservations.settle(index, op, answer.verdict());
+            }
+            (Planned::Hold(_), _) => {}
+        }
+    }
+
+    /// The report of the run.
+    fn summary(
+        &self,
+        args: &RunArgs,
+        seed: u64,
+        started_at: String,
+        stopped_early: bool,
+        define: OpStats,
+    ) -> Summary {
+        let shape = self.workload.shape();
+        let reservations = &self.reservations;
+        Summary {
+            run_id: self.run_id.clone(),
+            target: self.target.base().to_owned(),
+            started_at,
+            settings: Settings {
+                prefix: shape.prefix.clone(),
+                resources: shape.resources,
+                capacity: args.capacity,
+                zipf: shape.zipf,
+                mix: shape.mix.to_string(),
+                days_max: shape.days_max,
+                date_window: shape.date_window,
+                quantity_max: shape.quantity_max,
+                hold_seconds: shape.hold_seconds,
+                max_in_flight: args.max_in_flight,
+                warmup_s: args.warmup.as_secs_f64(),
+                timeout_s: args.timeout.as_secs_f64(),
+                seed,
+            },
+            stopped_early,
+            generator_errors: self.task_failures,
+            define: OpSummary::of(&define),
+            steps: self
+                .phases
+                .iter()
+                .zip(&self.stats)
+                .filter(|(phase, _)| phase.recorded)
+                .map(|(phase, stats)| StepSummary::of(phase, stats))
+                .collect(),
+            accepted_reservations: AcceptedSummary {
+                accepted: reservations.all().len() as u64,
+                held: reservations.count(Status::Held),
+                confirmed: reservations.count(Status::Confirmed),
+                cancelled: reservations.count(Status::Cancelled),
+                expired: reservations.count(Status::Expired),
+                uncertain: reservations.uncertain(),
+                pending_holds: reservations.pending().len() as u64,
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
