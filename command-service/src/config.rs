@@ -34,6 +34,14 @@ pub struct Config {
     /// How long a request waits for its decision before it is answered 202 Accepted.
     #[arg(long, env = "HOLDFAST_COMMAND_WAIT", default_value = "5s", value_parser = parse_duration)]
     pub command_wait: Duration,
+    /// Partition processors in this instance. Each is a member of the processors' consumer
+    /// group with a transactional id of its own (`<instance>-p<n>`), so the partitions an
+    /// instance owns are split among them and their transactions run side by side.
+    /// librdkafka sends one partition per produce request, at most five in flight per
+    /// connection: a transaction touching many partitions is a queue of round trips, and
+    /// several processors are several connections.
+    #[arg(long, env = "HOLDFAST_PROCESSORS", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub processors: u16,
     /// Most commands decided in one Kafka transaction.
     #[arg(long, env = "HOLDFAST_MAX_BATCH", default_value_t = 2000)]
     pub max_batch: usize,

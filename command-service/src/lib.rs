@@ -43,12 +43,21 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> R
         .unwrap_or_else(|| format!("command-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]));
     let topics_ready = Arc::new(AtomicBool::new(false));
     let schemas_ready = Arc::new(AtomicBool::new(false));
-    let partitions_ready = Arc::new(AtomicBool::new(false));
+    let lanes_ready: Arc<[Arc<AtomicBool>]> =
+        (0..config.processors).map(|_| Arc::new(AtomicBool::new(false))).collect();
     let readiness = Readiness::default()
         .with_kafka(KafkaProbe::new(&config.kafka, &format!("{instance}-probe"))?)
         .with_flag("topics", Arc::clone(&topics_ready), "topics not provisioned yet")
         .with_flag("schemas", Arc::clone(&schemas_ready), "event schemas not registered yet")
-        .with_flag("partitions", Arc::clone(&partitions_ready), "assigned partitions not restored yet");
+        .with("partitions", {
+            let lanes = Arc::clone(&lanes_ready);
+            move || {
+                let restored = lanes.iter().all(|ready| ready.load(Ordering::Acquire));
+                async move {
+                    if restored { Ok(()) } else { Err("assigned partitions not restored yet".to_owned()) }
+                }
+            }
+        });
     let ops = Ops::new("command-service", readiness);
     let metrics = Metrics::register(&ops.registry).map_err(anyhow::Error::new)?;
     let dispatcher = Arc::new(Dispatcher::new(
@@ -68,7 +77,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> R
         kafka: config.kafka.clone(),
         layout: layout.clone(),
         group_id: format!("{}holdfast.command-processors", config.topics.topic_prefix),
-        transactional_id: instance.clone(),
+        transactional_id: String::new(),
         transaction_timeout: config.transaction_timeout,
         max_batch: config.max_batch,
         idempotency_window: time::Duration::try_from(config.idempotency_window)
@@ -80,7 +89,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> R
         codec: Arc::clone(&codec),
         dispatcher,
         metrics,
-        ready: partitions_ready,
+        ready: Arc::new(AtomicBool::new(false)),
         runtime: tokio::runtime::Handle::current(),
     };
     let background = async {
@@ -92,10 +101,13 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> R
             return Ok(());
         }
         schemas_ready.store(true, Ordering::Release);
-        let processor = tokio::task::spawn_blocking({
+        let processors = futures::future::join_all(lanes_ready.iter().enumerate().map(|(lane, ready)| {
+            let settings =
+                ProcessorSettings { transactional_id: format!("{instance}-p{lane}"), ..settings.clone() };
+            let shared = ProcessorShared { ready: Arc::clone(ready), ..shared.clone() };
             let shutdown = shutdown.clone();
-            move || processor::run(&settings, &shared, &shutdown)
-        });
+            tokio::task::spawn_blocking(move || processor::run(&settings, &shared, &shutdown))
+        }));
         let replies = tokio::task::spawn_blocking({
             let (kafka, topic, shutdown) = (config.kafka.clone(), layout.replies.clone(), shutdown.clone());
             let (partitions, dispatcher) = (layout.partitions, Arc::clone(&replies_dispatcher));
@@ -110,8 +122,10 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> R
                 )
             }
         });
-        let (processed, followed) = tokio::join!(processor, replies);
-        processed.map_err(anyhow::Error::new)?.map_err(anyhow::Error::new)?;
+        let (processed, followed) = tokio::join!(processors, replies);
+        for lane in processed {
+            lane.map_err(anyhow::Error::new)?.map_err(anyhow::Error::new)?;
+        }
         followed.map_err(anyhow::Error::new)?.map_err(anyhow::Error::new)?;
         Ok::<(), ServiceError>(())
     };

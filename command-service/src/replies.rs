@@ -15,7 +15,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use crate::dispatch::Dispatcher;
 use crate::envelope::Outcome;
 
-/// Follows every partition of `topic` from its current end until `shutdown`. Blocking: run it
+/// Follows every partition of `topic` from a little before now until `shutdown`. Blocking: run it
 /// on a thread of its own.
 ///
 /// # Errors
@@ -31,11 +31,7 @@ pub fn follow(
     let mut config = reader_config(kafka, client_id);
     config.set("enable.partition.eof", "false").set("fetch.wait.max.ms", "10");
     let consumer: BaseConsumer = config.create()?;
-    let mut assignment = TopicPartitionList::new();
-    for partition in 0..partitions {
-        assignment.add_partition_offset(topic, partition, Offset::End)?;
-    }
-    consumer.assign(&assignment)?;
+    consumer.assign(&starting_offsets(&consumer, topic, partitions)?)?;
     while !shutdown.is_cancelled() {
         match consumer.poll(Duration::from_millis(100)) {
             Some(Ok(message)) => match message.payload().map(serde_json::from_slice::<Outcome>) {
@@ -52,3 +48,36 @@ pub fn follow(
     }
     Ok(())
 }
+
+/// Where following starts: the first reply written in the last [`LOOKBACK`]. Starting at the
+/// end instead would leave a gap: `Offset::End` is resolved only when the partition is first
+/// fetched, and a reply committed before that moment would never be seen. Outcomes seen
+/// twice are harmless.
+fn starting_offsets(
+    consumer: &BaseConsumer,
+    topic: &str,
+    partitions: i32,
+) -> Result<TopicPartitionList, KafkaError> {
+    let since = std::time::SystemTime::now()
+        .checked_sub(LOOKBACK)
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(0));
+    let mut at = TopicPartitionList::new();
+    for partition in 0..partitions {
+        at.add_partition_offset(topic, partition, Offset::Offset(since))?;
+    }
+    match consumer.offsets_for_times(at, Duration::from_secs(30)) {
+        Ok(offsets) => Ok(offsets),
+        Err(error) => {
+            tracing::warn!(%error, "reply offsets by time unavailable; following from the end");
+            let mut end = TopicPartitionList::new();
+            for partition in 0..partitions {
+                end.add_partition_offset(topic, partition, Offset::End)?;
+            }
+            Ok(end)
+        }
+    }
+}
+
+/// How far back following starts.
+const LOOKBACK: Duration = Duration::from_secs(10);

@@ -128,11 +128,14 @@ pub fn run(
     // a member left without partitions for long (more replicas than partitions) is ready too.
     let subscribed = Instant::now();
     let mut joined = false;
+    // Several processors share the gauge: each adds what it owns.
+    let mut reported_owned = 0;
 
     tracing::info!(group = %settings.group_id, transactional_id = %settings.transactional_id, "processor started");
     while !shutdown.is_cancelled() {
         let mut polled = poll_batch(&consumer, settings.max_batch, poll_timeout(&owned));
-        joined |= apply_changes(&changes, &mut owned, &mut pending, &mut polled, shared);
+        joined |= apply_changes(&changes, &mut owned, &mut pending, &mut polled);
+        reported_owned = report_owned(shared, reported_owned, owned.len());
         let settled = joined || subscribed.elapsed() > settings.session_timeout * 3;
         shared.ready.store(settled && pending.is_empty(), Ordering::Release);
         if !pending.is_empty() {
@@ -164,10 +167,18 @@ pub fn run(
             }
         }
     }
+    report_owned(shared, reported_owned, 0);
     tracing::info!("processor stopping");
     consumer.unsubscribe();
     drop(producer);
     Ok(())
+}
+
+/// Moves this processor's share of the owned-partitions gauge from `reported` to `owned`.
+fn report_owned(shared: &ProcessorShared, reported: i64, owned: usize) -> i64 {
+    let owned = i64::try_from(owned).unwrap_or(i64::MAX);
+    shared.metrics.owned_partitions.add(owned - reported);
+    owned
 }
 
 /// Polls up to `max` commands: waits up to `timeout` for the first, then takes what is ready.
@@ -217,7 +228,6 @@ fn apply_changes(
     owned: &mut HashMap<i32, PartitionState>,
     pending: &mut BTreeSet<i32>,
     polled: &mut Vec<Polled>,
-    shared: &ProcessorShared,
 ) -> bool {
     let mut assigned = false;
     while let Ok(change) = changes.try_recv() {
@@ -235,7 +245,6 @@ fn apply_changes(
             }
         }
     }
-    shared.metrics.owned_partitions.set(i64::try_from(owned.len()).unwrap_or(i64::MAX));
     assigned
 }
 
@@ -283,7 +292,6 @@ fn restore_pending(
     let elapsed = started.elapsed();
     shared.metrics.restore_seconds.observe(elapsed.as_secs_f64());
     shared.metrics.restored_events.inc_by(restored.events);
-    shared.metrics.owned_partitions.set(i64::try_from(owned.len()).unwrap_or(i64::MAX));
     tracing::info!(
         partitions = partitions.len(),
         events = restored.events,
