@@ -12,7 +12,7 @@ TEST_THREADS ?= 2
 STACK := infra/local/stack
 SERVICES := infra/local/services
 
-.PHONY: help up down demo test stack stack-down build services services-down status logs toolchain fmt lint
+.PHONY: help up down demo test bench-commands stack stack-down build services services-down status logs toolchain fmt lint validate-infra
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -54,6 +54,15 @@ demo: up ## the main job: everything up, then a short real workload
 
 test: toolchain stack ## start the stack and run every test
 	$(CARGO) test --workspace --locked --lib --bins --tests --no-fail-fast -- --test-threads=$(TEST_THREADS)
+	@$(MAKE) --no-print-directory validate-infra
+
+bench-commands: toolchain stack ## the command path's benchmarks (reference, 10x, saturation, hot resource, restore) into results/
+	$(CARGO) build --release --locked -p holdfast-command-service -p holdfast-load-tests
+	@infra/local/bench-commands
+
+validate-infra: ## validate Docker, Kubernetes, Istio, monitoring, Terraform and workflows offline (pinned tools)
+	@nice -n 19 infra/validate/install-tools
+	@nice -n 19 infra/validate/run
 
 status: ## what is running
 	@$(STACK) status
