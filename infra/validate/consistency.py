@@ -1,0 +1,312 @@
+"""Consistency of the deployment with the code: reads the rendered overlays, the services'
+config structs (clap `env = "HOLDFAST_*"` attributes), docs/configuration.md, the ops routes,
+the Dockerfiles, Terraform and the OpenAPI document, and fails on any disagreement about
+ports, probe paths, environment variable names, topics/partitions, consumer groups, sizing
+and shutdown timing.
+
+usage: consistency.py RENDERED_DIR   (RENDERED_DIR holds <overlay>.yaml from kustomize build)
+"""
+
+import json
+import re
+import sys
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+SERVICES = {
+    # service: (crate dir, listen variable, consumer group or None)
+    "command-service": ("command-service", "HOLDFAST_COMMAND_LISTEN"),
+    "query-service": ("query-service", "HOLDFAST_QUERY_LISTEN"),
+    "projection-workers": ("projection-workers", "HOLDFAST_PROJECTION_LISTEN"),
+}
+# Production sizing from the brief: (min, max, cpu, memory) per deployment.
+PROD_SIZING = {
+    "query-service": (100, 200, "4", "8Gi"),
+    "command-service": (200, 400, "8", "16Gi"),
+    "projection-workers": (100, 300, "4", "8Gi"),
+}
+# Services that consume the co-partitioned topics: their replicas beyond the partition count idle.
+CONSUMERS = {"command-service", "projection-workers"}
+ERRORS: list[str] = []
+
+
+def fail(message: str) -> None:
+    ERRORS.append(message)
+
+
+def read(path: str) -> str:
+    return (ROOT / path).read_text()
+
+
+# ---------------------------------------------------------------- what the code says
+
+def struct_fields(source: str, struct: str) -> str:
+    match = re.search(rf"pub struct {struct}\b.*?\n}}", source, re.S)
+    if not match:
+        sys.exit(f"struct {struct} not found")
+    return match.group(0)
+
+
+def env_attrs(block: str) -> dict[str, str | None]:
+    """HOLDFAST_* variable -> its default (None when it has none)."""
+    found = {}
+    for attr in re.findall(r"#\[arg\((.*?)\)\]", block, re.S):
+        env = re.search(r'env\s*=\s*"(HOLDFAST_[A-Z0-9_]+)"', attr)
+        if env:
+            default = re.search(r'default_value(?:_t)?\s*=\s*"?([^",)]*)"?', attr)
+            found[env.group(1)] = default.group(1).strip() if default else None
+    return found
+
+
+def service_variables(crate: str) -> dict[str, str | None]:
+    platform = read("platform/src/config.rs")
+    source = read(f"{crate}/src/config.rs")
+    config = struct_fields(source, "Config")
+    variables = env_attrs(config)
+    for flattened in re.findall(r"#\[command\(flatten\)\]\s*(?:///[^\n]*\n\s*)*pub \w+: (\w+)", config):
+        variables.update(env_attrs(struct_fields(platform, flattened)))
+    # `#[command(flatten)]` lines come after the doc comment; catch the other order too.
+    for flattened in re.findall(r"#\[command\(flatten\)\]\n\s*pub \w+: (\w+)", config):
+        variables.update(env_attrs(struct_fields(platform, flattened)))
+    return variables
+
+
+def documented_variables() -> set[str]:
+    return set(re.findall(r"^\| `(HOLDFAST_[A-Z0-9_]+)`", read("docs/configuration.md"), re.M))
+
+
+def ops_routes(crate: str) -> set[str]:
+    """Operational routes a service serves: the shared ones, plus its own ops module if any."""
+    sources = [ROOT / "platform/src/ops.rs", ROOT / crate / "src/ops.rs"]
+    return {route for path in sources if path.exists() for route in re.findall(r'\.route\("(/[a-z]+)"', path.read_text())}
+
+
+# ---------------------------------------------------------------- what the manifests say
+
+def load(rendered: Path, overlay: str) -> list[dict]:
+    return [doc for doc in yaml.safe_load_all((rendered / f"{overlay}.yaml").read_text()) if doc]
+
+
+def by_kind(docs, kind):
+    return {doc["metadata"]["name"]: doc for doc in docs if doc["kind"] == kind}
+
+
+def container_env(deployment: dict, configmaps: dict) -> dict[str, str | None]:
+    """Every variable the container receives: value, or None when it comes from a secret/field."""
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    env = {}
+    for source in container.get("envFrom", []):
+        name = source["configMapRef"]["name"]
+        if name not in configmaps:
+            fail(f"{deployment['metadata']['name']}: envFrom ConfigMap {name} does not exist")
+            continue
+        env.update(configmaps[name].get("data", {}))
+    for item in container.get("env", []):
+        value_from = item.get("valueFrom", {})
+        ref = value_from.get("configMapKeyRef")
+        if ref:
+            data = configmaps.get(ref["name"], {}).get("data", {})
+            if ref["key"] not in data:
+                fail(f"{deployment['metadata']['name']}: {item['name']} reads missing key {ref['name']}/{ref['key']}")
+            env[item["name"]] = data.get(ref["key"])
+        else:
+            env[item["name"]] = item.get("value")
+    return env
+
+
+def duration_seconds(raw: str) -> float:
+    number, unit = re.fullmatch(r"(\d+)(ms|s|m)?", raw).groups()
+    return int(number) * {"ms": 0.001, "s": 1, "m": 60, None: 1}[unit]
+
+
+def check_overlay(overlay: str, docs: list[dict], code: dict, documented: set[str], partitions_default: int) -> None:
+    deployments = by_kind(docs, "Deployment")
+    configmaps = by_kind(docs, "ConfigMap")
+    services = by_kind(docs, "Service")
+    hpas = by_kind(docs, "HorizontalPodAutoscaler")
+    monitors = by_kind(docs, "ServiceMonitor")
+    rules = by_kind(docs, "PrometheusRule")
+    where = f"overlay {overlay}"
+    for name, (crate, listen_var) in SERVICES.items():
+        deployment = deployments.get(name)
+        if not deployment:
+            fail(f"{where}: Deployment {name} missing")
+            continue
+        variables = code[name]
+        routes = ops_routes(crate)
+        port = int(variables[listen_var].rsplit(":", 1)[1])
+        pod = deployment["spec"]["template"]["spec"]
+        container = pod["containers"][0]
+        env = container_env(deployment, configmaps)
+
+        # Environment variables: each is read by this service and documented.
+        for var in env:
+            if var.startswith("HOLDFAST_") and var not in variables:
+                fail(f"{where}: {name} gets {var}, which {crate}/src/config.rs does not read")
+            if var.startswith("HOLDFAST_") and var not in documented:
+                fail(f"{where}: {name} gets {var}, which docs/configuration.md does not document")
+        listen = env.get(listen_var)
+        if listen is None or not listen.endswith(f":{port}") or not listen.startswith("0.0.0.0:"):
+            fail(f"{where}: {name} must listen on 0.0.0.0:{port} ({listen_var}={listen})")
+        needed = {"HOLDFAST_PARTITIONS"}
+        if "HOLDFAST_KAFKA_BROKERS" in variables:
+            needed |= {"HOLDFAST_KAFKA_BROKERS", "HOLDFAST_KAFKA_PROPERTIES", "HOLDFAST_SCHEMA_REGISTRY_URL"}
+        if "HOLDFAST_POSTGRES_URLS" in variables:
+            needed |= {"HOLDFAST_POSTGRES_URLS", "HOLDFAST_REDIS_URLS"}
+        if "HOLDFAST_INSTANCE_ID" in variables:
+            needed.add("HOLDFAST_INSTANCE_ID")
+        for var in sorted(needed - env.keys()):
+            fail(f"{where}: {name} does not get {var}")
+        if env.get("HOLDFAST_PARTITIONS") != str(partitions_default):
+            fail(f"{where}: {name} HOLDFAST_PARTITIONS={env.get('HOLDFAST_PARTITIONS')}, code default {partitions_default}")
+
+        # Ports and probes.
+        ports = {p["name"]: p["containerPort"] for p in container.get("ports", [])}
+        if ports.get("http") != port:
+            fail(f"{where}: {name} container port http={ports.get('http')}, code listens on {port}")
+        service = services.get(name)
+        if not service or service["spec"]["ports"][0]["port"] != port:
+            fail(f"{where}: Service {name} must expose port {port}")
+        expected_probes = {"livenessProbe": "/healthz", "readinessProbe": "/readyz", "startupProbe": "/healthz"}
+        for probe, path in expected_probes.items():
+            got = container.get(probe, {}).get("httpGet", {})
+            if got.get("path") != path or got.get("port") not in ("http", port):
+                fail(f"{where}: {name} {probe} is {got}, expected {path} on the http port")
+            if path not in routes:
+                fail(f"{name} serves no {path} route (platform/src/ops.rs, {crate}/src/ops.rs)")
+        monitor = monitors.get(name)
+        if not monitor or monitor["spec"]["endpoints"][0].get("path") != "/metrics" or "/metrics" not in routes:
+            fail(f"{where}: ServiceMonitor {name} must scrape /metrics on the http port")
+
+        # Graceful termination covers the preStop pause plus the service's own drain.
+        grace = duration_seconds(env.get("HOLDFAST_SHUTDOWN_GRACE") or variables["HOLDFAST_SHUTDOWN_GRACE"])
+        pre_stop = container.get("lifecycle", {}).get("preStop", {}).get("sleep", {}).get("seconds", 0)
+        if pod.get("terminationGracePeriodSeconds", 30) < pre_stop + grace + 5:
+            fail(f"{where}: {name} terminationGracePeriodSeconds {pod.get('terminationGracePeriodSeconds')} "
+                 f"< preStop {pre_stop}s + HOLDFAST_SHUTDOWN_GRACE {grace}s + 5s")
+
+        # Autoscaling: never more consumers than partitions; lag metric on the real group.
+        hpa = hpas.get(name)
+        if not hpa:
+            fail(f"{where}: HPA {name} missing")
+            continue
+        target = hpa["spec"]["scaleTargetRef"]
+        rollout = by_kind(docs, "Rollout").get(target["name"])
+        if target["kind"] == "Deployment" and target["name"] != name:
+            fail(f"{where}: HPA {name} scales Deployment {target['name']}")
+        elif target["kind"] == "Rollout" and (not rollout or rollout["spec"].get("workloadRef", {}).get("name") != name):
+            fail(f"{where}: HPA {name} scales Rollout {target['name']}, which does not run Deployment {name}")
+        partitions = int(env.get("HOLDFAST_PARTITIONS") or partitions_default)
+        if hpa["spec"]["maxReplicas"] > partitions:
+            fail(f"{where}: HPA {name} maxReplicas {hpa['spec']['maxReplicas']} > {partitions} partitions")
+        # Several processors per pod are several group members: count members, not pods.
+        members_per_pod = int(env.get("HOLDFAST_PROCESSORS") or variables.get("HOLDFAST_PROCESSORS") or 1)
+        if name in CONSUMERS and hpa["spec"]["maxReplicas"] * members_per_pod > partitions:
+            fail(f"{where}: {name} can reach {hpa['spec']['maxReplicas']} pods x {members_per_pod} processors "
+                 f"= {hpa['spec']['maxReplicas'] * members_per_pod} consumers > {partitions} partitions")
+        groups = [m["external"]["metric"]["selector"]["matchLabels"].get("consumergroup")
+                  for m in hpa["spec"]["metrics"] if m["type"] == "External"]
+        if name in CONSUMERS:
+            prefix = env.get("HOLDFAST_TOPIC_PREFIX", "")
+            expected = prefix + (code["command-group"] if name == "command-service"
+                                 else env.get("HOLDFAST_PROJECTION_GROUP") or variables["HOLDFAST_PROJECTION_GROUP"])
+            if groups != [expected]:
+                fail(f"{where}: HPA {name} scales on lag of {groups}, the service's group is {expected}")
+        if overlay == "prod":
+            low, high, cpu, memory = PROD_SIZING[name]
+            resources = container["resources"]
+            if (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) != (low, high):
+                fail(f"prod: HPA {name} {hpa['spec']['minReplicas']}-{hpa['spec']['maxReplicas']}, brief says {low}-{high}")
+            for kind in ("requests", "limits"):
+                if (str(resources[kind]["cpu"]), resources[kind]["memory"]) != (cpu, memory):
+                    fail(f"prod: {name} {kind} {resources[kind]}, brief says {cpu} CPU / {memory}")
+
+    # The ownership alert counts the configured partitions.
+    for rule_set in rules.values():
+        for group in rule_set["spec"]["groups"]:
+            for rule in group["rules"]:
+                if rule.get("alert") == "HoldfastPartitionsUnowned" and f"< {partitions_default}" not in rule["expr"]:
+                    fail(f"{where}: HoldfastPartitionsUnowned must compare with {partitions_default} partitions")
+
+
+def check_dockerfiles(code: dict) -> None:
+    for name, (crate, listen_var) in SERVICES.items():
+        routes = ops_routes(crate)
+        text = read(f"infra/docker/{name}.Dockerfile")
+        port = code[name][listen_var].rsplit(":", 1)[1]
+        if f"EXPOSE {port}" not in text:
+            fail(f"infra/docker/{name}.Dockerfile must EXPOSE {port}")
+        if f"http://127.0.0.1:{port}/healthz" not in text or "/healthz" not in routes:
+            fail(f"infra/docker/{name}.Dockerfile HEALTHCHECK must probe :{port}/healthz")
+        if f"{listen_var}=0.0.0.0:{port}" not in text:
+            fail(f"infra/docker/{name}.Dockerfile must set {listen_var}=0.0.0.0:{port}")
+        if not re.search(r"^USER (?!root|0\b)", text, re.M):
+            fail(f"infra/docker/{name}.Dockerfile must run as a non-root user")
+
+
+def check_terraform(partitions_default: int) -> None:
+    for env in ("dev", "staging", "prod"):
+        main = read(f"infra/terraform/envs/{env}/main.tf")
+        outputs = read(f"infra/terraform/envs/{env}/outputs.tf")
+        match = re.search(r"^\s*partitions\s*=\s*(\d+)", main, re.M)
+        if not match or int(match.group(1)) != partitions_default:
+            fail(f"infra/terraform/envs/{env}: partitions must be {partitions_default} (HOLDFAST_PARTITIONS)")
+        tf_keys = set(re.findall(r'"(HOLDFAST_[A-Z_]+)=', outputs))
+        overlay_keys = {line.split("=", 1)[0] for line in read(f"infra/k8s/overlays/{env}/infra.env").splitlines() if "=" in line}
+        if tf_keys != overlay_keys:
+            fail(f"{env}: Terraform k8s_config_env keys {sorted(tf_keys)} != overlay infra.env keys {sorted(overlay_keys)}")
+    prod = read("infra/terraform/envs/prod/main.tf")
+
+    def module_setting(module: str, key: str) -> int | None:
+        block = re.search(rf'^module "{module}" {{\n(.*?)^}}', prod, re.S | re.M)
+        value = block and re.search(rf"^\s*{key}\s*=\s*(\d+)", block.group(1), re.M)
+        return int(value.group(1)) if value else None
+
+    if module_setting("messaging", "brokers") != 15 or partitions_default % 15:
+        fail("prod: Kafka must have 15 brokers and the partition count must divide by them")
+    shards, replicas = module_setting("databases", "shards"), module_setting("databases", "replicas_per_shard")
+    if (shards, (replicas or 0) * (shards or 0)) != (4, 20):
+        fail(f"prod: PostgreSQL must be 4 primaries + 20 replicas (found {shards} shards x {replicas} readers)")
+    redis = (module_setting("cache", "shards") or 0) * (1 + (module_setting("cache", "replicas_per_shard") or 0))
+    if redis != 21:
+        fail(f"prod: Redis must have 21 nodes (found {redis})")
+
+
+def check_openapi() -> None:
+    document = json.loads(read("docs/api/command-api.openapi.json"))
+    routes = set(re.findall(r'\.route\("(/v1/[^"]+)"', read("command-service/src/http/mod.rs")))
+    if set(document["paths"]) != routes:
+        fail(f"docs/api/command-api.openapi.json paths {sorted(document['paths'])} != routes {sorted(routes)}")
+
+
+def main() -> None:
+    rendered = Path(sys.argv[1])
+    code = {name: service_variables(crate) for name, (crate, _) in SERVICES.items()}
+    group = re.search(r'group_id: format!\("\{\}([^"]+)"', read("command-service/src/lib.rs"))
+    code["command-group"] = group.group(1) if group else fail("command-service group id not found")
+    documented = documented_variables()
+    partitions_default = int(code["command-service"]["HOLDFAST_PARTITIONS"])
+    for name, (crate, listen_var) in SERVICES.items():
+        if listen_var not in code[name]:
+            fail(f"{crate}/src/config.rs has no {listen_var}")
+        for var in code[name]:
+            if var not in documented:
+                fail(f"{crate} reads {var}, which docs/configuration.md does not document")
+    checked = 0
+    for overlay in ("dev", "staging", "prod"):
+        check_overlay(overlay, load(rendered, overlay), code, documented, partitions_default)
+        checked += 1
+    check_dockerfiles(code)
+    check_terraform(partitions_default)
+    check_openapi()
+    if ERRORS:
+        print("\n".join(f"inconsistent: {error}" for error in ERRORS))
+        sys.exit(1)
+    print(f"consistent: {checked} overlays x {len(SERVICES)} services, Dockerfiles, Terraform, OpenAPI "
+          f"(ports, probes, {sum(len(code[n]) for n in SERVICES)} variables, {partitions_default} partitions)")
+
+
+if __name__ == "__main__":
+    main()
