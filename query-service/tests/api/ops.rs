@@ -17,6 +17,7 @@ async fn ready_when_postgres_and_redis_answer() {
 
     assert!(service.wait_ready(Duration::from_secs(30)).await, "ready within 30 s");
     let (_, ready) = service.get_json("/readyz").await;
+    assert_eq!(ready["status"], "ready");
     assert_eq!(ready["checks"], serde_json::json!({"postgres": "ok", "redis": "ok"}));
     let metrics = service.metrics().await;
     assert!(metrics.contains(r#"holdfast_build_info{service="query-service""#), "{metrics}");
@@ -26,7 +27,28 @@ async fn ready_when_postgres_and_redis_answer() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn not_ready_while_redis_is_unreachable() {
+async fn not_ready_without_postgres() {
+    testing::init_logs();
+    let mut config = Config::parse_from(["query-service"]);
+    config.postgres.urls = vec!["postgres://holdfast:holdfast@127.0.0.1:1/none".to_owned().into()];
+    config.redis = testing::redis("query-nopg");
+    let service = RunningService::start(|listener, shutdown| run(config, listener, shutdown)).await;
+
+    let (status, body) = service.get_json("/readyz").await;
+    assert_eq!(status, 503, "{body}");
+    assert_ne!(body["checks"]["postgres"], "ok");
+    // Reads answer 503 with Retry-After, not 500.
+    let response = reqwest::get(service.url("/v1/reservations/r1_00000000000000000000000000000000_x"))
+        .await
+        .expect("answers");
+    assert_eq!(response.status(), 503);
+    assert!(response.headers().contains_key("retry-after"));
+
+    service.stop().await.expect("clean stop");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ready_but_degraded_while_redis_is_unreachable() {
     testing::init_logs();
     let database = TestDatabase::create("query_noredis").await.expect("database");
     let mut config = Config::parse_from(["query-service"]);
@@ -35,10 +57,12 @@ async fn not_ready_while_redis_is_unreachable() {
     config.redis.urls = vec!["redis://127.0.0.1:1".to_owned().into()];
     let service = RunningService::start(|listener, shutdown| run(config, listener, shutdown)).await;
 
+    // Redis only makes reads faster: PostgreSQL answers every read without it.
     let (status, body) = service.get_json("/readyz").await;
-    assert_eq!(status, 503);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["status"], "degraded");
     assert_eq!(body["checks"]["postgres"], "ok");
-    assert_ne!(body["checks"]["redis"], "ok");
+    assert!(body["checks"]["redis"].as_str().is_some_and(|r| r.starts_with("degraded")), "{body}");
 
     service.stop().await.expect("clean stop");
     database.drop_database().await.expect("database dropped");
