@@ -85,14 +85,25 @@ impl Dispatcher {
         lock(&self.waiters).entry(command_id).or_default().push(sender);
         let _in_flight = self.metrics.in_flight.guard();
 
+        // One deadline for queueing the command and waiting for its outcome, so a slow
+        // produce cannot stretch the request past the wait (and into the request timeout).
+        let deadline = tokio::time::Instant::now() + self.wait;
         let payload = serde_json::to_vec(envelope).map_err(|e| SubmitError::Unavailable(e.to_string()))?;
         let key = envelope.command.resource_id().as_str();
         let record = FutureRecord::to(&self.commands_topic).key(key).payload(&payload);
-        if let Err((error, _)) = self.producer.send(record, self.wait).await {
-            self.forget_closed(command_id);
-            return Err(SubmitError::Unavailable(error.to_string()));
+        match tokio::time::timeout_at(deadline, self.producer.send(record, self.wait)).await {
+            Ok(Ok(_)) => {}
+            Ok(Err((error, _))) => {
+                self.forget_closed(command_id);
+                return Err(SubmitError::Unavailable(error.to_string()));
+            }
+            // Still being delivered: it may yet be decided, so the caller polls for it.
+            Err(_) => {
+                self.forget_closed(command_id);
+                return Err(SubmitError::Pending { command_id });
+            }
         }
-        match tokio::time::timeout(self.wait, receiver).await {
+        match tokio::time::timeout_at(deadline, receiver).await {
             Ok(Ok(outcome)) => Ok(outcome),
             Ok(Err(_)) | Err(_) => {
                 self.forget_closed(command_id);

@@ -58,9 +58,10 @@ pub fn transactional_producer_config(
         // A transaction begun right after the previous commit often finds the coordinator
         // still writing that commit's markers; it answers CONCURRENT_TRANSACTIONS and the
         // client retries after `retry.backoff.ms` — 100 ms by default, a floor under every
-        // back-to-back transaction. Retry soon, backing off exponentially to 250 ms.
+        // back-to-back transaction. Retry soon, and keep retrying soon: the markers take a
+        // few milliseconds, and an exponential backoff turns a busy moment into a stall.
         .set("retry.backoff.ms", "2")
-        .set("retry.backoff.max.ms", "250")
+        .set("retry.backoff.max.ms", "20")
         .set("transactional.id", transactional_id)
         .set("transaction.timeout.ms", millis(transaction_timeout));
     config

@@ -120,8 +120,17 @@ pub fn run(
         shared.runtime.clone(),
         settings.idempotency_window,
     );
-    let mut producer =
-        transaction::create(&settings.kafka, &settings.transactional_id, settings.transaction_timeout)?;
+    // Two transactional producers taking turns. Right after a commit the coordinator is still
+    // writing that transaction's markers; the same producer's next transaction is refused
+    // (CONCURRENT_TRANSACTIONS) until they are written, and librdkafka retries only after a
+    // fixed 20 ms. The other producer has no transaction in flight, so it starts at once.
+    // Turns never overlap: a transaction begins only after the previous one committed, so
+    // decisions reach the log in the order they were made. Both carry the group metadata.
+    let mut producers = [
+        transaction::create(&settings.kafka, &turn_id(settings, 0), settings.transaction_timeout)?,
+        transaction::create(&settings.kafka, &turn_id(settings, 1), settings.transaction_timeout)?,
+    ];
+    let mut turn = 0;
     let mut owned: HashMap<i32, PartitionState> = HashMap::new();
     let mut pending: BTreeSet<i32> = BTreeSet::new();
     // Ready once the group handed us our first assignment (possibly empty) and it is restored;
@@ -149,14 +158,14 @@ pub fn run(
         }
         let touched: BTreeSet<i32> =
             polled.iter().map(|p| p.partition).chain(expiries.iter().map(|e| e.0)).collect();
-        let clients = batch::Clients { producer: &producer, consumer: &consumer, settings, shared };
+        let clients = batch::Clients { producer: &producers[turn], consumer: &consumer, settings, shared };
         let outcome = batch::execute(&clients, &mut owned, &polled, &expiries);
         if let Err(failure) = outcome {
             shared.metrics.aborts.with_label_values(&[failure.reason]).inc();
             tracing::warn!(error = %failure.error, partitions = ?touched, "transaction failed; restoring the touched partitions");
             if failure.recovery == transaction::Recovery::Recreate {
-                match recreate_producer(settings, shutdown) {
-                    Some(fresh) => producer = fresh,
+                match recreate_producer(settings, &turn_id(settings, turn), shutdown) {
+                    Some(fresh) => producers[turn] = fresh,
                     None => break,
                 }
             }
@@ -166,11 +175,12 @@ pub fn run(
                 }
             }
         }
+        turn = 1 - turn;
     }
     report_owned(shared, reported_owned, 0);
     tracing::info!("processor stopping");
     consumer.unsubscribe();
-    drop(producer);
+    drop(producers);
     Ok(())
 }
 
@@ -330,11 +340,21 @@ fn due_expiries(owned: &mut HashMap<i32, PartitionState>) -> Vec<(i32, holdfast_
         .collect()
 }
 
+/// The transactional id of producer `turn` (0 or 1): stable across restarts, so a restarted
+/// instance fences both of its predecessor's producers.
+fn turn_id(settings: &ProcessorSettings, turn: usize) -> String {
+    format!("{}-{}", settings.transactional_id, ["a", "b"][turn])
+}
+
 /// Makes a new transactional producer, retrying until it works; `None` on shutdown.
-fn recreate_producer(settings: &ProcessorSettings, shutdown: &Shutdown) -> Option<FutureProducer> {
+fn recreate_producer(
+    settings: &ProcessorSettings,
+    transactional_id: &str,
+    shutdown: &Shutdown,
+) -> Option<FutureProducer> {
     let mut backoff = Duration::from_millis(200);
     loop {
-        match transaction::create(&settings.kafka, &settings.transactional_id, settings.transaction_timeout) {
+        match transaction::create(&settings.kafka, transactional_id, settings.transaction_timeout) {
             Ok(producer) => return Some(producer),
             Err(error) if shutdown.is_cancelled() => {
                 tracing::warn!(%error, "cannot recreate the producer while shutting down");
