@@ -4,12 +4,16 @@
 //! [`run`] is the whole service; `main` only parses configuration and calls it, and tests
 //! start it in-process on a port-0 listener. The pieces are separable so the replay tools can
 //! reuse them: [`model`] folds events into rows (pure), [`store`] reads and writes rows and
-//! offsets in PostgreSQL, [`cache`] writes Redis, and [`worker`] is the Kafka loop.
+//! offsets in PostgreSQL, [`cache`] writes Redis, and [`worker`] is the Kafka loop. [`replay`] is
+//! the replay CLI (rebuild, verify, dump, tail); [`follow`] is how readers find the live
+//! generation of the read model.
 
 pub mod cache;
 pub mod config;
+pub mod follow;
 pub mod metrics;
 pub mod model;
+pub mod replay;
 pub mod store;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;

@@ -13,6 +13,12 @@
 //! Positions: the hash `<prefix>positions` maps each partition to the next offset up to which
 //! Redis reflects every event (read-your-writes compares a client's position token with it).
 //! Live updates: `PUBLISH <prefix>avail-updates:{<resource_id>}` with a JSON [`Update`].
+//!
+//! Generations: `<prefix>` above is the generation's prefix, [`generation_prefix`]: the
+//! configured prefix itself for generation 0, `<configured>g<n>:` for rebuilt generation `n`.
+//! The key `<configured>generation` holds the live generation's number (absent: 0), set by a
+//! rebuild right after its PostgreSQL switch, which also publishes the number on
+//! `<configured>generation-changes`. Readers resolve the prefix through it.
 
 use holdfast_domain::{ResourceId, Slot};
 use serde::{Deserialize, Serialize};
@@ -21,6 +27,24 @@ use crate::model::{ResourceRow, SlotRow};
 
 /// Field holding a resource's definition.
 pub const DEFINITION_FIELD: &str = "def";
+
+/// The key prefix of generation `generation` under the configured prefix `base`.
+#[must_use]
+pub fn generation_prefix(base: &str, generation: i64) -> String {
+    if generation == 0 { base.to_owned() } else { format!("{base}g{generation}:") }
+}
+
+/// The key holding the live generation's number under the configured prefix `base`.
+#[must_use]
+pub fn generation_key(base: &str) -> String {
+    format!("{base}generation")
+}
+
+/// The channel a switch of generation is announced on.
+#[must_use]
+pub fn generation_channel(base: &str) -> String {
+    format!("{base}generation-changes")
+}
 
 /// The availability hash of `resource` under `prefix`.
 #[must_use]
@@ -157,6 +181,11 @@ mod tests {
         let resource = ResourceId::parse("hotel.berlin:room-1").expect("valid");
         assert_eq!(availability_key("hf:", &resource), "hf:avail:{hotel.berlin:room-1}");
         assert_eq!(channel("hf:", &resource), "hf:avail-updates:{hotel.berlin:room-1}");
+        assert_eq!(generation_prefix("hf:", 0), "hf:");
+        assert_eq!(
+            availability_key(&generation_prefix("hf:", 3), &resource),
+            "hf:g3:avail:{hotel.berlin:room-1}"
+        );
         let row = SlotRow {
             resource_id: resource,
             slot: Slot::parse("2031-03-01").expect("valid"),

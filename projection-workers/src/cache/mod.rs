@@ -70,6 +70,8 @@ const CONCURRENT_WRITES: usize = 128;
 #[derive(Debug, Clone)]
 pub struct Cache {
     redis: Redis,
+    /// The configured prefix, before any generation's.
+    base: String,
     timeout: Duration,
     write_availability: Script,
     advance_positions: Script,
@@ -96,10 +98,12 @@ struct ResourceWrite {
 }
 
 impl Cache {
-    /// The cache on `redis`; each operation is bounded by `timeout`.
+    /// The cache on `redis` (generation 0: its key prefix as configured); each operation is
+    /// bounded by `timeout`.
     #[must_use]
     pub fn new(redis: Redis, timeout: Duration) -> Self {
         Self {
+            base: redis.key_prefix.clone(),
             redis,
             timeout,
             write_availability: Script::new(WRITE_AVAILABILITY),
@@ -111,6 +115,20 @@ impl Cache {
     #[must_use]
     pub fn prefix(&self) -> &str {
         &self.redis.key_prefix
+    }
+
+    /// The same cache writing generation `generation`'s keys (sharing the connection).
+    #[must_use]
+    pub fn at(&self, generation: i64) -> Self {
+        let mut redis = self.redis.clone();
+        redis.key_prefix = format::generation_prefix(&self.base, generation);
+        Self { redis, ..self.clone() }
+    }
+
+    /// The Redis handle (its key prefix is this cache's generation's).
+    #[must_use]
+    pub fn redis(&self) -> &Redis {
+        &self.redis
     }
 
     /// Writes the changed availability of a committed batch, then moves the positions of its

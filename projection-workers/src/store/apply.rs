@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use holdfast_domain::Event;
 use sqlx::PgPool;
 
+use super::generation::{self, Hold};
 use super::{StoreError, offsets, rows, write};
 use crate::model::{Changes, EventPosition, Needs, ReadModel};
 
@@ -31,6 +32,8 @@ pub struct Applied {
     pub applied: usize,
     /// Events skipped because an earlier transaction had applied them.
     pub skipped: usize,
+    /// The generation the batch was applied to (its Redis key prefix follows from it).
+    pub generation: i64,
 }
 
 /// How far one partition moved in a batch.
@@ -48,18 +51,26 @@ pub struct PartitionAdvance {
 /// to its next offset, all in one transaction on `pool`.
 ///
 /// `ends` must name every partition of `events`; a partition may be named without events
-/// (its records were dead-lettered, or only transaction markers were read).
+/// (its records were dead-lettered, or only transaction markers were read). `expected` is the
+/// generation the caller positioned its partitions under; when another one is live now,
+/// nothing is applied ([`StoreError::GenerationChanged`]).
 ///
 /// # Errors
-/// When PostgreSQL fails (nothing was applied) or a loaded row is corrupt.
-#[tracing::instrument(skip_all, fields(events = events.len(), partitions = ends.len()), err)]
+/// When PostgreSQL fails (nothing was applied), a loaded row is corrupt, or the generation
+/// changed.
+#[tracing::instrument(skip_all, fields(events = events.len(), partitions = ends.len()), err(level = "warn"))]
 pub async fn apply_batch(
     pool: &PgPool,
     topic: &str,
     events: &[Positioned],
     ends: &[(i32, i64)],
+    expected: Option<i64>,
 ) -> Result<Applied, StoreError> {
     let mut tx = pool.begin().await?;
+    let live = generation::enter(&mut tx, Hold::Write).await?;
+    if let Some(expected) = expected.filter(|e| *e != live.number) {
+        return Err(StoreError::GenerationChanged { expected, current: live.number });
+    }
     let partitions: Vec<i32> = ends.iter().map(|(p, _)| *p).collect();
     let stored = offsets::lock(&mut tx, topic, &partitions).await?;
     let start = |partition: i32| stored.get(&partition).copied().unwrap_or(0);
@@ -92,7 +103,13 @@ pub async fn apply_batch(
         offsets::advance(&mut tx, topic, &moved).await?;
     }
     tx.commit().await?;
-    Ok(Applied { changes, offsets: advances, applied: fresh.len(), skipped: events.len() - fresh.len() })
+    Ok(Applied {
+        changes,
+        offsets: advances,
+        applied: fresh.len(),
+        skipped: events.len() - fresh.len(),
+        generation: live.number,
+    })
 }
 
 /// The stored next offsets of the partitions in `advances`, as a map.

@@ -4,8 +4,10 @@
 //! [`apply::apply_batch`] takes decoded events with their positions and applies them in one
 //! transaction per shard together with the partitions' next offsets. Writes are set-based
 //! (`UNNEST` of arrays, one statement per table per batch), never a statement per event.
+//! Every transaction first enters the live generation ([`generation::enter`]).
 
 pub mod apply;
+pub mod generation;
 pub mod offsets;
 pub mod rows;
 pub mod snapshot;
@@ -28,6 +30,16 @@ pub enum StoreError {
         table: &'static str,
         /// What is wrong.
         detail: String,
+    },
+    /// A rebuild switched the live generation since the caller positioned its partitions:
+    /// nothing was applied. Position the shard's partitions again from the new generation's
+    /// offsets, then retry.
+    #[error("the read model switched to generation {current} (expected {expected})")]
+    GenerationChanged {
+        /// The generation the caller positioned under.
+        expected: i64,
+        /// The live generation now.
+        current: i64,
     },
 }
 

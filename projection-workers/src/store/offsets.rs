@@ -9,6 +9,8 @@ use std::collections::HashMap;
 
 use sqlx::{PgConnection, PgPool};
 
+use super::generation::{self, Generation, Hold};
+
 /// Locks the offset rows of `partitions` (creating missing ones at 0) and returns their next
 /// offsets. Rows are created and locked in partition order, so concurrent batches over
 /// overlapping partitions queue instead of deadlocking.
@@ -62,8 +64,8 @@ pub async fn advance(conn: &mut PgConnection, topic: &str, next: &[(i32, i64)]) 
     Ok(())
 }
 
-/// The stored next offsets of `partitions` (0 for partitions never applied), without locking:
-/// where a worker seeks on assignment.
+/// The stored next offsets of `partitions` (0 for partitions never applied) in the tables the
+/// connection's `search_path` finds, without locking. Workers use [`read_live`].
 ///
 /// # Errors
 /// When PostgreSQL fails.
@@ -77,4 +79,29 @@ pub async fn read(pool: &PgPool, topic: &str, partitions: &[i32]) -> Result<Hash
     .await?;
     let stored: HashMap<i32, i64> = rows.into_iter().collect();
     Ok(partitions.iter().map(|p| (*p, stored.get(p).copied().unwrap_or(0))).collect())
+}
+
+/// The live generation and, in it, the stored next offsets of `partitions` (0 for partitions
+/// never applied), read from one snapshot: where a worker seeks on assignment.
+///
+/// # Errors
+/// When PostgreSQL fails.
+pub async fn read_live(
+    pool: &PgPool,
+    topic: &str,
+    partitions: &[i32],
+) -> Result<(Generation, HashMap<i32, i64>), sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY").execute(&mut *tx).await?;
+    let live = generation::enter(&mut tx, Hold::Read).await?;
+    let rows: Vec<(i32, i64)> = sqlx::query_as(
+        "SELECT partition, next_offset FROM projection_offsets WHERE topic = $1 AND partition = ANY($2)",
+    )
+    .bind(topic)
+    .bind(partitions)
+    .fetch_all(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    let stored: HashMap<i32, i64> = rows.into_iter().collect();
+    Ok((live, partitions.iter().map(|p| (*p, stored.get(p).copied().unwrap_or(0))).collect()))
 }

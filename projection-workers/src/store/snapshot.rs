@@ -5,12 +5,15 @@
 use sqlx::PgPool;
 
 use super::StoreError;
+use super::generation::{self, Hold};
 use super::rows::{self, RESOURCE_COLUMNS};
 use crate::model::{ResourceRow, SlotRow};
 
 /// A partition's availability rows as of `next_offset`.
 #[derive(Debug, Clone, Default)]
 pub struct PartitionSnapshot {
+    /// The generation the rows were read from.
+    pub generation: i64,
     /// The stored next offset of the partition when the rows were read.
     pub next_offset: i64,
     /// Resource rows of the partition changed at or after the requested offset.
@@ -19,7 +22,8 @@ pub struct PartitionSnapshot {
     pub slots: Vec<SlotRow>,
 }
 
-/// Rows of `partition` with `version >= since`, read in one repeatable-read transaction.
+/// Rows of `partition` with `version >= since` in the live generation, read in one
+/// repeatable-read transaction.
 ///
 /// # Errors
 /// When PostgreSQL fails or a row is corrupt.
@@ -31,6 +35,7 @@ pub async fn partition_since(
 ) -> Result<PartitionSnapshot, StoreError> {
     let mut tx = pool.begin().await?;
     sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY").execute(&mut *tx).await?;
+    let live = generation::enter(&mut tx, Hold::Read).await?;
     let next_offset: Option<i64> =
         sqlx::query_scalar("SELECT next_offset FROM projection_offsets WHERE topic = $1 AND partition = $2")
             .bind(topic)
@@ -50,6 +55,7 @@ pub async fn partition_since(
     .await?;
     tx.commit().await?;
     Ok(PartitionSnapshot {
+        generation: live.number,
         next_offset: next_offset.unwrap_or(0),
         resources: resources.iter().map(rows::resource).collect::<Result<_, _>>()?,
         slots: slots.iter().map(rows::slot).collect::<Result<_, _>>()?,

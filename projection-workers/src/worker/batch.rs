@@ -10,6 +10,7 @@ use time::OffsetDateTime;
 use super::Worker;
 use super::dlq::DeadLetter;
 use crate::model::EventPosition;
+use crate::store::StoreError;
 use crate::store::apply::{Applied, Positioned, apply_batch};
 
 /// What became of a batch.
@@ -22,6 +23,9 @@ pub(super) struct Outcome {
     pub failed: Vec<i32>,
     /// Kafka timestamp of the newest committed event per partition.
     pub newest: HashMap<i32, OffsetDateTime>,
+    /// Shards whose live generation changed (a rebuild switched): every partition of theirs
+    /// must be positioned again from the new generation.
+    pub switched: Vec<usize>,
 }
 
 /// The part of a batch that goes to one shard.
@@ -35,11 +39,14 @@ struct ShardPart {
     timestamps: Vec<Option<i64>>,
 }
 
-/// Applies `messages` and moves every partition of `ends` to its end offset.
+/// Applies `messages` and moves every partition of `ends` to its end offset, on each shard
+/// only if its live generation is the one in `generations` (what the partitions were
+/// positioned under).
 pub(super) async fn process(
     worker: &Worker,
     messages: &[OwnedMessage],
     ends: &BTreeMap<i32, i64>,
+    generations: &HashMap<usize, i64>,
 ) -> Outcome {
     let all_partitions = || ends.keys().copied().collect::<Vec<i32>>();
     let mut events: Vec<(Positioned, Option<i64>)> = Vec::with_capacity(messages.len());
@@ -88,14 +95,15 @@ pub(super) async fn process(
         part.timestamps.push(timestamp);
     }
     let topic = worker.settings.topic.as_str();
-    let runs = by_shard
-        .iter()
-        .map(|(&shard, part)| apply_batch(worker.shards.pool(shard), topic, &part.events, &part.ends));
+    let runs = by_shard.iter().map(|(&shard, part)| {
+        let expected = generations.get(&shard).copied();
+        apply_batch(worker.shards.pool(shard), topic, &part.events, &part.ends, expected)
+    });
     let results = join_all(runs).await;
 
     let mut outcome = Outcome::default();
     let now_millis = i64::try_from(OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000).unwrap_or(0);
-    for ((_, ShardPart { events, ends, timestamps }), result) in by_shard.iter().zip(results) {
+    for ((&shard, ShardPart { events, ends, timestamps }), result) in by_shard.iter().zip(results) {
         match result {
             Ok(applied) => {
                 for (event, timestamp) in events.iter().zip(timestamps) {
@@ -109,6 +117,16 @@ pub(super) async fn process(
                     }
                 }
                 outcome.applied.push(applied);
+            }
+            Err(StoreError::GenerationChanged { expected, current }) => {
+                tracing::info!(
+                    shard,
+                    expected,
+                    current,
+                    "read model switched generation; repositioning the shard's partitions"
+                );
+                outcome.switched.push(shard);
+                outcome.failed.extend(ends.iter().map(|(p, _)| *p));
             }
             Err(error) => {
                 tracing::warn!(%error, partitions = ?ends.iter().map(|e| e.0).collect::<Vec<_>>(), "batch not applied; re-reading its partitions");

@@ -6,7 +6,7 @@
 //! previous owner died between its commit and its Redis write) the rows changed since Redis's
 //! position are read from PostgreSQL and written again, version-guarded.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
 use super::Worker;
@@ -56,8 +56,14 @@ impl CacheSync {
     }
 
     /// Compares Redis with PostgreSQL for `owned` partitions (partition → stored next offset)
-    /// and refills where Redis is behind.
-    pub async fn check(&mut self, worker: &Worker, owned: &HashMap<i32, i64>) {
+    /// and refills where Redis is behind. Each partition is compared in the generation its
+    /// shard is positioned under (`generations`, shard → generation).
+    pub async fn check(
+        &mut self,
+        worker: &Worker,
+        owned: &HashMap<i32, i64>,
+        generations: &HashMap<usize, i64>,
+    ) {
         self.next_check = Instant::now() + self.interval;
         if !self.healthy {
             if worker.cache.ping().await.is_err() {
@@ -66,20 +72,29 @@ impl CacheSync {
             tracing::info!("redis answers again; refilling what it missed");
             self.healthy = true;
         }
-        let partitions: Vec<i32> = owned.keys().copied().collect();
-        let positions = match worker.cache.positions(&partitions).await {
-            Ok(positions) => positions,
-            Err(error) => return self.failed(worker, &error),
-        };
-        let mut behind: Vec<(i32, i64)> = positions
-            .into_iter()
-            .filter(|(p, cached)| owned.get(p).is_some_and(|stored| cached < stored))
-            .collect();
+        let mut by_generation: BTreeMap<i64, Vec<i32>> = BTreeMap::new();
+        for &partition in owned.keys() {
+            let generation = generations.get(&worker.shards.shard_of(partition)).copied().unwrap_or(0);
+            by_generation.entry(generation).or_default().push(partition);
+        }
+        let mut behind: Vec<(i32, i64, i64)> = Vec::new();
+        for (generation, partitions) in by_generation {
+            let positions = match worker.cache.at(generation).positions(&partitions).await {
+                Ok(positions) => positions,
+                Err(error) => return self.failed(worker, &error),
+            };
+            behind.extend(
+                positions
+                    .into_iter()
+                    .filter(|(p, cached)| owned.get(p).is_some_and(|stored| cached < stored))
+                    .map(|(p, cached)| (p, cached, generation)),
+            );
+        }
         behind.sort_unstable();
         if behind.len() > REFILLS_PER_CHECK {
             self.soon();
         }
-        for &(partition, since) in behind.iter().take(REFILLS_PER_CHECK) {
+        for &(partition, since, generation) in behind.iter().take(REFILLS_PER_CHECK) {
             let pool = worker.shards.for_partition(partition);
             let rows = match snapshot::partition_since(pool, &worker.settings.topic, partition, since).await {
                 Ok(rows) => rows,
@@ -88,8 +103,15 @@ impl CacheSync {
                     continue;
                 }
             };
-            let refilled =
-                worker.cache.refill(partition, since, rows.next_offset, &rows.resources, &rows.slots).await;
+            if rows.generation != generation {
+                // A switch happened meanwhile; the next check compares in the new generation.
+                continue;
+            }
+            let refilled = worker
+                .cache
+                .at(generation)
+                .refill(partition, since, rows.next_offset, &rows.resources, &rows.slots)
+                .await;
             match refilled {
                 Ok(moved) => {
                     worker.metrics.cache_refills.inc();

@@ -120,6 +120,8 @@ impl Worker {
 
         let mut owned: HashMap<i32, Owned> = HashMap::new();
         let mut pending: BTreeSet<i32> = BTreeSet::new();
+        // Shard → the read-model generation its partitions were positioned under.
+        let mut generations: HashMap<usize, i64> = HashMap::new();
         let mut retry_at = Instant::now();
         let mut cache = CacheSync::new(settings.cache_check_interval);
         loop {
@@ -145,21 +147,33 @@ impl Worker {
             // before a partition's seek can never count as following it.
             polled.retain(|m| owned.get(&m.partition()).is_some_and(|o| m.offset() >= o.next));
             if !pending.is_empty() && Instant::now() >= retry_at {
-                self.position(&consumer, &mut pending, &mut owned).await;
+                self.position(&consumer, &mut pending, &mut owned, &mut generations).await;
                 if !pending.is_empty() {
                     retry_at = Instant::now() + RETRY_AFTER;
                 }
             }
             let ends = batch_ends(&consumer, &settings.topic, &polled, &mut owned);
             if !ends.is_empty() {
-                self.apply(&consumer, &polled, &ends, &mut owned, &mut pending, &mut cache, started).await;
-                if !pending.is_empty() {
+                let switched = self
+                    .apply(
+                        &consumer,
+                        &polled,
+                        &ends,
+                        &mut owned,
+                        &mut pending,
+                        &generations,
+                        &mut cache,
+                        started,
+                    )
+                    .await;
+                // After a switch of generation, positioning again is the way on, not a retry.
+                if !pending.is_empty() && !switched {
                     retry_at = retry_at.max(Instant::now() + RETRY_AFTER);
                 }
             }
             if cache.due() {
                 let stored: HashMap<i32, i64> = owned.iter().map(|(p, o)| (*p, o.next)).collect();
-                cache.check(self, &stored).await;
+                cache.check(self, &stored, &generations).await;
             }
         }
         tracing::info!("projection worker stopping");
@@ -168,6 +182,7 @@ impl Worker {
     }
 
     /// Applies one batch and records what moved; failed partitions become pending again.
+    /// Returns whether a shard switched generation (its partitions must be positioned anew).
     #[allow(clippy::too_many_arguments)]
     async fn apply(
         &self,
@@ -176,10 +191,12 @@ impl Worker {
         ends: &BTreeMap<i32, i64>,
         owned: &mut HashMap<i32, Owned>,
         pending: &mut BTreeSet<i32>,
+        generations: &HashMap<usize, i64>,
         cache: &mut CacheSync,
         started: Instant,
-    ) {
-        let outcome = batch::process(self, polled, ends).await;
+    ) -> bool {
+        let outcome = batch::process(self, polled, ends, generations).await;
+        let switched = !outcome.switched.is_empty();
         let mut commit = TopicPartitionList::new();
         for advance in outcome.applied.iter().flat_map(|a| &a.offsets) {
             if let Some(entry) = owned.get_mut(&advance.partition) {
@@ -209,7 +226,7 @@ impl Worker {
             }
         }
         if outcome.applied.is_empty() {
-            return;
+            return switched;
         }
         let applied: usize = outcome.applied.iter().map(|a| a.applied).sum();
         let skipped: usize = outcome.applied.iter().map(|a| a.skipped).sum();
@@ -219,15 +236,25 @@ impl Worker {
         self.metrics.batch_events.observe(applied as f64);
 
         if cache.healthy() {
-            let changes: Vec<_> = outcome.applied.iter().flat_map(|a| a.changes.by_resource()).collect();
-            let advances: Vec<_> = outcome.applied.iter().flat_map(|a| a.offsets.iter().copied()).collect();
-            match self.cache.write_batch(&changes, &advances).await {
-                Ok(behind) if !behind.is_empty() => {
-                    tracing::debug!(?behind, "redis is behind on some partitions; refilling");
-                    cache.soon();
+            // Each shard's changes go to the keys of the generation they were applied to.
+            let mut by_generation: BTreeMap<i64, Vec<&crate::store::apply::Applied>> = BTreeMap::new();
+            for applied in &outcome.applied {
+                by_generation.entry(applied.generation).or_default().push(applied);
+            }
+            for (generation, applied) in by_generation {
+                let changes: Vec<_> = applied.iter().flat_map(|a| a.changes.by_resource()).collect();
+                let advances: Vec<_> = applied.iter().flat_map(|a| a.offsets.iter().copied()).collect();
+                match self.cache.at(generation).write_batch(&changes, &advances).await {
+                    Ok(behind) if !behind.is_empty() => {
+                        tracing::debug!(?behind, "redis is behind on some partitions; refilling");
+                        cache.soon();
+                    }
+                    Ok(_) => {}
+                    Err(error) => {
+                        cache.failed(self, &error);
+                        break;
+                    }
                 }
-                Ok(_) => {}
-                Err(error) => cache.failed(self, &error),
             }
         }
         self.metrics.batch_seconds.observe(started.elapsed().as_secs_f64());
@@ -237,25 +264,55 @@ impl Worker {
         {
             tracing::debug!(%error, "informational offset commit failed");
         }
+        switched
     }
 
-    /// Seeks pending partitions to their stored offsets and resumes them.
+    /// Seeks pending partitions to their stored offsets in the live generation and resumes
+    /// them. When a shard's live generation is not the one its owned partitions were
+    /// positioned under (a rebuild switched), those are positioned again too.
     async fn position(
         &self,
         consumer: &Arc<Events>,
         pending: &mut BTreeSet<i32>,
         owned: &mut HashMap<i32, Owned>,
+        generations: &mut HashMap<usize, i64>,
     ) {
         let mut by_shard: BTreeMap<usize, Vec<i32>> = BTreeMap::new();
         for &partition in pending.iter() {
             by_shard.entry(self.shards.shard_of(partition)).or_default().push(partition);
         }
         let mut stored: Vec<(i32, i64)> = Vec::new();
-        for (shard, partitions) in by_shard {
-            match offsets::read(self.shards.pool(shard), &self.settings.topic, &partitions).await {
-                Ok(offsets) => stored.extend(offsets),
-                Err(error) => tracing::warn!(shard, %error, "cannot read stored offsets; retrying"),
+        for (shard, mut partitions) in by_shard {
+            let shard_owned: Vec<i32> =
+                owned.keys().copied().filter(|p| self.shards.shard_of(*p) == shard).collect();
+            partitions.extend(&shard_owned);
+            let pool = self.shards.pool(shard);
+            let (live, offsets) = match offsets::read_live(pool, &self.settings.topic, &partitions).await {
+                Ok(read) => read,
+                Err(error) => {
+                    tracing::warn!(shard, %error, "cannot read stored offsets; retrying");
+                    continue;
+                }
+            };
+            if generations.get(&shard).is_some_and(|known| *known != live.number) && !shard_owned.is_empty() {
+                tracing::info!(
+                    shard,
+                    generation = live.number,
+                    "read model switched generation; positioning every partition of the shard again"
+                );
+                let mut paused = TopicPartitionList::new();
+                for partition in &shard_owned {
+                    owned.remove(partition);
+                    pending.insert(*partition);
+                    self.progress.repositioning(*partition);
+                    paused.add_partition(&self.settings.topic, *partition);
+                }
+                if let Err(error) = consumer.pause(&paused) {
+                    tracing::warn!(%error, "cannot pause partitions to re-read");
+                }
             }
+            generations.insert(shard, live.number);
+            stored.extend(offsets.into_iter().filter(|(p, _)| pending.contains(p)));
         }
         if stored.is_empty() {
             return;

@@ -4,5 +4,6 @@
 mod migrations;
 mod ops;
 mod projection;
+mod replay;
 mod resilience;
 mod support;

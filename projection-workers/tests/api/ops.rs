@@ -28,7 +28,7 @@ async fn migrates_its_shard_and_becomes_ready() {
     assert!(metrics.contains(r#"holdfast_build_info{service="projection-workers""#), "{metrics}");
     let pool = sqlx::PgPool::connect(database.url()).await.expect("connect");
     let tables: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'projection_offsets'",
+        "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public' AND table_name = 'projection_offsets'",
     )
     .fetch_one(&pool)
     .await

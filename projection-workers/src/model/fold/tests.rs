@@ -132,3 +132,18 @@ fn changes_are_grouped_by_resource_with_their_newest_version() {
     }
     assert!(model.take_changes().is_empty(), "taking changes unmarks them");
 }
+
+#[test]
+fn an_untracked_fold_gives_the_same_rows_and_records_no_change() {
+    let (log, _) = log(21, 6, 1_500);
+    let tracked = fold_all(&log);
+    let mut untracked = ReadModel::default();
+    untracked.track_changes(false);
+    for (offset, event) in log.iter().enumerate() {
+        untracked.apply(event, at(offset));
+    }
+    assert!(untracked.take_changes().is_empty(), "nothing recorded while untracked");
+    assert_eq!(untracked.slots().collect::<Vec<_>>(), tracked.slots().collect::<Vec<_>>());
+    assert_eq!(untracked.reservations().collect::<Vec<_>>(), tracked.reservations().collect::<Vec<_>>());
+    assert_eq!(untracked.counts(), tracked.counts());
+}
