@@ -74,6 +74,7 @@ pub struct ReadSettings {
 #[derive(Debug)]
 pub struct ReadModel {
     redis: Redis,
+    generation: redis::Generation,
     shards: Vec<PgPool>,
     settings: ReadSettings,
     gate: RedisGate,
@@ -89,7 +90,8 @@ impl ReadModel {
     pub fn new(redis: Redis, shards: Vec<PgPool>, settings: ReadSettings, metrics: Metrics) -> Self {
         assert!(!shards.is_empty(), "at least one read-model shard");
         let gate = RedisGate::new(settings.redis_retry);
-        Self { redis, shards, settings, gate, metrics }
+        let generation = redis::Generation::new(&redis.key_prefix);
+        Self { redis, generation, shards, settings, gate, metrics }
     }
 
     /// Partitions of the events topic.
@@ -151,7 +153,14 @@ impl ReadModel {
         } else if !self.gate.allowed() {
             "redis_down"
         } else {
-            let read = redis::availability(&self.redis, self.settings.cluster, resource, partition, range);
+            let read = redis::availability(
+                &self.redis,
+                &self.generation,
+                self.settings.cluster,
+                resource,
+                partition,
+                range,
+            );
             match tokio::time::timeout(self.settings.redis_timeout, read).await {
                 // A requested position of this partition must be reflected; otherwise PostgreSQL,
                 // which is written first, answers.
@@ -227,7 +236,7 @@ impl ReadModel {
     /// # Errors
     /// When Redis fails or does not answer in time.
     pub async fn redis_positions(&self, partitions: &[i32]) -> Result<Vec<i64>, ::redis::RedisError> {
-        let read = redis::positions(&self.redis, partitions);
+        let read = redis::positions(&self.redis, &self.generation, partitions);
         match tokio::time::timeout(self.settings.redis_timeout, read).await {
             Ok(result) => result,
             Err(_) => {

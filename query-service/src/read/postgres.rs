@@ -15,17 +15,17 @@ use crate::position::Position;
 
 const AVAILABILITY: &str = "
 SELECT r.capacity, r.version,
-       (SELECT o.next_offset FROM projection_offsets o WHERE o.topic = $2 AND o.partition = $3) AS position,
+       (SELECT o.next_offset FROM read_model.projection_offsets o WHERE o.topic = $2 AND o.partition = $3) AS position,
        a.slot, a.capacity AS slot_capacity, a.held, a.confirmed, a.version AS slot_version
-  FROM resources r
-  LEFT JOIN availability a ON a.resource_id = r.resource_id AND a.slot >= $4 AND a.slot < $5
+  FROM read_model.resources r
+  LEFT JOIN read_model.availability a ON a.resource_id = r.resource_id AND a.slot >= $4 AND a.slot < $5
  WHERE r.resource_id = $1
  ORDER BY a.slot";
 
 const RESERVATION: &str = "
 SELECT reservation_id, resource_id, slot_from, slot_to, quantity, customer_id, status, expires_at, version,
-       (SELECT o.next_offset FROM projection_offsets o WHERE o.topic = $2 AND o.partition = $3) AS position
-  FROM reservations
+       (SELECT o.next_offset FROM read_model.projection_offsets o WHERE o.topic = $2 AND o.partition = $3) AS position
+  FROM read_model.reservations
  WHERE reservation_id = $1";
 
 /// Keyset page in byte order (`COLLATE \"C\"`), so pages of several shards merge the same way
@@ -33,13 +33,12 @@ SELECT reservation_id, resource_id, slot_from, slot_to, quantity, customer_id, s
 const CUSTOMER_PAGE: &str = "
 SELECT reservation_id, resource_id, slot_from, slot_to, quantity, customer_id, status, expires_at, version,
        NULL::BIGINT AS position
-  FROM reservations
+  FROM read_model.reservations
  WHERE customer_id = $1 AND reservation_id COLLATE \"C\" > $2
  ORDER BY reservation_id COLLATE \"C\"
  LIMIT $3";
 
-const POSITIONS: &str =
-    "SELECT partition, next_offset FROM projection_offsets WHERE topic = $1 AND partition = ANY($2)";
+const POSITIONS: &str = "SELECT partition, next_offset FROM read_model.projection_offsets WHERE topic = $1 AND partition = ANY($2)";
 
 /// Availability of `resource` (in `partition`) over `range`; `None` when it is not defined.
 ///

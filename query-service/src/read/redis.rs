@@ -30,14 +30,16 @@ pub enum Cached {
 /// When Redis fails.
 pub async fn availability(
     redis: &Redis,
+    generation: &Generation,
     cluster: bool,
     resource: &ResourceId,
     partition: i32,
     range: &CapacityRange,
 ) -> Result<Cached, RedisError> {
     let mut conn = redis.conn().await?;
-    let key = format::availability_key(&redis.key_prefix, resource.as_str());
-    let positions = format::positions_key(&redis.key_prefix);
+    let prefix = generation.prefix(&mut conn).await?;
+    let key = format::availability_key(&prefix, resource.as_str());
+    let positions = format::positions_key(&prefix);
     let mut fields = Vec::with_capacity(range.len() + 1);
     fields.push(DEFINITION_FIELD.to_owned());
     fields.extend(range.slots().map(|day| day.to_string()));
@@ -87,15 +89,60 @@ pub async fn availability(
 ///
 /// # Errors
 /// When Redis fails.
-pub async fn positions(redis: &Redis, partitions: &[i32]) -> Result<Vec<i64>, RedisError> {
+pub async fn positions(
+    redis: &Redis,
+    generation: &Generation,
+    partitions: &[i32],
+) -> Result<Vec<i64>, RedisError> {
     if partitions.is_empty() {
         return Ok(Vec::new());
     }
     let mut conn = redis.conn().await?;
+    let prefix = generation.prefix(&mut conn).await?;
     let values: Vec<Option<i64>> = redis::cmd("HMGET")
-        .arg(format::positions_key(&redis.key_prefix))
+        .arg(format::positions_key(&prefix))
         .arg(partitions)
         .query_async(&mut conn)
         .await?;
     Ok(values.into_iter().map(|v| v.unwrap_or(0)).collect())
+}
+
+/// The key prefix of the live read-model generation (`docs/replay.md`): the configured prefix
+/// for generation 0, `<prefix>g<n>:` after a rebuild switched to generation `n`. Read from
+/// `<prefix>generation` at most once per [`GENERATION_TTL`], so a switch reaches reads within
+/// that time; until then they read the retired generation's keys, which a rebuild removes, and
+/// such a miss is answered from PostgreSQL.
+#[derive(Debug)]
+pub struct Generation {
+    base: String,
+    current: std::sync::RwLock<(String, Option<std::time::Instant>)>,
+}
+
+/// How long a resolved generation is used before it is read again.
+const GENERATION_TTL: std::time::Duration = std::time::Duration::from_secs(1);
+
+impl Generation {
+    /// Generations under the configured prefix `base`.
+    pub fn new(base: &str) -> Self {
+        Self { base: base.to_owned(), current: std::sync::RwLock::new((base.to_owned(), None)) }
+    }
+
+    /// The live generation's prefix.
+    async fn prefix(&self, conn: &mut holdfast_platform::redis::RedisConn) -> Result<String, RedisError> {
+        {
+            let current = self.current.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if current.1.is_some_and(|at| at.elapsed() < GENERATION_TTL) {
+                return Ok(current.0.clone());
+            }
+        }
+        let number: Option<i64> =
+            redis::cmd("GET").arg(format!("{}generation", self.base)).query_async(conn).await?;
+        let prefix = match number.unwrap_or(0) {
+            0 => self.base.clone(),
+            n => format!("{}g{n}:", self.base),
+        };
+        *self.current.write().unwrap_or_else(std::sync::PoisonError::into_inner) =
+            (prefix.clone(), Some(std::time::Instant::now()));
+        Ok(prefix)
+    }
 }
