@@ -12,6 +12,7 @@ use holdfast_platform::testing;
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 
 type TxProducer = ThreadedProducer<DefaultProducerContext>;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::{Offset, TopicPartitionList};
 
 const PARTITIONS: i32 = 3;
@@ -36,8 +37,10 @@ async fn replay_returns_committed_records_in_log_order_per_partition() {
     )
     .create()
     .expect("producer");
+    let topic_name = topic.clone();
     let producer = tokio::task::spawn_blocking(move || {
         producer.init_transactions(Duration::from_secs(30)).expect("init");
+        await_metadata(&producer, &topic_name);
         producer
     })
     .await
@@ -110,10 +113,28 @@ fn send(producer: &TxProducer, topic: &str, partition: i32, payload: &[u8]) {
     loop {
         match producer.send(record) {
             Ok(()) => return,
-            Err((_, back)) => {
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
                 record = back;
                 std::thread::sleep(Duration::from_millis(5));
             }
+            Err((error, _)) => panic!("produce to {topic}[{partition}] failed: {error}"),
         }
+    }
+}
+
+/// Waits until the producer knows every partition of the new topic: before that, producing
+/// to an explicit partition fails as unknown.
+fn await_metadata(producer: &TxProducer, topic: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let known =
+            producer.client().fetch_metadata(Some(topic), Duration::from_secs(10)).ok().and_then(|m| {
+                m.topics().first().map(|t| t.error().is_none() && t.partitions().len() == PARTITIONS as usize)
+            });
+        if known == Some(true) {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "metadata of {topic} within 60 s");
+        std::thread::sleep(Duration::from_millis(200));
     }
 }
