@@ -25,6 +25,7 @@ use holdfast_platform::codec::EventCodec;
 use holdfast_platform::kafka::transactional_producer_config;
 use holdfast_platform::testing;
 use holdfast_platform::topics::TopicLayout;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use time::macros::{date, datetime};
 use time::{Duration, OffsetDateTime};
@@ -140,10 +141,11 @@ fn seed(layout: &TopicLayout, codec: &EventCodec, count: usize) -> usize {
                 loop {
                     match producer.send(record) {
                         Ok(()) => break,
-                        Err((_, back)) => {
+                        Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
                             record = back;
                             producer.poll(StdDuration::from_millis(5));
                         }
+                        Err((error, _)) => panic!("seeding failed: {error}"),
                     }
                 }
                 in_transaction += 1;

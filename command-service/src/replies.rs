@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use holdfast_platform::kafka::reader_config;
+use holdfast_platform::kafka::{self, reader_config};
 use holdfast_platform::{KafkaArgs, Shutdown};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
@@ -62,21 +62,7 @@ fn starting_offsets(
         .checked_sub(LOOKBACK)
         .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(0));
-    let mut at = TopicPartitionList::new();
-    for partition in 0..partitions {
-        at.add_partition_offset(topic, partition, Offset::Offset(since))?;
-    }
-    match consumer.offsets_for_times(at, Duration::from_secs(30)) {
-        Ok(offsets) => Ok(offsets),
-        Err(error) => {
-            tracing::warn!(%error, "reply offsets by time unavailable; following from the end");
-            let mut end = TopicPartitionList::new();
-            for partition in 0..partitions {
-                end.add_partition_offset(topic, partition, Offset::End)?;
-            }
-            Ok(end)
-        }
-    }
+    kafka::offsets_since(consumer, topic, 0..partitions, since, Offset::End)
 }
 
 /// How far back following starts.

@@ -151,6 +151,37 @@ impl KafkaProbe {
     }
 }
 
+/// Where to start reading `partitions` of `topic` to see every record written at or after
+/// `since` (milliseconds since the Unix epoch): the broker's offsets for that time, or
+/// `otherwise` for every partition when it cannot say. Partitions with nothing that recent
+/// start at their end.
+///
+/// # Errors
+/// When the partition list cannot be built (an invalid topic name).
+pub fn offsets_since<C: rdkafka::consumer::ConsumerContext>(
+    consumer: &rdkafka::consumer::BaseConsumer<C>,
+    topic: &str,
+    partitions: impl IntoIterator<Item = i32> + Clone,
+    since: i64,
+    otherwise: rdkafka::Offset,
+) -> Result<rdkafka::TopicPartitionList, KafkaError> {
+    use rdkafka::consumer::Consumer;
+    let list = |offset: rdkafka::Offset| -> Result<rdkafka::TopicPartitionList, KafkaError> {
+        let mut list = rdkafka::TopicPartitionList::new();
+        for partition in partitions.clone() {
+            list.add_partition_offset(topic, partition, offset)?;
+        }
+        Ok(list)
+    };
+    match consumer.offsets_for_times(list(rdkafka::Offset::Offset(since))?, Duration::from_secs(30)) {
+        Ok(offsets) => Ok(offsets),
+        Err(error) => {
+            tracing::warn!(topic, %error, ?otherwise, "offsets by time unavailable");
+            list(otherwise)
+        }
+    }
+}
+
 /// Milliseconds as the string librdkafka expects.
 #[must_use]
 pub fn millis(duration: Duration) -> String {

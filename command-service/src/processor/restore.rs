@@ -14,7 +14,7 @@ use holdfast_platform::KafkaArgs;
 use holdfast_platform::codec::EventCodec;
 use holdfast_platform::kafka::{self, reader_config};
 use holdfast_platform::replay;
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::BaseConsumer;
 use rdkafka::error::KafkaError;
 use rdkafka::{Offset, TopicPartitionList};
 use time::OffsetDateTime;
@@ -132,13 +132,13 @@ impl Restorer {
         since: OffsetDateTime,
     ) -> Result<TopicPartitionList, KafkaError> {
         let millis = i64::try_from(since.unix_timestamp_nanos() / 1_000_000).unwrap_or(0);
-        let mut at = TopicPartitionList::new();
-        let mut beginning = TopicPartitionList::new();
-        for &partition in partitions {
-            at.add_partition_offset(&self.replies_topic, partition, Offset::Offset(millis))?;
-            beginning.add_partition_offset(&self.replies_topic, partition, Offset::Beginning)?;
-        }
         let reader: BaseConsumer = self.reader.create()?;
-        Ok(reader.offsets_for_times(at, Duration::from_secs(30)).unwrap_or(beginning))
+        kafka::offsets_since(
+            &reader,
+            &self.replies_topic,
+            partitions.iter().copied(),
+            millis,
+            Offset::Beginning,
+        )
     }
 }
