@@ -1,5 +1,6 @@
 # Holdfast — the two commands that matter on a fresh machine:
-#   make demo   start everything and run a short real workload through the HTTP APIs
+#   make demo   start everything, run a short real workload through the HTTP APIs, then a
+#               short measured load run with a fault and the correctness audit
 #   make test   start the local stack and run the whole test suite
 SHELL := bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -12,7 +13,7 @@ TEST_THREADS ?= 2
 STACK := infra/local/stack
 SERVICES := infra/local/services
 
-.PHONY: help up down demo test bench-commands stack stack-down build services services-down status logs toolchain fmt lint validate-infra
+.PHONY: help up down demo test bench bench-commands stack stack-down build services services-down status logs toolchain fmt lint validate-infra
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -49,8 +50,12 @@ down: ## stop the services and the stack (only what we started)
 	@$(SERVICES) down
 	@$(STACK) down
 
-demo: up ## the main job: everything up, then a short real workload
+demo: up ## the main job: everything up, a short real workload, then a short audited load run
 	@infra/local/demo
+	@infra/local/bench --short
+
+bench: toolchain stack build ## the benchmark suite (reference, 10x, saturation, hot, faults), audited, into results/
+	@infra/local/bench
 
 test: toolchain stack ## start the stack and run every test
 	$(CARGO) test --workspace --locked --lib --bins --tests --no-fail-fast -- --test-threads=$(TEST_THREADS)

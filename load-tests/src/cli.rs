@@ -16,7 +16,7 @@ use crate::workload::Mix;
 /// Longest resource-id prefix: leaves room for `-r<index>` within the 128-character limit.
 pub const MAX_PREFIX_CHARS: usize = 64;
 
-/// `holdfast-load`: benchmark and exercise the Holdfast command API.
+/// `holdfast-load`: benchmark and exercise the Holdfast command and query APIs.
 #[derive(Debug, Parser)]
 #[command(name = "holdfast-load", version, about)]
 pub struct Cli {
@@ -28,7 +28,8 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Drive the command API with an open-model workload and report latency and throughput.
+    /// Drive the command (and query) API with an open-model workload and report latency and
+    /// throughput.
     Run(RunArgs),
 }
 
@@ -39,6 +40,10 @@ pub struct RunArgs {
     /// Base URL of the command service.
     #[arg(long, env = "HOLDFAST_LOAD_TARGET", default_value = "http://127.0.0.1:8080")]
     pub target: String,
+    /// Base URL of the query service (the `read` and `ryw` operations of --mix).
+    #[arg(long, env = "HOLDFAST_LOAD_QUERY_TARGET", default_value = "http://127.0.0.1:8081",
+          value_parser = parse_base_url)]
+    pub query_target: String,
     /// Constant arrival rate in requests per second (runs for --duration).
     #[arg(long, env = "HOLDFAST_LOAD_RATE", value_parser = parse_rate)]
     pub rate: Option<f64>,
@@ -63,7 +68,9 @@ pub struct RunArgs {
     /// Zipf exponent of the resource picked for each hold; 0 is uniform, 1+ is skewed.
     #[arg(long, env = "HOLDFAST_LOAD_ZIPF", default_value_t = 0.0, value_parser = parse_zipf)]
     pub zipf: f64,
-    /// Operation mix by weight; confirm and cancel act on this run's accepted holds.
+    /// Operation mix by weight over hold, confirm, cancel, read (availability of a resource
+    /// drawn like a hold) and ryw (a read-your-writes read of a random accepted hold, waiting
+    /// for its position); confirm, cancel and ryw act on this run's accepted holds.
     #[arg(long, env = "HOLDFAST_LOAD_MIX", default_value = "hold=80,confirm=15,cancel=5", value_parser = Mix::parse)]
     pub mix: Mix,
     /// Longest hold in days (each hold spans 1..=D days, `to` exclusive).
@@ -109,6 +116,9 @@ pub struct RunArgs {
     #[arg(long, env = "HOLDFAST_LOAD_THREADS", default_value_t = 2,
           value_parser = clap::value_parser!(u16).range(1..=64))]
     pub threads: u16,
+    /// The harness around the load: spawned services, faults, baselines, audit.
+    #[command(flatten)]
+    pub harness: crate::harness::HarnessArgs,
 }
 
 impl RunArgs {
@@ -206,6 +216,18 @@ pub fn parse_prefix(raw: &str) -> Result<String, String> {
     Ok(raw.to_owned())
 }
 
+/// Checks the base URL of a service: `http` or `https` with a host (a path prefix is kept).
+///
+/// # Errors
+/// A message naming the bad value.
+pub fn parse_base_url(raw: &str) -> Result<String, String> {
+    match reqwest::Url::parse(raw.trim()) {
+        Ok(url) if matches!(url.scheme(), "http" | "https") && url.has_host() => Ok(raw.trim().to_owned()),
+        Ok(_) => Err(format!("expected an http(s) URL with a host, got {raw:?}")),
+        Err(e) => Err(format!("expected an http(s) URL, got {raw:?}: {e}")),
+    }
+}
+
 /// Parses a Zipf exponent: finite and not negative.
 ///
 /// # Errors
@@ -272,8 +294,28 @@ mod tests {
         let args = RunArgs::from_flags(["--rate", "167"]).expect("valid");
         assert_eq!(args.target, "http://127.0.0.1:8080");
         assert_eq!(args.duration, Duration::from_secs(60));
-        assert_eq!(args.mix, Mix { hold: 80, confirm: 15, cancel: 5 });
+        assert_eq!(args.query_target, "http://127.0.0.1:8081");
+        assert_eq!(args.mix, Mix { hold: 80, confirm: 15, cancel: 5, read: 0, ryw: 0 }, "reads are opt-in");
         assert!(args.zipf.abs() < f64::EPSILON);
         assert!(parse_zipf("-1").is_err());
+    }
+
+    #[test]
+    fn reads_name_their_query_service() {
+        let args = RunArgs::from_flags([
+            "--rate",
+            "10",
+            "--query-target",
+            "https://gw.example/query",
+            "--mix",
+            "hold=5,read=3,ryw=2",
+        ])
+        .expect("valid");
+        assert_eq!(args.query_target, "https://gw.example/query");
+        assert_eq!(args.mix, Mix { hold: 5, confirm: 0, cancel: 0, read: 3, ryw: 2 });
+        for bad in ["127.0.0.1:8081", "ftp://x", "http://", "mailto:a@b", ""] {
+            assert!(parse_base_url(bad).is_err(), "{bad:?} must be refused");
+        }
+        assert!(RunArgs::from_flags(["--rate", "10", "--mix", "hold=1,browse=1"]).is_err());
     }
 }

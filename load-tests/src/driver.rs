@@ -7,16 +7,19 @@
 //! request's intended start, so a stalled service or generator shows up in the numbers.
 
 use std::future::Future;
+use std::path::Path;
 use std::time::Duration;
 
 use rand::SeedableRng as _;
 use rand::rngs::SmallRng;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
+use tokio::sync::watch;
 use tokio::task::{JoinError, JoinSet};
 use tokio::time::{Instant, MissedTickBehavior};
 
 use crate::LoadError;
+use crate::audit::AcceptedRecord;
 use crate::cli::RunArgs;
 use crate::client::{self, Answer, Target};
 use crate::output;
@@ -25,6 +28,7 @@ use crate::record::{OpStats, PhaseStats};
 use crate::schedule::{Phase, Schedule, Tick, phase_at};
 use crate::setup;
 use crate::summary::{AcceptedSummary, OpSummary, Settings, StepSummary, Summary};
+use crate::timeline::{Recorder, StepSpan, Timeline};
 use crate::workload::{PendingHold, Planned, Reservations, Shape, Status, Workload};
 
 /// What a run produced.
@@ -34,19 +38,56 @@ pub struct Report {
     pub summary: Summary,
     /// Where the result files were written.
     pub out_dir: std::path::PathBuf,
+    /// The run second by second (faults and lag are added by the harness).
+    pub timeline: Timeline,
+    /// Every hold answered 2xx, with what the run knows became of it (for the audit).
+    pub accepted: Vec<AcceptedRecord>,
 }
 
-/// Runs the workload of `args` against its target until the schedule ends or `stop`
-/// completes (then no new request starts and those in flight finish), and writes the results.
+/// Where a run sends its requests.
+#[derive(Debug, Clone)]
+pub struct Endpoints {
+    /// Base URLs of the command service instances (requests go round-robin).
+    pub commands: Vec<String>,
+    /// Base URL of the query service.
+    pub query: String,
+}
+
+impl Endpoints {
+    /// The targets named by the flags.
+    #[must_use]
+    pub fn of(args: &RunArgs) -> Self {
+        Self { commands: vec![args.target.clone()], query: args.query_target.clone() }
+    }
+}
+
+/// Runs the workload of `args` against `endpoints` until the schedule ends or `stop`
+/// completes (then no new request starts and those in flight finish), and writes the results
+/// into `out_dir`. `beside` is started with the schedule's start instant and a flag that turns
+/// true when the load is over; what it returns is handed back with the report (fault
+/// injection and lag sampling run there).
 ///
 /// # Errors
 /// Invalid settings, a resource that cannot be defined, or result files that cannot be written.
-pub async fn run(args: &RunArgs, stop: impl Future<Output = ()>) -> Result<Report, LoadError> {
+pub async fn run<T, F>(
+    args: &RunArgs,
+    endpoints: &Endpoints,
+    run_id: &str,
+    out_dir: &Path,
+    stop: impl Future<Output = ()>,
+    beside: impl FnOnce(Instant, watch::Receiver<bool>) -> F,
+) -> Result<(Report, T), LoadError>
+where
+    F: Future<Output = T>,
+{
     let phases = args.phases();
     if phases.is_empty() {
         return Err(LoadError::Settings("give --rate or --steps".to_owned()));
     }
-    let run_id = format!("{:08x}", rand::random::<u32>());
+    if endpoints.commands.is_empty() {
+        return Err(LoadError::Settings("no command service to send to".to_owned()));
+    }
+    let run_id = run_id.to_owned();
     let seed = args.seed.unwrap_or_else(rand::random);
     let shape = Shape {
         prefix: args.prefix.clone().unwrap_or_else(|| format!("lt-{run_id}")),
@@ -64,20 +105,41 @@ pub async fn run(args: &RunArgs, stop: impl Future<Output = ()>) -> Result<Repor
     };
     let workload = Workload::new(shape, SmallRng::seed_from_u64(seed)).map_err(LoadError::Settings)?;
     let pool = usize::try_from(args.max_in_flight).unwrap_or(usize::MAX);
-    let target = Target::new(client::build(pool, args.timeout).map_err(LoadError::Client)?, &args.target);
+    let client = client::build(pool, args.timeout).map_err(LoadError::Client)?;
+    let target = Target::new(client, &endpoints.commands[0])
+        .with_commands(&endpoints.commands)
+        .with_query(&endpoints.query);
 
     let define = setup::define_resources(&target, &workload, args.capacity, &run_id, args.quiet).await?;
     let started_at = OffsetDateTime::now_utc().format(&Rfc3339).unwrap_or_default();
     let mut driver = Driver::new(target, workload, phases, pool, run_id, args.quiet);
-    let stopped_early = driver.drive(stop).await;
+    let (done, watching) = watch::channel(false);
+    let start = driver.start;
+    let load = async {
+        let stopped_early = driver.drive(stop).await;
+        let _ = done.send(true);
+        stopped_early
+    };
+    let (stopped_early, beside) = tokio::join!(load, beside(start, watching));
 
     let summary = driver.summary(args, seed, started_at, stopped_early, define);
-    let out_dir = args
-        .out
-        .clone()
-        .unwrap_or_else(|| std::env::temp_dir().join(format!("holdfast-load-{}", summary.run_id)));
-    output::write(&out_dir, &summary, &driver.workload, &driver.reservations)?;
-    Ok(Report { summary, out_dir })
+    output::write(out_dir, &summary, &driver.workload, &driver.reservations)?;
+    let accepted = driver.accepted();
+    let timeline = driver.timeline();
+    Ok((Report { summary, out_dir: out_dir.to_owned(), timeline, accepted }, beside))
+}
+
+/// The load alone against the flags' targets (no faults, no lag sampling, no audit), writing
+/// into `--out` or a temporary folder.
+///
+/// # Errors
+/// As [`run`].
+pub async fn run_load(args: &RunArgs, stop: impl Future<Output = ()>) -> Result<Report, LoadError> {
+    let run_id = format!("{:08x}", rand::random::<u32>());
+    let out_dir =
+        args.out.clone().unwrap_or_else(|| std::env::temp_dir().join(format!("holdfast-load-{run_id}")));
+    let nothing = |_: Instant, _: watch::Receiver<bool>| async {};
+    run(args, &Endpoints::of(args), &run_id, &out_dir, stop, nothing).await.map(|(report, ())| report)
 }
 
 /// A request that finished.
@@ -113,6 +175,8 @@ struct Driver {
     progress: Option<Progress>,
     /// Request tasks that panicked (a generator bug).
     task_failures: u64,
+    /// The run second by second.
+    timeline: Recorder,
 }
 
 impl Driver {
@@ -140,6 +204,7 @@ impl Driver {
             start,
             progress,
             task_failures: 0,
+            timeline: Recorder::new(),
         }
     }
 
@@ -195,7 +260,9 @@ impl Driver {
         if let Some(progress) = &mut self.progress {
             progress.scheduled(tick.phase);
         }
-        if self.tasks.len() >= self.max_in_flight {
+        let dropped = self.tasks.len() >= self.max_in_flight;
+        self.timeline.offered(tick.at, dropped);
+        if dropped {
             stats.dropped += 1;
             if let Some(progress) = &mut self.progress {
                 progress.dropped();
@@ -207,7 +274,7 @@ impl Driver {
         stats.fallback_holds += u64::from(fell_back);
         let body = match &planned {
             Planned::Hold(hold) => self.workload.hold_body(hold),
-            Planned::Confirm(..) | Planned::Cancel(..) => Vec::new(),
+            Planned::Confirm(..) | Planned::Cancel(..) | Planned::Read(_) | Planned::Ryw(..) => Vec::new(),
         };
         let seq = self.next_seq;
         self.next_seq += 1;
@@ -242,6 +309,8 @@ impl Driver {
         if let Some(window) = phase_at(&self.phases, finished.at.saturating_duration_since(self.start)) {
             self.stats[window].finished_in_window += 1;
         }
+        let since_start = finished.at.saturating_duration_since(self.start);
+        self.timeline.finished(since_start, finished.latency, finished.answer.decided());
         let op = finished.planned.op();
         let recorded = self.phases[finished.phase].recorded;
         if recorded {
@@ -252,8 +321,9 @@ impl Driver {
             progress.finished(finished.phase, latency);
         }
         match (finished.planned, finished.answer) {
-            (Planned::Hold(hold), Answer::Response { reservation: Some((id, expires_at)), .. }) => {
-                self.reservations.add(id, hold, expires_at);
+            (Planned::Hold(hold), Answer::Response { reservation: Some(reservation), .. }) => {
+                let client::Reservation { id, expires_at, position } = reservation;
+                self.reservations.add(id, hold, expires_at, position);
             }
             (Planned::Hold(hold), Answer::Response { status: 202, location, .. }) => {
                 let key = self.key(finished.seq).into_boxed_str();
@@ -262,8 +332,44 @@ impl Driver {
             (Planned::Confirm(index, _) | Planned::Cancel(index, _), answer) => {
                 self.reservations.settle(index, op, answer.verdict());
             }
-            (Planned::Hold(_), _) => {}
+            // Reads change no reservation.
+            (Planned::Hold(_) | Planned::Read(_) | Planned::Ryw(..), _) => {}
         }
+    }
+
+    /// The run second by second, with the recorded steps' places on the time axis (faults
+    /// and lag samples are added by whoever injected and watched them).
+    fn timeline(&self) -> Timeline {
+        let mut from = 0.0;
+        let mut steps = Vec::new();
+        for phase in &self.phases {
+            let to = from + phase.duration.as_secs_f64();
+            if phase.recorded {
+                steps.push(StepSpan { label: phase.label.clone(), from_s: from, to_s: to, rate: phase.rate });
+            }
+            from = to;
+        }
+        Timeline { seconds: self.timeline.seconds(), faults: Vec::new(), steps }
+    }
+
+    /// Every hold answered 2xx, as the audit reads them.
+    fn accepted(&self) -> Vec<AcceptedRecord> {
+        self.reservations
+            .all()
+            .iter()
+            .map(|a| {
+                let (from, to) = self.workload.range(&a.hold);
+                AcceptedRecord {
+                    reservation_id: a.id.to_string(),
+                    resource_id: self.workload.resource_id(a.hold.resource).to_owned(),
+                    from: from.to_owned(),
+                    to: to.to_owned(),
+                    quantity: a.hold.quantity,
+                    status: a.status,
+                    uncertain: a.uncertain,
+                }
+            })
+            .collect()
     }
 
     /// The report of the run.

@@ -15,21 +15,32 @@
 //! - [`setup`]: defining the resources before the run;
 //! - [`driver`]: the run itself ([`run`]).
 
+pub mod audit;
+pub mod baseline;
 pub mod cli;
 pub mod client;
 pub mod driver;
+pub mod fault;
+pub mod harness;
+pub mod monitor;
 pub mod output;
+pub mod plot;
 pub mod progress;
 pub mod record;
+pub mod report;
 pub mod schedule;
 pub mod setup;
+pub mod stack;
 pub mod summary;
+pub mod timeline;
 pub mod workload;
 
 use std::path::PathBuf;
 
 pub use crate::cli::RunArgs;
-pub use crate::driver::{Report, run};
+pub use crate::driver::Report;
+pub use crate::harness::run;
+pub use crate::report::RunReport;
 pub use crate::summary::Summary;
 
 /// Why a run could not be carried out.
@@ -50,6 +61,9 @@ pub enum LoadError {
         /// What the service answered, or why it did not.
         reason: String,
     },
+    /// The services could not be started for the run (`--spawn`): see the message.
+    #[error("cannot start the services")]
+    Stack(#[source] crate::stack::StackError),
     /// A result file could not be written: check `--out`.
     #[error("cannot write {path}")]
     Write {
@@ -59,4 +73,17 @@ pub enum LoadError {
         #[source]
         source: std::io::Error,
     },
+}
+
+/// `error` with its causes, `: `-separated.
+#[must_use]
+pub fn describe(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut message = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        message.push_str(": ");
+        message.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    message
 }

@@ -1,6 +1,6 @@
 //! The results folder: `summary.json`, `summary.md`, `accepted.jsonl` (every hold the service
-//! accepted and what became of it, for a later audit against the event log) and
-//! `pending.jsonl` (holds answered 202, with their idempotency keys).
+//! accepted, with its answer's position, and what became of it, for a later audit against the
+//! event log) and `pending.jsonl` (holds answered 202, with their idempotency keys).
 
 use std::fs::{self, File};
 use std::io::{BufWriter, Write};
@@ -30,6 +30,8 @@ struct AcceptedLine<'a> {
     to: &'a str,
     quantity: u32,
     expires_at: Option<&'a str>,
+    /// The hold answer's read-your-writes position.
+    position: Option<&'a str>,
     status: Status,
     uncertain: bool,
 }
@@ -72,6 +74,7 @@ pub fn write(
                 to,
                 quantity: accepted.hold.quantity,
                 expires_at: accepted.expires_at.as_deref(),
+                position: accepted.position.as_deref(),
                 status: accepted.status,
                 uncertain: accepted.uncertain,
             };

@@ -106,10 +106,11 @@ pub struct PhaseStats {
     pub dropped: u64,
     /// Requests (of any phase) that finished inside this phase's time window.
     pub finished_in_window: u64,
-    /// Confirms or cancels that became holds because no accepted reservation was free.
+    /// Confirms, cancels or read-your-writes reads that became holds because no accepted
+    /// reservation was free (or, for reads, accepted yet).
     pub fallback_holds: u64,
     /// Per operation, in [`Op::WORKLOAD`] order.
-    pub ops: [OpStats; 3],
+    pub ops: [OpStats; Op::WORKLOAD.len()],
 }
 
 impl PhaseStats {
@@ -173,6 +174,18 @@ mod tests {
         assert_eq!(phase.finished(), 1);
         assert!(phase.op(Op::Define).is_none());
         assert_eq!(phase.op(Op::Cancel).map(OpStats::responses), Some(1));
+    }
+
+    #[test]
+    fn reads_are_recorded_apart_from_commands() {
+        let mut phase = PhaseStats::default();
+        phase.record(Op::Read, Duration::from_millis(1), &response(200, None));
+        phase.record(Op::Read, Duration::from_millis(1), &response(404, Some("x/unknown-resource")));
+        phase.record(Op::Ryw, Duration::from_millis(3), &response(503, Some("x/position-not-reached")));
+        assert_eq!(phase.finished(), 3);
+        assert_eq!(phase.op(Op::Read).map(|s| s.status.clone()), Some([(200, 1), (404, 1)].into()));
+        assert_eq!(phase.op(Op::Ryw).map(OpStats::server_errors), Some(1));
+        assert_eq!(phase.op(Op::Hold).map(OpStats::responses), Some(0));
     }
 
     #[test]

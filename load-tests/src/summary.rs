@@ -91,13 +91,14 @@ pub struct StepSummary {
     pub transport_errors: u64,
     /// Responses with a 5xx status.
     pub server_errors: u64,
-    /// Confirms or cancels sent as holds because no accepted reservation was free.
+    /// Confirms, cancels or read-your-writes reads sent as holds because no accepted
+    /// reservation was free (or, for reads, accepted yet).
     pub fallback_holds: u64,
     /// Requests (of any step) finished within this step's window.
     pub finished_in_window: u64,
     /// `finished_in_window` per second: the throughput the service sustained.
     pub achieved_rps: f64,
-    /// Per operation that was sent.
+    /// Per operation that was sent, by name (`hold`, `confirm`, `cancel`, `read`, `ryw`).
     pub ops: BTreeMap<String, OpSummary>,
 }
 
@@ -238,7 +239,7 @@ impl StepSummary {
 }
 
 impl StepSummary {
-    /// The operations that were sent, in the order hold, confirm, cancel.
+    /// The operations that were sent, in the order hold, confirm, cancel, read, ryw.
     pub fn ops_in_order(&self) -> impl Iterator<Item = (&'static str, &OpSummary)> {
         Op::WORKLOAD.iter().filter_map(|op| self.ops.get(op.name()).map(|summary| (op.name(), summary)))
     }
@@ -284,7 +285,7 @@ impl Summary {
             let _ = writeln!(
                 out,
                 "offered {:.1}/s, achieved {:.1}/s: {} scheduled, {} started, {} dropped, {} responses, \
-                 {} transport errors, {} 5xx, {} confirms/cancels sent as holds\n",
+                 {} transport errors, {} 5xx, {} confirms/cancels/ryw reads sent as holds\n",
                 step.offered_rps,
                 step.achieved_rps,
                 step.scheduled,

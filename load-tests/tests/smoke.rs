@@ -1,6 +1,8 @@
-//! The load generator against a real command service, started in-process on port 0 with
-//! topics of its own on the local stack: a short run at a low rate must be answered in full,
-//! with business rejections reported by problem type and every accepted hold written out.
+//! The load generator against a real command service and projection worker, started
+//! in-process on port 0 with topics, a database and a Redis prefix of their own on the local
+//! stack: a short run at a low rate must be answered in full, with business rejections
+//! reported by problem type and every accepted hold written out, and the audit of the log,
+//! PostgreSQL and Redis at the end must pass, with the report and its plots written.
 
 use std::time::Duration;
 
@@ -8,14 +10,15 @@ use clap::Parser as _;
 use holdfast_command_service::Config;
 use holdfast_load_tests::RunArgs;
 use holdfast_load_tests::output::{ACCEPTED_JSONL, SUMMARY_JSON, SUMMARY_MD};
-use holdfast_platform::testing::{self, RunningService};
+use holdfast_platform::testing::{self, RunningService, TestDatabase};
+use holdfast_platform::{PostgresArgs, RedisArgs, TopicArgs};
 
 const INSUFFICIENT_CAPACITY: &str = "https://holdfast.dev/problems/insufficient-capacity";
 
-async fn command_service() -> RunningService {
+async fn command_service(topics: &TopicArgs) -> RunningService {
     let mut config = Config::parse_from(["command-service"]);
     config.kafka = testing::kafka();
-    config.topics = testing::topics("load_smoke", 8);
+    config.topics = topics.clone();
     config.registry = testing::registry();
     config.session_timeout = Duration::from_secs(6);
     config.transaction_timeout = Duration::from_secs(10);
@@ -26,10 +29,38 @@ async fn command_service() -> RunningService {
     service
 }
 
+async fn projection_worker(topics: &TopicArgs, postgres: PostgresArgs, redis: RedisArgs) -> RunningService {
+    let mut config = holdfast_projection_workers::Config::parse_from(["projection-workers"]);
+    config.kafka = testing::kafka();
+    config.registry = testing::registry();
+    config.topics = topics.clone();
+    config.postgres = postgres;
+    config.redis = redis;
+    config.session_timeout = Duration::from_secs(6);
+    let worker = RunningService::start(|listener, shutdown| {
+        holdfast_projection_workers::run(config, listener, shutdown)
+    })
+    .await;
+    // Ready means caught up; the topics may not exist yet, so only wait for it to answer.
+    assert!(
+        testing::eventually(Duration::from_secs(60), || async {
+            (worker.get_json("/healthz").await.0 == 200).then_some(())
+        })
+        .await
+        .is_some(),
+        "projection worker alive within 60 s"
+    );
+    worker
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_short_open_model_run_is_answered_and_reported() {
     testing::init_logs();
-    let service = command_service().await;
+    let topics = testing::topics("load_smoke", 8);
+    let database = TestDatabase::create("load_smoke").await.expect("database");
+    let redis = testing::redis("load_smoke");
+    let service = command_service(&topics).await;
+    let worker = projection_worker(&topics, database.postgres_args(), redis.clone()).await;
     let out = std::env::temp_dir().join(testing::unique("holdfast-load-smoke"));
     let target = service.url("");
     // 5 resources × 2 days × capacity 3: about 120 one-unit holds must run out of capacity.
@@ -60,7 +91,14 @@ async fn a_short_open_model_run_is_answered_and_reported() {
         "--out",
         out.to_str().expect("utf-8 temp dir"),
     ];
-    let args = RunArgs::from_flags(flags).expect("valid flags");
+    let mut args = RunArgs::from_flags(flags).expect("valid flags");
+    args.harness.topics = topics.clone();
+    args.harness.kafka = testing::kafka();
+    args.harness.registry = testing::registry();
+    args.harness.postgres = database.postgres_args();
+    args.harness.redis = redis;
+    args.harness.audit_wait = Duration::from_secs(60);
+    args.harness.projection_metrics = Some(worker.url("/metrics"));
     let report = holdfast_load_tests::run(&args, std::future::pending()).await.expect("the run completes");
     let summary = &report.summary;
     if std::env::var_os("TEST_LOG").is_some() {
@@ -109,6 +147,24 @@ async fn a_short_open_model_run_is_answered_and_reported() {
     assert_eq!(written["run_id"], summary.run_id.as_str());
     assert!(std::fs::read_to_string(out.join(SUMMARY_MD)).expect("summary.md").contains("| hold |"));
 
+    let audit = report.audit.as_ref().expect("audited");
+    assert!(report.passed() && audit.passed, "{audit:?} {:?}", report.audit_error);
+    assert!(audit.read_model_audited && audit.projection_caught_up_s.is_some(), "{audit:?}");
+    assert_eq!(audit.accepted_checked, accepted, "{audit:?}");
+    assert!(audit.events >= 5 + accepted, "definitions and holds are in the log: {audit:?}");
+    assert!(audit.reservations_in_log >= accepted, "{audit:?}");
+    assert!(audit.rows_compared > 0 && audit.cached_resources_compared == 5, "{audit:?}");
+    assert!(report.throughput.accepted_per_s > 0.0, "{:?}", report.throughput);
+    let seconds = &report.timeline.seconds;
+    assert!(seconds.iter().map(|s| s.offered).sum::<u64>() >= 150, "every request is on the timeline");
+    assert!(seconds.iter().any(|s| s.lag_events.is_some()), "the worker's lag was sampled");
+    for file in ["report.json", "report.md", "latency.svg", "throughput.svg", "lag.svg"] {
+        assert!(out.join(file).is_file(), "{file} written");
+    }
+    assert!(std::fs::read_to_string(out.join("report.md")).expect("report.md").contains("**passed**"));
+
     let _ = std::fs::remove_dir_all(&out);
     service.stop().await.expect("the service stops cleanly");
+    worker.stop().await.expect("the worker stops cleanly");
+    database.drop_database().await.expect("database dropped");
 }

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use holdfast_domain::{EventPayload, ReservationId, ResourceId, ResourceState};
+use holdfast_domain::{Event, EventPayload, ReservationId, ResourceId, ResourceState};
 use rdkafka::error::KafkaError;
 use rdkafka::{Offset, TopicPartitionList};
 
@@ -46,6 +46,36 @@ pub struct AuditReport {
 }
 
 impl AuditReport {
+    /// Folds the committed event at `offset` into the report, checking every slot it touched.
+    pub fn apply(&mut self, offset: i64, event: &Event) {
+        self.events += 1;
+        let resource = &event.envelope.resource_id;
+        let state =
+            self.resources.entry(resource.clone()).or_insert_with(|| ResourceState::new(resource.clone()));
+        state.apply(event);
+        let slots: Vec<holdfast_domain::Slot> = match &event.payload {
+            EventPayload::ReservationHeld { reservation_id, range, .. } => {
+                *self.holds.entry(reservation_id.clone()).or_default() += 1;
+                range.slots().collect()
+            }
+            EventPayload::CapacityChanged { range, .. } => range.slots().collect(),
+            _ => Vec::new(),
+        };
+        for slot in slots {
+            let in_use = state.usage_at(slot).in_use();
+            let capacity = state.capacity_at(slot).get();
+            if in_use > capacity {
+                self.overbookings.push(Overbooking {
+                    resource_id: resource.clone(),
+                    slot,
+                    in_use,
+                    capacity,
+                    offset,
+                });
+            }
+        }
+    }
+
     /// Reservations held more than once in the log.
     #[must_use]
     pub fn duplicated_holds(&self) -> Vec<&ReservationId> {
@@ -74,32 +104,7 @@ pub async fn audit_log(
                 continue;
             }
         };
-        report.events += 1;
-        let resource = event.envelope.resource_id.clone();
-        let state =
-            report.resources.entry(resource.clone()).or_insert_with(|| ResourceState::new(resource.clone()));
-        state.apply(&event);
-        let slots: Vec<holdfast_domain::Slot> = match &event.payload {
-            EventPayload::ReservationHeld { reservation_id, range, .. } => {
-                *report.holds.entry(reservation_id.clone()).or_default() += 1;
-                range.slots().collect()
-            }
-            EventPayload::CapacityChanged { range, .. } => range.slots().collect(),
-            _ => Vec::new(),
-        };
-        for slot in slots {
-            let in_use = state.usage_at(slot).in_use();
-            let capacity = state.capacity_at(slot).get();
-            if in_use > capacity {
-                report.overbookings.push(Overbooking {
-                    resource_id: resource.clone(),
-                    slot,
-                    in_use,
-                    capacity,
-                    offset,
-                });
-            }
-        }
+        report.apply(offset, &event);
     }
     Ok(report)
 }

@@ -1,12 +1,13 @@
-//! `holdfast-load`: parse the flags, run, print the report (Markdown tables, or JSON with
-//! `--json`) on stdout; progress goes to stderr.
+//! `holdfast-load`: parse the flags, run, print the report (Markdown, or JSON with `--json`)
+//! on stdout; progress goes to stderr. The exit code is 1 when the run could not be carried
+//! out or its audit found a violation (or could not run).
 
 use std::io::Write as _;
 use std::process::ExitCode;
 
 use clap::Parser as _;
 use holdfast_load_tests::cli::{Cli, Command};
-use holdfast_load_tests::{LoadError, RunArgs, run};
+use holdfast_load_tests::{RunArgs, describe, run};
 
 fn main() -> ExitCode {
     let Cli { command: Command::Run(args) } = Cli::parse();
@@ -31,27 +32,28 @@ fn main() -> ExitCode {
 async fn run_and_print(args: &RunArgs) -> Result<(), String> {
     let report = run(args, stop_signal()).await.map_err(|e| describe(&e))?;
     let text = if args.json {
-        serde_json::to_string_pretty(&report.summary).map_err(|e| e.to_string())? + "\n"
+        serde_json::to_string_pretty(&report).map_err(|e| e.to_string())? + "\n"
     } else {
-        report.summary.to_markdown()
+        report.to_markdown()
     };
     std::io::stdout()
         .lock()
         .write_all(text.as_bytes())
         .map_err(|e| format!("cannot print the report: {e}"))?;
-    eprintln!("results in {}", report.out_dir.display());
-    Ok(())
-}
-
-/// The error with its causes.
-fn describe(error: &LoadError) -> String {
-    let mut message = error.to_string();
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        message.push_str(&format!(": {cause}"));
-        source = cause.source();
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| std::env::temp_dir().join(format!("holdfast-load-{}", report.summary.run_id)));
+    eprintln!("results in {}", out.display());
+    if report.passed() {
+        Ok(())
+    } else {
+        Err(match (&report.audit, &report.audit_error) {
+            (_, Some(error)) => format!("the audit could not run: {error}"),
+            (Some(audit), None) => format!("the audit found {} violations", audit.violation_count()),
+            (None, None) => "the run failed".to_owned(),
+        })
     }
-    message
 }
 
 /// Completes on ctrl-c or SIGTERM; never when the signals cannot be listened to.

@@ -1,13 +1,14 @@
 //! The driver against a tiny fake command API that answers every request after a fixed delay:
-//! the open model must keep its schedule, count drops, and measure from intended starts.
+//! the open model must keep its schedule, count drops, and measure from intended starts. A
+//! fake query API checks what the reads ask for.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Router;
-use axum::http::{StatusCode, Uri};
+use axum::http::{Method, StatusCode, Uri};
 use axum::response::IntoResponse;
 
 use super::*;
@@ -33,24 +34,17 @@ async fn slow_api(delay: Duration) -> SocketAddr {
     addr
 }
 
+/// Flags of a quick run against `addr` plus `extra` (holds only unless `extra` has a `--mix`).
 fn args(addr: SocketAddr, extra: &[&str]) -> (RunArgs, std::path::PathBuf) {
     let out = std::env::temp_dir().join(format!("holdfast-load-driver-{:08x}", rand::random::<u32>()));
     let target = format!("http://{addr}");
-    let mut flags = vec![
-        "--target",
-        &target,
-        "--warmup",
-        "0s",
-        "--resources",
-        "2",
-        "--mix",
-        "hold=1",
-        "--quiet",
-        "--out",
-    ];
+    let mut flags = vec!["--target", &target, "--warmup", "0s", "--resources", "2", "--quiet", "--out"];
     let out_text = out.to_str().expect("utf-8 temp dir").to_owned();
     flags.push(&out_text);
     flags.extend_from_slice(extra);
+    if !extra.contains(&"--mix") {
+        flags.extend_from_slice(&["--mix", "hold=1"]);
+    }
     (RunArgs::from_flags(flags).expect("valid flags"), out)
 }
 
@@ -58,7 +52,7 @@ fn args(addr: SocketAddr, extra: &[&str]) -> (RunArgs, std::path::PathBuf) {
 async fn requests_beyond_the_in_flight_limit_are_dropped_not_delayed() {
     let addr = slow_api(Duration::from_millis(300)).await;
     let (args, out) = args(addr, &["--rate", "100", "--duration", "1s", "--max-in-flight", "10"]);
-    let report = run(&args, std::future::pending()).await.expect("run");
+    let report = run_load(&args, std::future::pending()).await.expect("run");
     let _ = std::fs::remove_dir_all(&out);
     let step = &report.summary.steps[0];
     assert_eq!(step.scheduled, 100);
@@ -76,7 +70,7 @@ async fn requests_beyond_the_in_flight_limit_are_dropped_not_delayed() {
 async fn a_slow_service_does_not_slow_the_arrivals() {
     let addr = slow_api(Duration::from_millis(400)).await;
     let (args, out) = args(addr, &["--rate", "50", "--duration", "2s"]);
-    let report = run(&args, std::future::pending()).await.expect("run");
+    let report = run_load(&args, std::future::pending()).await.expect("run");
     let _ = std::fs::remove_dir_all(&out);
     let step = &report.summary.steps[0];
     assert_eq!((step.scheduled, step.started, step.dropped, step.responses), (100, 100, 0, 100));
@@ -90,7 +84,7 @@ async fn a_slow_service_does_not_slow_the_arrivals() {
 async fn stopping_ends_the_schedule_and_waits_for_answers() {
     let addr = slow_api(Duration::from_millis(100)).await;
     let (args, out) = args(addr, &["--rate", "100", "--duration", "10s"]);
-    let report = run(&args, tokio::time::sleep(Duration::from_millis(500))).await.expect("run");
+    let report = run_load(&args, tokio::time::sleep(Duration::from_millis(500))).await.expect("run");
     let accepted = std::fs::read_to_string(out.join(output::ACCEPTED_JSONL)).expect("accepted.jsonl");
     let _ = std::fs::remove_dir_all(&out);
     assert!(report.summary.stopped_early);
@@ -98,4 +92,66 @@ async fn stopping_ends_the_schedule_and_waits_for_answers() {
     assert!((30..=70).contains(&step.scheduled), "about half a second of requests: {step:?}");
     assert_eq!(step.responses, step.started, "those in flight were awaited");
     assert_eq!(accepted.lines().count() as u64, step.started);
+}
+
+/// A fake of both APIs on one port: holds get `r1_<n>_fake` with position `0.<n>`, reads get
+/// 200; the path and query of every GET is kept.
+async fn api_with_reads() -> (SocketAddr, Arc<Mutex<Vec<String>>>) {
+    let counter = Arc::new(AtomicU64::new(0));
+    let reads = Arc::new(Mutex::new(Vec::new()));
+    let seen = Arc::clone(&reads);
+    let answer = move |method: Method, uri: Uri| {
+        let n = counter.fetch_add(1, Ordering::Relaxed);
+        let body = if method == Method::GET {
+            seen.lock().expect("not poisoned").push(uri.to_string());
+            (StatusCode::OK, r#"{"status":"held","position":"0.1"}"#.to_owned())
+        } else {
+            (StatusCode::CREATED, format!(r#"{{"reservation_id":"r1_{n}_fake","position":"0.{n}"}}"#))
+        };
+        async move { (body.0, [("content-type", "application/json")], body.1).into_response() }
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("address");
+    tokio::spawn(async move { axum::serve(listener, Router::new().fallback(answer)).await });
+    (addr, reads)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_go_to_the_query_target_and_ryw_waits_for_the_hold_position() {
+    let (addr, reads) = api_with_reads().await;
+    let query = format!("http://{addr}/");
+    let mix = ["--mix", "hold=2,read=1,ryw=1", "--query-target", &query, "--prefix", "lt-drv"];
+    let (args, out) = args(addr, &[&["--rate", "100", "--duration", "1s"][..], &mix].concat());
+    let report = run_load(&args, std::future::pending()).await.expect("run");
+    let accepted = std::fs::read_to_string(out.join(output::ACCEPTED_JSONL)).expect("accepted.jsonl");
+    let _ = std::fs::remove_dir_all(&out);
+    let step = &report.summary.steps[0];
+    assert_eq!((step.started, step.responses), (100, 100), "{step:?}");
+    let count = |op: &str| step.ops.get(op).map_or(0, |s| s.status.get("200").copied().unwrap_or(0));
+    let (read, ryw) = (count("read"), count("ryw"));
+    assert!(read > 5 && ryw > 5, "both reads were sent: {step:?}");
+    assert_eq!(report.summary.settings.mix, "hold=2,confirm=0,cancel=0,read=1,ryw=1");
+
+    let reads = reads.lock().expect("not poisoned").clone();
+    assert_eq!(reads.len() as u64, read + ryw);
+    let mut availability = 0;
+    for uri in &reads {
+        if let Some(rest) = uri.strip_prefix("/v1/reservations/r1_") {
+            let (n, position) = rest.split_once("_fake?min_position=0.").expect("a position to wait for");
+            assert_eq!(n, position, "the position of that reservation's hold answer: {uri}");
+        } else {
+            let rest = uri.strip_prefix("/v1/resources/lt-drv-r").expect("an availability read");
+            let (resource, range) = rest.split_once("/availability?from=").expect("availability");
+            let (from, to) = range.split_once("&to=").expect("a range");
+            assert!(resource == "0" || resource == "1", "{uri}");
+            assert!(from.len() == 10 && to.len() == 10 && from < to, "{uri}");
+            availability += 1;
+        }
+    }
+    assert_eq!(availability, read);
+    let first: serde_json::Value =
+        serde_json::from_str(accepted.lines().next().expect("a hold accepted")).expect("json");
+    let id = first["reservation_id"].as_str().expect("an id");
+    let n = id.strip_prefix("r1_").and_then(|r| r.strip_suffix("_fake")).expect("a fake id");
+    assert_eq!(first["position"].as_str(), Some(format!("0.{n}").as_str()), "{first}");
 }

@@ -135,3 +135,52 @@ fn json_round_trips() {
     assert_eq!(back.accepted_reservations, summary.accepted_reservations);
     assert_eq!(back.steps[0].ops["hold"].status, summary.steps[0].ops["hold"].status);
 }
+
+#[test]
+fn reads_are_reported_after_the_commands() {
+    let phase = Phase::step(0, &Step { rate: 10.0, duration: Duration::from_secs(1) });
+    let mut stats = PhaseStats { scheduled: 10, started: 10, fallback_holds: 1, ..PhaseStats::default() };
+    stats.record(Op::Hold, Duration::from_millis(2), &response(201, None));
+    for _ in 0..4 {
+        stats.record(Op::Read, Duration::from_millis(1), &response(200, None));
+    }
+    stats.record(
+        Op::Read,
+        Duration::from_millis(1),
+        &response(404, Some("https://holdfast.dev/problems/unknown-resource")),
+    );
+    for _ in 0..3 {
+        stats.record(Op::Ryw, Duration::from_millis(5), &response(200, None));
+    }
+    stats.record(
+        Op::Ryw,
+        Duration::from_millis(900),
+        &response(503, Some("https://holdfast.dev/problems/position-not-reached")),
+    );
+    let step = StepSummary::of(&phase, &stats);
+    let order: Vec<&str> = step.ops_in_order().map(|(op, _)| op).collect();
+    assert_eq!(order, ["hold", "read", "ryw"]);
+    assert_eq!((step.responses, step.server_errors), (10, 1));
+    assert_eq!(step.ops["read"].answers(), "200 × 4, 404 × 1 (unknown-resource × 1)");
+    assert_eq!(step.ops["ryw"].answers(), "200 × 3, 503 × 1 (position-not-reached × 1)");
+
+    let mut summary = sample();
+    summary.settings.mix = "hold=1,confirm=0,cancel=0,read=5,ryw=4".to_owned();
+    summary.steps = vec![step];
+    let markdown = summary.to_markdown();
+    let rows: Vec<&str> = markdown.lines().filter(|l| l.starts_with("| r")).collect();
+    assert_eq!(rows.len(), 4, "a latency row and an answers row each: {markdown}");
+    assert!(
+        rows[0].starts_with("| read | 5 | 1.00 |") && rows[1].starts_with("| ryw | 4 | 5.00 |"),
+        "{rows:?}"
+    );
+    assert_eq!(rows[3], "| ryw | 200 × 3, 503 × 1 (position-not-reached × 1) |");
+    assert!(markdown.contains("mix hold=1,confirm=0,cancel=0,read=5,ryw=4"), "{markdown}");
+    assert!(markdown.contains("1 confirms/cancels/ryw reads sent as holds"), "{markdown}");
+    let json = serde_json::to_value(&summary).expect("serializes");
+    assert_eq!(json["steps"][0]["ops"]["ryw"]["status"]["503"], 1);
+    assert_eq!(
+        json["steps"][0]["ops"]["read"]["problems"]["https://holdfast.dev/problems/unknown-resource"],
+        1
+    );
+}

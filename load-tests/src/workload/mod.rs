@@ -1,8 +1,9 @@
 //! What each request asks for: the operation mix, the resource (uniform or Zipf-skewed), the
-//! date range and quantity of holds, and the reservations later requests act on.
+//! date range and quantity of holds and availability reads, and the reservations later
+//! requests act on or read.
 //!
-//! Everything here is pure and cheap per request: resource ids and dates are built once, a
-//! request is a handful of random numbers plus one small JSON body. Sending is
+//! Everything here is pure and cheap per request: resource ids and dates are built once and
+//! shared, a request is a handful of random numbers plus one small JSON body. Sending is
 //! [`crate::client`]'s job.
 
 pub mod mix;
@@ -37,6 +38,17 @@ pub struct HoldPlan {
     pub customer: u32,
 }
 
+/// One availability read: a resource and a date range drawn like a hold's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadPlan {
+    /// The resource id.
+    pub resource: Arc<str>,
+    /// First day, `YYYY-MM-DD`.
+    pub from: Arc<str>,
+    /// Day after the last (exclusive), `YYYY-MM-DD`.
+    pub to: Arc<str>,
+}
+
 /// The next request to send.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Planned {
@@ -46,6 +58,11 @@ pub enum Planned {
     Confirm(u32, Arc<str>),
     /// Cancel the accepted reservation with this index and id.
     Cancel(u32, Arc<str>),
+    /// Read this resource's availability.
+    Read(ReadPlan),
+    /// Read the accepted reservation with this id once the read model reached this position
+    /// (its hold answer's; no wait when the answer had none).
+    Ryw(Arc<str>, Option<Arc<str>>),
 }
 
 impl Planned {
@@ -56,6 +73,8 @@ impl Planned {
             Self::Hold(_) => Op::Hold,
             Self::Confirm(..) => Op::Confirm,
             Self::Cancel(..) => Op::Cancel,
+            Self::Read(_) => Op::Read,
+            Self::Ryw(..) => Op::Ryw,
         }
     }
 }
@@ -73,9 +92,9 @@ pub struct Shape {
     pub mix: Mix,
     /// Longest hold in days.
     pub days_max: u8,
-    /// Days a hold may start on, from `first_day`.
+    /// Days a hold or read may start on, from `first_day`.
     pub date_window: u16,
-    /// First day a hold may start on.
+    /// First day a hold or read may start on.
     pub first_day: Date,
     /// Largest quantity.
     pub quantity_max: u32,
@@ -87,9 +106,10 @@ pub struct Shape {
 #[derive(Debug)]
 pub struct Workload {
     shape: Shape,
-    resource_ids: Vec<String>,
-    /// `YYYY-MM-DD` of `first_day + i`, for every day a hold can touch.
-    dates: Vec<String>,
+    /// Shared with the reads that name them.
+    resource_ids: Vec<Arc<str>>,
+    /// `YYYY-MM-DD` of `first_day + i`, for every day a hold or read can touch.
+    dates: Vec<Arc<str>>,
     zipf: Zipf<f64>,
     rng: SmallRng,
 }
@@ -122,7 +142,7 @@ impl Workload {
     /// run past year 9999.
     pub fn new(shape: Shape, rng: SmallRng) -> Result<Self, String> {
         let zipf = Zipf::new(f64::from(shape.resources), shape.zipf).map_err(|e| format!("--zipf: {e}"))?;
-        let resource_ids = (0..shape.resources).map(|i| format!("{}-r{i}", shape.prefix)).collect();
+        let resource_ids = (0..shape.resources).map(|i| format!("{}-r{i}", shape.prefix).into()).collect();
         let days = usize::from(shape.date_window) + usize::from(shape.days_max);
         let mut dates = Vec::with_capacity(days);
         let mut day = shape.first_day;
@@ -130,7 +150,7 @@ impl Workload {
             if !(0..=9999).contains(&day.year()) {
                 return Err("the date window runs past year 9999".to_owned());
             }
-            dates.push(format!("{:04}-{:02}-{:02}", day.year(), u8::from(day.month()), day.day()));
+            dates.push(format!("{:04}-{:02}-{:02}", day.year(), u8::from(day.month()), day.day()).into());
             day = day.next_day().ok_or("the date window runs past the calendar")?;
         }
         Ok(Self { shape, resource_ids, dates, zipf, rng })
@@ -161,13 +181,16 @@ impl Workload {
         (self.date(from), self.date(from + usize::from(hold.days)))
     }
 
-    /// The next request: an operation drawn from the mix. A confirm or cancel with no free
-    /// accepted reservation becomes a hold; the flag says when that happened.
+    /// The next request: an operation drawn from the mix. A confirm, cancel or
+    /// read-your-writes read with no accepted reservation to act on becomes a hold; the flag
+    /// says when that happened.
     pub fn next(&mut self, reservations: &mut Reservations) -> (Planned, bool) {
         let op = self.shape.mix.pick(self.rng.random_range(0..self.shape.mix.total()));
         let taken = match op {
             Op::Confirm => reservations.take_to_confirm(&mut self.rng).map(|(i, id)| Planned::Confirm(i, id)),
             Op::Cancel => reservations.take_to_cancel(&mut self.rng).map(|(i, id)| Planned::Cancel(i, id)),
+            Op::Ryw => reservations.pick_to_read(&mut self.rng).map(|(id, at)| Planned::Ryw(id, at)),
+            Op::Read => return (Planned::Read(self.read()), false),
             Op::Hold | Op::Define => return (Planned::Hold(self.hold()), false),
         };
         match taken {
@@ -178,13 +201,7 @@ impl Workload {
 
     /// A random hold.
     pub fn hold(&mut self) -> HoldPlan {
-        let rank = self.zipf.sample(&mut self.rng);
-        #[allow(
-            clippy::cast_possible_truncation,
-            clippy::cast_sign_loss,
-            reason = "Zipf samples lie in [1, n]"
-        )]
-        let resource = (rank as u32).saturating_sub(1).min(self.shape.resources - 1);
+        let resource = self.resource();
         HoldPlan {
             resource,
             from: self.rng.random_range(0..self.shape.date_window),
@@ -192,6 +209,25 @@ impl Workload {
             quantity: self.rng.random_range(1..=self.shape.quantity_max),
             customer: self.rng.random_range(0..CUSTOMERS),
         }
+    }
+
+    /// A random availability read: resource and days drawn as for a hold.
+    pub fn read(&mut self) -> ReadPlan {
+        let resource = self.resource();
+        let from = usize::from(self.rng.random_range(0..self.shape.date_window));
+        let days = usize::from(self.rng.random_range(1..=self.shape.days_max));
+        ReadPlan {
+            resource: Arc::clone(&self.resource_ids[resource as usize]),
+            from: Arc::clone(&self.dates[from]),
+            to: Arc::clone(&self.dates[from + days]),
+        }
+    }
+
+    /// Index of a resource drawn from the Zipf distribution (uniform at exponent 0).
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss, reason = "Zipf samples lie in [1, n]")]
+    fn resource(&mut self) -> u32 {
+        let rank = self.zipf.sample(&mut self.rng);
+        (rank as u32).saturating_sub(1).min(self.shape.resources - 1)
     }
 
     /// The JSON body of `hold`.
@@ -253,7 +289,7 @@ mod tests {
         workload(3, 0.0, mix)
     }
 
-    const HOLDS_ONLY: Mix = Mix { hold: 1, confirm: 0, cancel: 0 };
+    const HOLDS_ONLY: Mix = Mix { hold: 1, confirm: 0, cancel: 0, read: 0, ryw: 0 };
 
     #[test]
     fn holds_stay_within_the_shape() {
@@ -285,17 +321,61 @@ mod tests {
 
     #[test]
     fn confirms_and_cancels_fall_back_to_holds_until_something_was_accepted() {
-        let mut workload = workload(3, 0.0, Mix { hold: 0, confirm: 1, cancel: 1 });
+        let mut workload = workload(3, 0.0, Mix { hold: 0, confirm: 1, cancel: 1, read: 0, ryw: 0 });
         let mut reservations = Reservations::default();
         let (first, fell_back) = workload.next(&mut reservations);
         assert_eq!((first.op(), fell_back), (Op::Hold, true));
-        reservations.add("r1_x_lt-test-r0".into(), workload.hold(), None);
+        reservations.add("r1_x_lt-test-r0".into(), workload.hold(), None, None);
         let (second, fell_back) = workload.next(&mut reservations);
         assert!(matches!(second, Planned::Confirm(0, _) | Planned::Cancel(0, _)) && !fell_back, "{second:?}");
         let (third, fell_back) = workload.next(&mut reservations);
         assert_eq!((third.op(), fell_back), (Op::Hold, true), "the only one is in flight");
         let mut holds_only = workload_with(HOLDS_ONLY);
         assert!(!holds_only.next(&mut reservations).1, "a hold drawn from the mix is no fallback");
+    }
+
+    #[test]
+    fn reads_stay_within_the_shape() {
+        let mut workload = workload(5, 0.0, Mix { hold: 0, confirm: 0, cancel: 0, read: 1, ryw: 0 });
+        let mut reservations = Reservations::default();
+        let day = |workload: &Workload, date: &str| workload.dates.iter().position(|d| &**d == date);
+        for _ in 0..2000 {
+            let (planned, fell_back) = workload.next(&mut reservations);
+            let Planned::Read(read) = planned else { panic!("only reads: {planned:?}") };
+            assert!(!fell_back);
+            assert!(workload.resource_ids.contains(&read.resource), "{read:?}");
+            let from = day(&workload, &read.from).expect("a day of the table");
+            let to = day(&workload, &read.to).expect("a day of the table");
+            assert!(from < 10 && (1..=3).contains(&(to - from)), "{read:?}");
+        }
+        assert!(reservations.all().is_empty() && reservations.pick_to_read(&mut workload.rng).is_none());
+    }
+
+    #[test]
+    fn reads_follow_the_zipf_of_holds() {
+        let mut workload = workload(100, 1.2, HOLDS_ONLY);
+        let hottest = (0..10_000).filter(|_| &*workload.read().resource == "lt-test-r0").count();
+        assert!(hottest > 2500, "zipf 1.2: resource 0 is the hottest, got {hottest}");
+    }
+
+    #[test]
+    fn ryw_falls_back_to_a_hold_until_something_was_accepted() {
+        let mut workload = workload(3, 0.0, Mix { hold: 0, confirm: 0, cancel: 0, read: 0, ryw: 1 });
+        let mut reservations = Reservations::default();
+        let (first, fell_back) = workload.next(&mut reservations);
+        assert!(matches!(first, Planned::Hold(_)) && fell_back, "{first:?}");
+        reservations.add("r1_x_lt-test-r0".into(), workload.hold(), None, Some("2.41".into()));
+        for _ in 0..3 {
+            let (planned, fell_back) = workload.next(&mut reservations);
+            assert_eq!(planned, Planned::Ryw("r1_x_lt-test-r0".into(), Some("2.41".into())));
+            assert!(!fell_back);
+        }
+        assert!(
+            reservations.take_to_confirm(&mut workload.rng).is_some(),
+            "reading it left it free to confirm"
+        );
+        let (read, _) = workload.next(&mut reservations);
+        assert_eq!(read.op(), Op::Ryw, "a reservation in flight can still be read");
     }
 
     #[test]

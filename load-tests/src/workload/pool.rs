@@ -3,6 +3,7 @@
 //!
 //! A reservation with a request in flight is in neither pool, so two requests never act on
 //! the same reservation at once and every settled status follows from this run's own answers.
+//! Reads change no status, so any accepted reservation can be read at any time.
 
 use std::sync::Arc;
 
@@ -13,7 +14,7 @@ use super::HoldPlan;
 use super::mix::Op;
 
 /// What this run knows of a reservation's status.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
     /// Held (201), not confirmed or cancelled by this run.
@@ -35,6 +36,8 @@ pub struct Accepted {
     pub hold: HoldPlan,
     /// When the hold lapses unless confirmed (RFC 3339), as answered.
     pub expires_at: Option<Box<str>>,
+    /// The hold answer's read-your-writes `position`, as answered.
+    pub position: Option<Arc<str>>,
     /// Last status this run knows.
     pub status: Status,
     /// A later request's outcome is unknown (transport error, 5xx, 202): the status may have
@@ -82,10 +85,16 @@ pub struct Reservations {
 }
 
 impl Reservations {
-    /// Adds a newly accepted hold; it can be confirmed or cancelled from now on.
-    pub fn add(&mut self, id: Arc<str>, hold: HoldPlan, expires_at: Option<Box<str>>) {
+    /// Adds a newly accepted hold; it can be confirmed, cancelled or read from now on.
+    pub fn add(
+        &mut self,
+        id: Arc<str>,
+        hold: HoldPlan,
+        expires_at: Option<Box<str>>,
+        position: Option<Arc<str>>,
+    ) {
         let index = u32::try_from(self.all.len()).unwrap_or(u32::MAX);
-        self.all.push(Accepted { id, hold, expires_at, status: Status::Held, uncertain: false });
+        self.all.push(Accepted { id, hold, expires_at, position, status: Status::Held, uncertain: false });
         self.held.push(index);
     }
 
@@ -116,6 +125,16 @@ impl Reservations {
             if rng.random_range(0..free) < self.held.len() { &mut self.held } else { &mut self.confirmed };
         let index = take_random(pool, rng)?;
         Some((index, Arc::clone(&self.all[index as usize].id)))
+    }
+
+    /// A random accepted reservation to read, whatever its status or requests in flight, with
+    /// its hold's position; `None` before any was accepted. Nothing is taken.
+    pub fn pick_to_read(&self, rng: &mut impl Rng) -> Option<(Arc<str>, Option<Arc<str>>)> {
+        if self.all.is_empty() {
+            return None;
+        }
+        let picked = &self.all[rng.random_range(0..self.all.len())];
+        Some((Arc::clone(&picked.id), picked.position.clone()))
     }
 
     /// Records how a confirm or cancel of reservation `index` ended and frees it again where
@@ -184,7 +203,7 @@ mod tests {
         let mut pool = Reservations::default();
         assert!(pool.take_to_confirm(&mut rng).is_none());
         assert!(pool.take_to_cancel(&mut rng).is_none());
-        pool.add("r1".into(), hold(), None);
+        pool.add("r1".into(), hold(), None, None);
         let (index, id) = pool.take_to_confirm(&mut rng).expect("one held");
         assert_eq!(&*id, "r1");
         assert!(pool.take_to_confirm(&mut rng).is_none());
@@ -202,7 +221,7 @@ mod tests {
         let mut rng = SmallRng::seed_from_u64(7);
         let mut pool = Reservations::default();
         for id in ["a", "b", "c"] {
-            pool.add(id.into(), hold(), None);
+            pool.add(id.into(), hold(), None, None);
         }
         let (first, _) = pool.take_to_confirm(&mut rng).expect("held");
         pool.settle(first, Op::Confirm, Verdict::NotAdmitted);
@@ -214,5 +233,25 @@ mod tests {
         assert_eq!(pool.count(Status::Expired), 1);
         let free: u32 = std::iter::from_fn(|| pool.take_to_cancel(&mut rng)).map(|_| 1).sum();
         assert_eq!(free, 1, "only the not-admitted one is free again");
+    }
+
+    #[test]
+    fn reads_pick_any_accepted_reservation_and_take_nothing() {
+        let mut rng = SmallRng::seed_from_u64(7);
+        let mut pool = Reservations::default();
+        assert!(pool.pick_to_read(&mut rng).is_none(), "nothing accepted yet");
+        pool.add("a".into(), hold(), None, Some("3.17".into()));
+        pool.add("b".into(), hold(), None, None);
+        let (index, _) = pool.take_to_confirm(&mut rng).expect("held");
+        pool.settle(index, Op::Confirm, Verdict::Unknown);
+        let mut seen = std::collections::BTreeMap::new();
+        for _ in 0..200 {
+            let (id, position) = pool.pick_to_read(&mut rng).expect("two accepted");
+            seen.insert(id.to_string(), position.map(|p| p.to_string()));
+        }
+        let expected = [("a".to_owned(), Some("3.17".to_owned())), ("b".to_owned(), None)];
+        assert_eq!(seen, expected.into_iter().collect(), "uncertain or not, both are read");
+        let free: u32 = std::iter::from_fn(|| pool.take_to_cancel(&mut rng)).map(|_| 1).sum();
+        assert_eq!(free, 1, "reads took nothing from the pools");
     }
 }
