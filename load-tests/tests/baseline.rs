@@ -1,8 +1,8 @@
 //! The baselines against the real local stack, each test with topics and a database of its
 //! own: short runs with small settings must count exactly what was committed and leave no
-//! topic or schema behind.
+//! topic or database behind.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use holdfast_load_tests::baseline::{self, BaselineError, BaselineSettings};
@@ -143,26 +143,52 @@ async fn the_typical_event_has_a_plausible_encoded_size() {
     assert_eq!(again, bytes, "registration is idempotent and the size stable");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn upserts_apply_every_row_and_drop_their_schema() {
-    let database = TestDatabase::create("baseline").await.expect("test database");
+/// The upsert baselines' scratch databases on the server of `url`.
+async fn scratch_databases(url: &str) -> BTreeSet<String> {
+    let mut conn = PgConnection::connect(url).await.expect("connect");
+    let names: Vec<String> =
+        sqlx::query_scalar("SELECT datname FROM pg_database WHERE datname LIKE 'baseline\\_%'")
+            .fetch_all(&mut conn)
+            .await
+            .expect("databases");
+    conn.close().await.expect("close");
+    names.into_iter().collect()
+}
 
-    let measured = baseline::upsert(&database.url, &small()).await;
-    let mut conn = PgConnection::connect(database.url()).await.expect("connect");
-    let schemas: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM information_schema.schemata WHERE schema_name LIKE 'baseline\\_%'",
+/// Tables and views in `url`'s database outside the system schemas.
+async fn relations(url: &str) -> i64 {
+    let mut conn = PgConnection::connect(url).await.expect("connect");
+    let count = sqlx::query_scalar(
+        "SELECT count(*) FROM information_schema.tables
+         WHERE table_schema NOT IN ('pg_catalog', 'information_schema')",
     )
     .fetch_one(&mut conn)
     .await
-    .expect("schemata");
+    .expect("tables");
     conn.close().await.expect("close");
+    count
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upserts_apply_every_row_and_drop_their_database() {
+    let database = TestDatabase::create("baseline").await.expect("test database");
+    let before = scratch_databases(database.url()).await;
+
+    let measured = baseline::upsert(&database.url, &small()).await;
+
+    // Another run's scratch database may come and go meanwhile; ours must be gone.
+    let dropped = testing::eventually(Duration::from_secs(30), || async {
+        scratch_databases(database.url()).await.is_subset(&before).then_some(())
+    })
+    .await;
+    let untouched = relations(database.url()).await;
     database.drop_database().await.expect("database dropped");
 
     let measured = measured.expect("upsert baseline");
     assert!(measured.rows > 0 && measured.rows_per_s > 0.0, "{measured:?}");
-    // Every update carries a newer version, so every row of every statement is written.
-    assert_eq!(measured.rows % 100, 0, "whole statements of `upsert_batch` rows: {measured:?}");
-    assert!(measured.rows >= 200, "updates after the first statement: {measured:?}");
+    assert_eq!(measured.rows % 100, 0, "whole batches of `upsert_batch` rows: {measured:?}");
+    assert!(measured.rows >= 200, "updates after the first batch: {measured:?}");
     assert!(measured.seconds >= 1.0);
-    assert_eq!(schemas, 0, "the scratch schema is dropped");
+    assert!(dropped.is_some(), "the scratch database is dropped");
+    assert_eq!(untouched, 0, "the database of the URL is left alone");
 }
