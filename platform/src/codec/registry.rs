@@ -74,7 +74,13 @@ impl Registry {
         let what = format!("compatibility {COMPATIBILITY} for {subject}");
         let body = serde_json::json!({ "compatibility": COMPATIBILITY }).to_string();
         let put = self.http.put(&url).header("content-type", CONTENT_TYPE).body(body).send().await;
-        expect_success(&what, put.map_err(|e| unreachable(&e))?).await?;
+        match expect_success(&what, put.map_err(|e| unreachable(&e))?).await {
+            // Instances starting together race to create the subject's rule: the registry
+            // refuses all but the first with 409 "rule already exists". The read-back below
+            // decides whether the level the winner set is ours.
+            Ok(_) | Err(CodecError::Registry { status: Some(409), .. }) => {}
+            Err(error) => return Err(error),
+        }
         let get = self.http.get(&url).header("accept", CONTENT_TYPE).send().await;
         let answer = expect_success(&what, get.map_err(|e| unreachable(&e))?).await?;
         let level = serde_json::from_str::<serde_json::Value>(&answer)

@@ -67,6 +67,22 @@ async fn every_event_type_round_trips_and_a_fresh_codec_fetches_the_schemas() {
 }
 
 #[tokio::test]
+async fn instances_starting_together_all_register() {
+    testing::init_logs();
+    // Several instances register the same fresh subjects at the same moment: the registry
+    // refuses all but one of the concurrent "create the compatibility rule" requests, and
+    // none of the instances may fail for it.
+    let topic = testing::unique("codec_race");
+    let codecs: Vec<EventCodec> =
+        (0..6).map(|_| EventCodec::new(&testing::registry(), &topic).expect("codec")).collect();
+    let results = futures::future::join_all(codecs.iter().map(EventCodec::register_all)).await;
+    for result in results {
+        let registered = result.expect("every instance registers");
+        assert_eq!(registered.len(), EventType::ALL.len());
+    }
+}
+
+#[tokio::test]
 async fn subjects_are_registered_backward_transitive() {
     let codec = registered("codec.subjects").await;
     let again = codec.register_all().await.expect("idempotent");
