@@ -10,8 +10,10 @@ use std::future::Future;
 use std::path::Path;
 use std::time::Duration;
 
+use futures::StreamExt as _;
 use rand::SeedableRng as _;
 use rand::rngs::SmallRng;
+use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use tokio::sync::watch;
@@ -40,8 +42,26 @@ pub struct Report {
     pub out_dir: std::path::PathBuf,
     /// The run second by second (faults and lag are added by the harness).
     pub timeline: Timeline,
-    /// Every hold answered 2xx, with what the run knows became of it (for the audit).
+    /// Every hold answered 2xx, with what the run knows became of it (for the audit),
+    /// including holds first answered 202 and accepted when asked again after the load.
     pub accepted: Vec<AcceptedRecord>,
+    /// What became of the holds answered 202.
+    pub pending: PendingSettled,
+}
+
+/// What became of the holds answered 202 (decided later), asked again with their
+/// idempotency keys after the load: the service answers each with its first decision.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingSettled {
+    /// Holds answered 202 during the run.
+    pub pending: u64,
+    /// Accepted in the end (their reservations are audited with the others).
+    pub accepted: u64,
+    /// Refused in the end (409 and the like).
+    pub rejected: u64,
+    /// Still without a decision when the wait ran out: acknowledged commands the service
+    /// never decided.
+    pub undecided: u64,
 }
 
 /// Where a run sends its requests.
@@ -121,12 +141,13 @@ where
         stopped_early
     };
     let (stopped_early, beside) = tokio::join!(load, beside(start, watching));
+    let pending = driver.settle_pending(args.harness.audit_wait).await;
 
     let summary = driver.summary(args, seed, started_at, stopped_early, define);
     output::write(out_dir, &summary, &driver.workload, &driver.reservations)?;
     let accepted = driver.accepted();
     let timeline = driver.timeline();
-    Ok((Report { summary, out_dir: out_dir.to_owned(), timeline, accepted }, beside))
+    Ok((Report { summary, out_dir: out_dir.to_owned(), timeline, accepted, pending }, beside))
 }
 
 /// The load alone against the flags' targets (no faults, no lag sampling, no audit), writing
@@ -350,6 +371,46 @@ impl Driver {
             from = to;
         }
         Timeline { seconds: self.timeline.seconds(), faults: Vec::new(), steps }
+    }
+
+    /// Asks every hold answered 202 again with its idempotency key and body until it is
+    /// decided or `wait` has passed; accepted ones join the accepted reservations.
+    async fn settle_pending(&mut self, wait: Duration) -> PendingSettled {
+        let deadline = Instant::now() + wait;
+        let requests: Vec<(PendingHold, Vec<u8>)> = self
+            .reservations
+            .pending()
+            .iter()
+            .map(|pending| (pending.clone(), self.workload.hold_body(&pending.hold)))
+            .collect();
+        let mut settled = PendingSettled { pending: requests.len() as u64, ..PendingSettled::default() };
+        let target = &self.target;
+        let answers: Vec<(PendingHold, Answer)> = futures::stream::iter(requests)
+            .map(|(pending, body)| async move {
+                loop {
+                    let planned = Planned::Hold(pending.hold);
+                    let answer = target.send(&planned, pending.key.to_string(), body.clone()).await;
+                    if answer.decided() || Instant::now() >= deadline {
+                        return (pending, answer);
+                    }
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+            })
+            .buffer_unordered(32)
+            .collect()
+            .await;
+        for (pending, answer) in answers {
+            match answer {
+                Answer::Response { reservation: Some(reservation), .. } => {
+                    let client::Reservation { id, expires_at, position } = reservation;
+                    self.reservations.add(id, pending.hold, expires_at, position);
+                    settled.accepted += 1;
+                }
+                answer if answer.decided() => settled.rejected += 1,
+                _ => settled.undecided += 1,
+            }
+        }
+        settled
     }
 
     /// Every hold answered 2xx, as the audit reads them.

@@ -199,7 +199,12 @@ pub async fn run(args: &RunArgs, stop: impl Future<Output = ()>) -> Result<RunRe
             deadline: Duration::from_secs(600),
         };
         match audit::run(&settings, &load.accepted).await {
-            Ok(report) => (Some(report), None),
+            Ok(mut report) => {
+                if load.pending.undecided > 0 {
+                    report.add(audit::Violation::Undecided { holds: load.pending.undecided });
+                }
+                (Some(report), None)
+            }
             Err(error) => (None, Some(crate::describe(&error))),
         }
     };
@@ -218,7 +223,7 @@ pub async fn run(args: &RunArgs, stop: impl Future<Output = ()>) -> Result<RunRe
         timeline_lag(&mut timeline, at, events);
     }
     timeline.faults = fault::settle(&injected, &timeline.seconds);
-    let mut report = RunReport::new(load.summary, timeline, audit, audit_error, baselines);
+    let mut report = RunReport::new(load.summary, load.pending, timeline, audit, audit_error, baselines);
     report.write(&out_dir)?;
     Ok(report)
 }

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::LoadError;
 use crate::audit::AuditReport;
 use crate::baseline::{BaselineError, ProduceBaseline, UpsertBaseline};
+use crate::driver::PendingSettled;
 use crate::plot;
 use crate::summary::Summary;
 use crate::timeline::Timeline;
@@ -59,7 +60,8 @@ pub struct Throughput {
     pub load_s: f64,
     /// Answers that were decisions (2xx, 4xx but 429), per second of load.
     pub decisions_per_s: f64,
-    /// Holds, confirms and cancels answered 2xx (each one event in the log), per second.
+    /// Holds, confirms and cancels answered 2xx (each one event in the log), per second,
+    /// holds answered 202 and accepted in the end included.
     pub accepted_per_s: f64,
     /// Accepted decisions per second until the projection had applied them all (load plus
     /// the audit's catch-up time): accepted, committed and projected, end to end. `None`
@@ -107,6 +109,8 @@ impl Machine {
 pub struct RunReport {
     /// The load's summary (also `summary.json`).
     pub summary: Summary,
+    /// What became of the holds answered 202, asked again after the load.
+    pub pending: PendingSettled,
     /// Rates and the efficiency ratio.
     pub throughput: Throughput,
     /// The audit's verdict; `None` when skipped or when it could not run.
@@ -128,14 +132,16 @@ impl RunReport {
     #[must_use]
     pub fn new(
         summary: Summary,
+        pending: PendingSettled,
         timeline: Timeline,
         audit: Option<AuditReport>,
         audit_error: Option<String>,
         baselines: Option<Baselines>,
     ) -> Self {
-        let throughput = throughput(&summary, audit.as_ref(), baselines.as_ref());
+        let throughput = throughput(&summary, &pending, audit.as_ref(), baselines.as_ref());
         Self {
             summary,
+            pending,
             throughput,
             audit,
             audit_error,
@@ -199,6 +205,15 @@ impl RunReport {
             t.end_to_end_per_s.map_or_else(|| "n/a".to_owned(), |r| format!("{r:.1}/s")),
             t.efficiency.map_or_else(|| "n/a".to_owned(), |e| format!("{e:.3}")),
         );
+        let p = &self.pending;
+        if p.pending > 0 {
+            let _ = writeln!(
+                out,
+                "\n{} holds were answered 202 (decided later); asked again with their idempotency keys after \
+                 the load: {} accepted (audited with the others), {} refused, {} still undecided.",
+                p.pending, p.accepted, p.rejected, p.undecided
+            );
+        }
         if let Some(b) = &self.baselines {
             out.push_str("\n## baselines (same machine, right before the load)\n\n");
             match (&b.produce, &b.produce_error) {
@@ -299,7 +314,12 @@ impl RunReport {
 }
 
 /// Rates of the recorded steps and, with an audit and a baseline, end to end.
-fn throughput(summary: &Summary, audit: Option<&AuditReport>, baselines: Option<&Baselines>) -> Throughput {
+fn throughput(
+    summary: &Summary,
+    pending: &PendingSettled,
+    audit: Option<&AuditReport>,
+    baselines: Option<&Baselines>,
+) -> Throughput {
     let load_s: f64 = summary.steps.iter().map(|s| s.duration_s).sum();
     let (mut decisions, mut accepted) = (0_u64, 0_u64);
     for step in &summary.steps {
@@ -321,6 +341,9 @@ fn throughput(summary: &Summary, audit: Option<&AuditReport>, baselines: Option<
             }
         }
     }
+    // Holds answered 202 and accepted in the end were decided during the load too.
+    accepted += pending.accepted;
+    decisions += pending.accepted + pending.rejected;
     #[allow(clippy::cast_precision_loss, reason = "counts are far below 2^53")]
     let per_s = |n: u64, s: f64| if s > 0.0 { n as f64 / s } else { 0.0 };
     let end_to_end_per_s =

@@ -110,6 +110,12 @@ pub enum Violation {
         /// What was found.
         actual: Option<String>,
     },
+    /// Holds answered 202 that were still undecided when asked again with their idempotency
+    /// keys after the load (for the whole wait): acknowledged commands never decided.
+    Undecided {
+        /// How many.
+        holds: u64,
+    },
     /// Events the projection had still not applied when the audit stopped waiting.
     NotCaughtUp {
         /// Events behind, summed over partitions.
@@ -131,6 +137,7 @@ impl Violation {
             Self::DuplicateInPostgres { .. } => "duplicate-in-postgres",
             Self::WrongInPostgres { .. } => "wrong-in-postgres",
             Self::ReadModelDiffers { .. } => "read-model-differs",
+            Self::Undecided { .. } => "undecided",
             Self::NotCaughtUp { .. } => "not-caught-up",
         }
     }

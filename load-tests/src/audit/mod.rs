@@ -85,6 +85,15 @@ impl AuditReport {
     pub fn violation_count(&self) -> u64 {
         self.violations.values().sum()
     }
+
+    /// Adds a violation found outside the audit (the run's own, like undecided commands).
+    pub fn add(&mut self, violation: Violation) {
+        *self.violations.entry(violation.kind().to_owned()).or_default() += 1;
+        if self.examples.len() < MAX_EXAMPLES {
+            self.examples.push(violation);
+        }
+        self.passed = false;
+    }
 }
 
 /// Why the audit could not be carried out (not a violation: the audit did not finish).

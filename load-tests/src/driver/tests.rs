@@ -155,3 +155,49 @@ async fn reads_go_to_the_query_target_and_ryw_waits_for_the_hold_position() {
     let n = id.strip_prefix("r1_").and_then(|r| r.strip_suffix("_fake")).expect("a fake id");
     assert_eq!(first["position"].as_str(), Some(format!("0.{n}").as_str()), "{first}");
 }
+
+/// Answers a hold 202 the first time its idempotency key is seen and, when the key's number
+/// is even, 201 with the same reservation every time after; odd keys stay pending forever.
+async fn deciding_later_api() -> SocketAddr {
+    let seen: Arc<Mutex<std::collections::HashMap<String, u32>>> = Arc::default();
+    let answer = move |headers: axum::http::HeaderMap| {
+        let seen = Arc::clone(&seen);
+        async move {
+            let key = headers.get("idempotency-key").and_then(|k| k.to_str().ok()).unwrap_or("").to_owned();
+            let times = {
+                let mut seen = seen.lock().expect("lock");
+                let times = seen.entry(key.clone()).or_default();
+                *times += 1;
+                *times
+            };
+            let number: u64 = key.rsplit('-').next().and_then(|n| n.parse().ok()).unwrap_or(1);
+            if times == 1 || number % 2 == 1 {
+                let body = r#"{"command_id":"x","status":"pending","location":"/v1/commands/x"}"#;
+                return (StatusCode::ACCEPTED, [("content-type", "application/json")], body.to_owned())
+                    .into_response();
+            }
+            let body = format!(
+                r#"{{"reservation_id":"r1_{number:032x}_fake","status":"held","position":"0.{number}"}}"#
+            );
+            (StatusCode::CREATED, [("content-type", "application/json")], body).into_response()
+        }
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("address");
+    tokio::spawn(async move { axum::serve(listener, Router::new().fallback(answer)).await });
+    addr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn holds_answered_202_are_asked_again_until_decided() {
+    let addr = deciding_later_api().await;
+    let (args, out) = args(addr, &["--rate", "20", "--duration", "1s", "--audit-wait", "2s"]);
+    let report = run_load(&args, std::future::pending()).await.expect("run");
+    let _ = std::fs::remove_dir_all(&out);
+    assert_eq!(report.summary.steps[0].ops["hold"].status.get("202"), Some(&20), "{:?}", report.summary);
+    assert_eq!(report.pending, PendingSettled { pending: 20, accepted: 10, rejected: 0, undecided: 10 });
+    let mut ids: Vec<&str> = report.accepted.iter().map(|a| a.reservation_id.as_str()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), 10, "each even key's hold is accepted once: {ids:?}");
+}
