@@ -13,7 +13,6 @@ use std::time::Duration;
 use reqwest::header::{CONTENT_TYPE, HeaderValue};
 use reqwest::{Client, StatusCode, Url};
 use serde::Deserialize;
-use tokio::time::Instant;
 
 use crate::workload::{Planned, ReadPlan, Verdict};
 
@@ -89,7 +88,7 @@ impl Answer {
     /// 429. A 202 (decided later), 429 (not admitted), 5xx or no response is not one.
     #[must_use]
     pub fn decided(&self) -> bool {
-        matches!(self.status(), Some(status) if status < 500 && status != 202 && status != 429)
+        self.status().is_some_and(is_decision)
     }
 
     /// What a confirm or cancel with this answer did to its reservation.
@@ -104,6 +103,12 @@ impl Answer {
             _ => Verdict::Unknown,
         }
     }
+}
+
+/// Whether an answer with `status` is a decision: any 2xx but 202, or a 4xx other than 429.
+#[must_use]
+pub fn is_decision(status: u16) -> bool {
+    status < 500 && status != 202 && status != 429
 }
 
 /// The last path segment of a problem `type` URI (`insufficient-capacity`).
@@ -318,13 +323,6 @@ fn transport_kind(error: &reqwest::Error) -> &'static str {
     } else {
         "other"
     }
-}
-
-/// When a request finished and how long it took from its *intended* start.
-#[must_use]
-pub fn elapsed_since(intended: Instant) -> (Instant, Duration) {
-    let now = Instant::now();
-    (now, now.saturating_duration_since(intended))
 }
 
 #[cfg(test)]

@@ -38,8 +38,6 @@ use crate::workload::{PendingHold, Planned, Reservations, Shape, Status, Workloa
 pub struct Report {
     /// The report.
     pub summary: Summary,
-    /// Where the result files were written.
-    pub out_dir: std::path::PathBuf,
     /// The run second by second (faults and lag are added by the harness).
     pub timeline: Timeline,
     /// Every hold answered 2xx, with what the run knows became of it (for the audit),
@@ -147,7 +145,7 @@ where
     output::write(out_dir, &summary, &driver.workload, &driver.reservations)?;
     let accepted = driver.accepted();
     let timeline = driver.timeline();
-    Ok((Report { summary, out_dir: out_dir.to_owned(), timeline, accepted, pending }, beside))
+    Ok((Report { summary, timeline, accepted, pending }, beside))
 }
 
 /// The load alone against the flags' targets (no faults, no lag sampling, no audit), writing
@@ -157,8 +155,7 @@ where
 /// As [`run`].
 pub async fn run_load(args: &RunArgs, stop: impl Future<Output = ()>) -> Result<Report, LoadError> {
     let run_id = format!("{:08x}", rand::random::<u32>());
-    let out_dir =
-        args.out.clone().unwrap_or_else(|| std::env::temp_dir().join(format!("holdfast-load-{run_id}")));
+    let out_dir = output::results_dir(args.out.as_deref(), &run_id);
     let nothing = |_: Instant, _: watch::Receiver<bool>| async {};
     run(args, &Endpoints::of(args), &run_id, &out_dir, stop, nothing).await.map(|(report, ())| report)
 }

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use clap::Args;
 use holdfast_platform::config::parse_duration;
+use holdfast_platform::postgres;
 use holdfast_platform::{KafkaArgs, PostgresArgs, RedisArgs, RegistryArgs, TopicArgs};
 use secrecy::ExposeSecret as _;
 use tokio::sync::watch;
@@ -21,6 +22,7 @@ use crate::cli::RunArgs;
 use crate::driver::{self, Endpoints};
 use crate::fault::{self, FaultSpec, Injected};
 use crate::monitor::{self, LagSamples};
+use crate::output;
 use crate::report::{Baselines, RunReport};
 use crate::stack::{self, Role, SpawnSettings, Spawned};
 
@@ -94,8 +96,7 @@ pub struct HarnessArgs {
 pub async fn run(args: &RunArgs, stop: impl Future<Output = ()>) -> Result<RunReport, LoadError> {
     let h = &args.harness;
     let run_id = format!("{:08x}", rand::random::<u32>());
-    let out_dir =
-        args.out.clone().unwrap_or_else(|| std::env::temp_dir().join(format!("holdfast-load-{run_id}")));
+    let out_dir = output::results_dir(args.out.as_deref(), &run_id);
     std::fs::create_dir_all(&out_dir).map_err(|source| LoadError::Write { path: out_dir.clone(), source })?;
     if !h.faults.is_empty() && h.spawn.is_none() {
         return Err(LoadError::Settings(
@@ -113,7 +114,9 @@ pub async fn run(args: &RunArgs, stop: impl Future<Output = ()>) -> Result<RunRe
         redis.key_prefix = format!("{}lt-{run_id}:", redis.key_prefix);
         let server =
             postgres.urls.first().cloned().ok_or_else(|| LoadError::Settings("no --postgres-url".into()))?;
-        let url = stack::create_database(&server, &database).await.map_err(LoadError::Stack)?;
+        let url = postgres::create_database(&server, &database)
+            .await
+            .map_err(|e| LoadError::Stack(stack::StackError::Database(e)))?;
         postgres.urls = vec![url.clone()];
         let settings = SpawnSettings {
             bin_dir: bin_dir.clone(),
@@ -211,29 +214,27 @@ pub async fn run(args: &RunArgs, stop: impl Future<Output = ()>) -> Result<RunRe
     if let Some(spawned) = spawned {
         spawned.stop().await;
         if !h.keep {
-            if let Some(server) = h.postgres.urls.first() {
-                let _ = stack::drop_database(server, &database).await;
+            if let Some(server) = h.postgres.urls.first()
+                && let Err(error) = postgres::drop_database(server, &database).await
+            {
+                eprintln!("warning: database {database} not dropped: {}", crate::describe(&error));
             }
-            let _ = stack::delete_topics(&h.kafka, &topics).await;
+            if let Err(error) = stack::delete_topics(&h.kafka, &topics).await {
+                eprintln!(
+                    "warning: topics {}* not deleted: {}",
+                    topics.topic_prefix,
+                    crate::describe(&error)
+                );
+            }
         }
     }
 
     let mut timeline = load.timeline;
-    for (at, events) in lag {
-        timeline_lag(&mut timeline, at, events);
-    }
+    timeline.add_lag(&lag);
     timeline.faults = fault::settle(&injected, &timeline.seconds);
     let mut report = RunReport::new(load.summary, load.pending, timeline, audit, audit_error, baselines);
     report.write(&out_dir)?;
     Ok(report)
-}
-
-/// Puts one lag sample into its second.
-fn timeline_lag(timeline: &mut crate::timeline::Timeline, at: Duration, events: Option<u64>) {
-    let index = usize::try_from(at.as_secs().saturating_sub(1)).unwrap_or(usize::MAX);
-    if let Some(second) = timeline.seconds.get_mut(index) {
-        second.lag_events = events;
-    }
 }
 
 /// The baselines; one that fails is reported as such, not fatal.

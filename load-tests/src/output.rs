@@ -47,6 +47,12 @@ struct PendingLine<'a> {
     quantity: u32,
 }
 
+/// The results folder of run `run_id`: `out`, or `<temp dir>/holdfast-load-<run id>`.
+#[must_use]
+pub fn results_dir(out: Option<&Path>, run_id: &str) -> PathBuf {
+    out.map_or_else(|| std::env::temp_dir().join(format!("holdfast-load-{run_id}")), Path::to_owned)
+}
+
 /// Writes every result file into `dir`, creating it if needed.
 ///
 /// # Errors

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::LoadError;
 use crate::audit::AuditReport;
 use crate::baseline::{BaselineError, ProduceBaseline, UpsertBaseline};
+use crate::client::is_decision;
 use crate::driver::PendingSettled;
 use crate::plot;
 use crate::summary::Summary;
@@ -326,7 +327,7 @@ fn throughput(
         for op in step.ops.values() {
             for (status, count) in &op.status {
                 let code: u16 = status.parse().unwrap_or(0);
-                if code < 500 && code != 202 && code != 429 {
+                if is_decision(code) {
                     decisions += count;
                 }
                 if (200..300).contains(&code) && code != 202 {

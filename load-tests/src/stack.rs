@@ -16,7 +16,6 @@ use holdfast_platform::topics::TopicLayout;
 use holdfast_platform::{KafkaArgs, TopicArgs};
 use rdkafka::admin::AdminOptions;
 use secrecy::{ExposeSecret as _, SecretString};
-use sqlx::Connection as _;
 use tokio::process::{Child, Command};
 
 use crate::fault::{FaultKind, Injected};
@@ -301,45 +300,6 @@ fn free_port() -> std::io::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
-/// A database of the run's own on the server of `server_url`; returns its URL.
-///
-/// # Errors
-/// When PostgreSQL is unreachable or refuses.
-pub async fn create_database(server_url: &SecretString, name: &str) -> Result<SecretString, StackError> {
-    let mut admin = sqlx::PgConnection::connect(server_url.expose_secret()).await?;
-    sqlx::query(&format!("CREATE DATABASE \"{name}\"")).execute(&mut admin).await?;
-    admin.close().await?;
-    Ok(SecretString::from(database_url(server_url.expose_secret(), name)))
-}
-
-/// Drops the run's database.
-///
-/// # Errors
-/// When PostgreSQL is unreachable or refuses.
-pub async fn drop_database(server_url: &SecretString, name: &str) -> Result<(), StackError> {
-    let mut admin = sqlx::PgConnection::connect(server_url.expose_secret()).await?;
-    sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")).execute(&mut admin).await?;
-    admin.close().await?;
-    Ok(())
-}
-
-/// `url` with its database replaced by `name` (query parameters kept).
-#[must_use]
-pub fn database_url(url: &str, name: &str) -> String {
-    let (base, query) = url.split_once('?').map_or((url, None), |(b, q)| (b, Some(q)));
-    let server = match base.find("://") {
-        Some(scheme) => match base[scheme + 3..].find('/') {
-            Some(slash) => &base[..scheme + 3 + slash],
-            None => base,
-        },
-        None => base,
-    };
-    match query {
-        Some(query) => format!("{server}/{name}?{query}"),
-        None => format!("{server}/{name}"),
-    }
-}
-
 /// Deletes the run's topics (a single local broker must not collect thousands of
 /// partitions); topics already gone are fine.
 ///
@@ -359,22 +319,4 @@ pub async fn delete_topics(kafka: &KafkaArgs, topics: &TopicArgs) -> Result<(), 
 #[must_use]
 pub fn logs_dir(out: &Path) -> PathBuf {
     out.join("services")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_database_is_replaced_in_the_url() {
-        assert_eq!(
-            database_url("postgres://u:p@127.0.0.1:5432/holdfast", "lt_1"),
-            "postgres://u:p@127.0.0.1:5432/lt_1"
-        );
-        assert_eq!(database_url("postgres://h:5432", "lt_1"), "postgres://h:5432/lt_1");
-        assert_eq!(
-            database_url("postgres://h/db?sslmode=require", "lt_1"),
-            "postgres://h/lt_1?sslmode=require"
-        );
-    }
 }

@@ -82,6 +82,19 @@ pub struct StepSpan {
     pub rate: f64,
 }
 
+impl Timeline {
+    /// Puts lag samples, each taken at the end of a second (`at` since the schedule began),
+    /// into their seconds.
+    pub fn add_lag(&mut self, samples: &[(Duration, Option<u64>)]) {
+        for (at, events) in samples {
+            let index = usize::try_from(at.as_secs().saturating_sub(1)).unwrap_or(usize::MAX);
+            if let Some(second) = self.seconds.get_mut(index) {
+                second.lag_events = *events;
+            }
+        }
+    }
+}
+
 /// Collects the per-second records while a run goes on.
 #[derive(Debug)]
 pub struct Recorder {
@@ -96,12 +109,11 @@ struct Bucket {
     failed: u64,
     dropped: u64,
     latency: Histogram<u64>,
-    lag_events: Option<u64>,
 }
 
 impl Default for Bucket {
     fn default() -> Self {
-        Self { offered: 0, ok: 0, failed: 0, dropped: 0, latency: histogram(), lag_events: None }
+        Self { offered: 0, ok: 0, failed: 0, dropped: 0, latency: histogram() }
     }
 }
 
@@ -146,11 +158,6 @@ impl Recorder {
         bucket.latency.saturating_record(micros(latency));
     }
 
-    /// The projection's lag as sampled at `since_start`.
-    pub fn lag(&mut self, since_start: Duration, lag_events: Option<u64>) {
-        self.at(since_start).lag_events = lag_events;
-    }
-
     /// The seconds recorded so far.
     #[must_use]
     pub fn seconds(&self) -> Vec<Second> {
@@ -172,7 +179,7 @@ impl Recorder {
                     p50_ms: quantile(0.5),
                     p99_ms: quantile(0.99),
                     max_ms: if b.latency.is_empty() { 0.0 } else { ms(b.latency.max()) },
-                    lag_events: b.lag_events,
+                    lag_events: None,
                 }
             })
             .collect()

@@ -1,10 +1,11 @@
-//! PostgreSQL pools, one per read-model shard.
+//! PostgreSQL pools, one per read-model shard, and databases created and dropped by tools
+//! and tests that need one of their own.
 
 use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
-use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
+use sqlx::{Connection as _, PgConnection, PgPool};
 
 use crate::config::PostgresArgs;
 
@@ -34,4 +35,62 @@ pub fn shard_pools(args: &PostgresArgs) -> Result<Vec<PgPool>, sqlx::Error> {
 /// When the database does not answer.
 pub async fn ping(pool: &PgPool) -> Result<(), sqlx::Error> {
     sqlx::query("SELECT 1").execute(pool).await.map(|_| ())
+}
+
+/// `url` with its database replaced by `name` (query parameters kept).
+#[must_use]
+pub fn database_url(url: &str, name: &str) -> String {
+    let (base, query) = url.split_once('?').map_or((url, None), |(b, q)| (b, Some(q)));
+    let server = match base.find("://") {
+        Some(scheme) => match base[scheme + 3..].find('/') {
+            Some(slash) => &base[..scheme + 3 + slash],
+            None => base,
+        },
+        None => base,
+    };
+    match query {
+        Some(query) => format!("{server}/{name}?{query}"),
+        None => format!("{server}/{name}"),
+    }
+}
+
+/// Creates the empty database `name` on the server `server_url` connects to (the URL's
+/// role needs `CREATEDB`); returns a URL of the new database.
+///
+/// # Errors
+/// When PostgreSQL is unreachable or refuses.
+pub async fn create_database(server_url: &SecretString, name: &str) -> Result<SecretString, sqlx::Error> {
+    let mut admin = PgConnection::connect(server_url.expose_secret()).await?;
+    sqlx::query(&format!("CREATE DATABASE \"{name}\"")).execute(&mut admin).await?;
+    admin.close().await?;
+    Ok(SecretString::from(database_url(server_url.expose_secret(), name)))
+}
+
+/// Drops the database `name` (if it exists) on the server `server_url` connects to, closing
+/// other sessions on it first.
+///
+/// # Errors
+/// When PostgreSQL is unreachable or refuses.
+pub async fn drop_database(server_url: &SecretString, name: &str) -> Result<(), sqlx::Error> {
+    let mut admin = PgConnection::connect(server_url.expose_secret()).await?;
+    sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")).execute(&mut admin).await?;
+    admin.close().await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_database_is_replaced_in_the_url() {
+        assert_eq!(
+            database_url("postgres://u:p@127.0.0.1:5432/holdfast", "lt_1"),
+            "postgres://u:p@127.0.0.1:5432/lt_1"
+        );
+        assert_eq!(database_url("postgres://h:5432", "lt_1"), "postgres://h:5432/lt_1");
+        assert_eq!(
+            database_url("postgres://h/db?sslmode=require", "lt_1"),
+            "postgres://h/lt_1?sslmode=require"
+        );
+    }
 }

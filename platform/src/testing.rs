@@ -7,7 +7,6 @@
 use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
-use sqlx::{Connection, PgConnection};
 
 use crate::config::{KafkaArgs, PostgresArgs, RedisArgs, RegistryArgs, TopicArgs};
 
@@ -76,12 +75,8 @@ impl TestDatabase {
     /// When PostgreSQL is unreachable or refuses.
     pub async fn create(test: &str) -> Result<Self, sqlx::Error> {
         let name = unique(&format!("t_{test}")).replace(['-', '.'], "_").to_lowercase();
-        let mut admin = PgConnection::connect(&admin_url()).await?;
-        sqlx::query(&format!("CREATE DATABASE \"{name}\"")).execute(&mut admin).await?;
-        admin.close().await?;
-        let base = admin_url();
-        let (server, _) = base.rsplit_once('/').unwrap_or((base.as_str(), ""));
-        Ok(Self { url: SecretString::from(format!("{server}/{name}")), name })
+        let url = crate::postgres::create_database(&SecretString::from(admin_url()), &name).await?;
+        Ok(Self { url, name })
     }
 
     /// Settings that point a service at this database (one shard).
@@ -95,11 +90,7 @@ impl TestDatabase {
     /// # Errors
     /// When PostgreSQL is unreachable or refuses.
     pub async fn drop_database(self) -> Result<(), sqlx::Error> {
-        let mut admin = PgConnection::connect(&admin_url()).await?;
-        sqlx::query(&format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.name))
-            .execute(&mut admin)
-            .await?;
-        admin.close().await
+        crate::postgres::drop_database(&SecretString::from(admin_url()), &self.name).await
     }
 
     /// The URL, for clients that need a plain string.

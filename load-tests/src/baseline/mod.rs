@@ -38,7 +38,6 @@ use serde::{Deserialize, Serialize};
 use self::produce::{QUEUE_FULL_PATIENCE, VISIBLE_PATIENCE};
 pub use self::produce::{produce, produce_into};
 pub use self::upsert::upsert;
-use crate::stack::StackError;
 
 /// Settings of the baselines (sane defaults via [`Default`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -190,7 +189,7 @@ pub enum BaselineError {
         database: String,
         /// Why.
         #[source]
-        source: StackError,
+        source: sqlx::Error,
     },
     /// PostgreSQL failed: check the database URL and the server, and retry. The scratch
     /// database was dropped (or the failure is reported as [`BaselineError::DropDatabase`]).
@@ -226,7 +225,7 @@ pub enum BaselineError {
         database: String,
         /// Why.
         #[source]
-        source: StackError,
+        source: sqlx::Error,
         /// The error that ended the run before, if one did.
         earlier: Option<Box<BaselineError>>,
     },

@@ -22,7 +22,7 @@ use time::{Date, OffsetDateTime};
 use uuid::Uuid;
 
 use super::{BaselineError, BaselineSettings, UpsertBaseline};
-use crate::stack;
+use holdfast_platform::postgres;
 
 /// Resources the rows are spread over (the `resource_id` index).
 const RESOURCES: usize = 1_000;
@@ -52,13 +52,13 @@ pub async fn upsert(
 ) -> Result<UpsertBaseline, BaselineError> {
     settings.check()?;
     let database = format!("baseline_{:016x}", rand::random::<u64>());
-    let measured = match stack::create_database(postgres_url, &database).await {
+    let measured = match postgres::create_database(postgres_url, &database).await {
         Ok(scratch_url) => measure(&scratch_url, settings).await,
         Err(source) => Err(BaselineError::CreateDatabase { database: database.clone(), source }),
     };
     // `IF EXISTS … WITH (FORCE)`: fine after a creation that failed, maybe once the database
     // was made, and with a connection still open on it after a failed batch.
-    let dropped = stack::drop_database(postgres_url, &database).await;
+    let dropped = postgres::drop_database(postgres_url, &database).await;
     match (measured, dropped) {
         (measured, Ok(())) => measured,
         // The database most likely never existed: asking to drop it by hand would mislead.

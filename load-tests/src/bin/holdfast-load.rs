@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use clap::Parser as _;
 use holdfast_load_tests::cli::{Cli, Command};
-use holdfast_load_tests::{RunArgs, describe, run};
+use holdfast_load_tests::{RunArgs, describe, output, run};
 
 fn main() -> ExitCode {
     let Cli { command: Command::Run(args) } = Cli::parse();
@@ -40,10 +40,7 @@ async fn run_and_print(args: &RunArgs) -> Result<(), String> {
         .lock()
         .write_all(text.as_bytes())
         .map_err(|e| format!("cannot print the report: {e}"))?;
-    let out = args
-        .out
-        .clone()
-        .unwrap_or_else(|| std::env::temp_dir().join(format!("holdfast-load-{}", report.summary.run_id)));
+    let out = output::results_dir(args.out.as_deref(), &report.summary.run_id);
     eprintln!("results in {}", out.display());
     if report.passed() {
         Ok(())
