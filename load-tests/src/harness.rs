@@ -134,7 +134,13 @@ pub async fn run(args: &RunArgs, stop: impl Future<Output = ()>) -> Result<RunRe
         if !args.quiet {
             eprintln!("starting the services (topics {}*, database {database})", topics.topic_prefix);
         }
-        spawned = Some(Spawned::start(settings).await.map_err(LoadError::Stack)?);
+        match Spawned::start(settings).await {
+            Ok(started) => spawned = Some(started),
+            Err(error) => {
+                tear_down(None, h, &topics, &database).await;
+                return Err(LoadError::Stack(error));
+            }
+        }
     }
 
     let baselines =
@@ -180,8 +186,8 @@ pub async fn run(args: &RunArgs, stop: impl Future<Output = ()>) -> Result<RunRe
     let (load, (lag, injected)): (_, (LagSamples, Vec<Injected>)) = match result {
         Ok(done) => done,
         Err(error) => {
-            if let Some(spawned) = spawned {
-                spawned.stop().await;
+            if h.spawn.is_some() {
+                tear_down(spawned, h, &topics, &database).await;
             }
             return Err(error);
         }
@@ -211,22 +217,8 @@ pub async fn run(args: &RunArgs, stop: impl Future<Output = ()>) -> Result<RunRe
             Err(error) => (None, Some(crate::describe(&error))),
         }
     };
-    if let Some(spawned) = spawned {
-        spawned.stop().await;
-        if !h.keep {
-            if let Some(server) = h.postgres.urls.first()
-                && let Err(error) = postgres::drop_database(server, &database).await
-            {
-                eprintln!("warning: database {database} not dropped: {}", crate::describe(&error));
-            }
-            if let Err(error) = stack::delete_topics(&h.kafka, &topics).await {
-                eprintln!(
-                    "warning: topics {}* not deleted: {}",
-                    topics.topic_prefix,
-                    crate::describe(&error)
-                );
-            }
-        }
+    if h.spawn.is_some() {
+        tear_down(spawned, h, &topics, &database).await;
     }
 
     let mut timeline = load.timeline;
@@ -235,6 +227,25 @@ pub async fn run(args: &RunArgs, stop: impl Future<Output = ()>) -> Result<RunRe
     let mut report = RunReport::new(load.summary, load.pending, timeline, audit, audit_error, baselines);
     report.write(&out_dir)?;
     Ok(report)
+}
+
+/// After a `--spawn` run, whichever way it ended: stops the services and, unless `--keep`,
+/// drops the run's database and deletes its topics (failures are reported, not fatal).
+async fn tear_down(spawned: Option<Spawned>, h: &HarnessArgs, topics: &TopicArgs, database: &str) {
+    if let Some(spawned) = spawned {
+        spawned.stop().await;
+    }
+    if h.keep {
+        return;
+    }
+    if let Some(server) = h.postgres.urls.first()
+        && let Err(error) = postgres::drop_database(server, database).await
+    {
+        eprintln!("warning: database {database} not dropped: {}", crate::describe(&error));
+    }
+    if let Err(error) = stack::delete_topics(&h.kafka, topics).await {
+        eprintln!("warning: topics {}* not deleted: {}", topics.topic_prefix, crate::describe(&error));
+    }
 }
 
 /// The baselines; one that fails is reported as such, not fatal.
