@@ -1,19 +1,20 @@
-//! The log audit: reads an events topic back from the start, decodes every committed event
-//! and recomputes every resource's state from them alone, checking after every event that no
-//! slot holds more than its capacity. Used by tests and the load generator to judge Holdfast
-//! on the log itself, never on a service's word.
+//! The log audit: reads an events topic back from the start by the reader rule, decodes every
+//! valid event and recomputes every resource's state from them alone, checking after every
+//! event that no slot holds more than its capacity. Void records (a fenced writer's, records
+//! after a hole in a tenure's sequence) are counted, never applied. Used by tests and the load
+//! generator to judge Holdfast on the log itself, never on a service's word.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
 use holdfast_domain::{Event, EventPayload, ReservationId, ResourceId, ResourceState};
 use rdkafka::error::KafkaError;
-use rdkafka::{Offset, TopicPartitionList};
 
 use crate::KafkaArgs;
-use crate::codec::EventCodec;
-use crate::kafka::{read_to_end, reader_config};
+use crate::codec::{EventCodec, LogRecord};
+use crate::kafka::reader_config;
+use crate::replay::{Entry, Plan, replay};
 
 /// A slot found over capacity.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,10 +34,16 @@ pub struct Overbooking {
 /// What the audit found.
 #[derive(Debug, Default)]
 pub struct AuditReport {
-    /// Committed events read.
+    /// Valid events read.
     pub events: u64,
-    /// Events that could not be decoded.
+    /// Valid records that could not be decoded (a reader would have to stop there).
     pub undecodable: u64,
+    /// Claims read: tenures started.
+    pub claims: u64,
+    /// Valid `CommandRejected` records read.
+    pub rejected: u64,
+    /// Void records skipped, by reason (`holdfast_tenure::Void::label`).
+    pub void: BTreeMap<&'static str, u64>,
     /// Every over-capacity slot seen after any event.
     pub overbookings: Vec<Overbooking>,
     /// How many `ReservationHeld` events each reservation has (exactly 1 is right).
@@ -76,6 +83,12 @@ impl AuditReport {
         }
     }
 
+    /// Void records skipped, all reasons together.
+    #[must_use]
+    pub fn void_total(&self) -> u64 {
+        self.void.values().sum()
+    }
+
     /// Reservations held more than once in the log.
     #[must_use]
     pub fn duplicated_holds(&self) -> Vec<&ReservationId> {
@@ -83,7 +96,7 @@ impl AuditReport {
     }
 }
 
-/// Reads every partition of `topic` to its end (`read_committed`) and audits it.
+/// Reads every partition of `topic` to its end by the reader rule and audits it.
 ///
 /// # Errors
 /// When Kafka fails or the log cannot be read to its end within `deadline`.
@@ -94,39 +107,20 @@ pub async fn audit_log(
     codec: Arc<EventCodec>,
     deadline: Duration,
 ) -> Result<AuditReport, KafkaError> {
-    let records = read_all(kafka, topic, partitions, deadline).await?;
-    let mut report = AuditReport::default();
-    for (offset, bytes) in records {
-        let event = match codec.decode(&bytes).await {
-            Ok(event) => event,
-            Err(_) => {
-                report.undecodable += 1;
-                continue;
-            }
-        };
-        report.apply(offset, &event);
-    }
-    Ok(report)
-}
-
-/// (offset, payload) of every committed record, partition after partition.
-async fn read_all(
-    kafka: &KafkaArgs,
-    topic: &str,
-    partitions: i32,
-    deadline: Duration,
-) -> Result<Vec<(i64, Vec<u8>)>, KafkaError> {
     let config = reader_config(kafka, "holdfast-audit");
-    let mut assignment = TopicPartitionList::new();
-    for partition in 0..partitions {
-        assignment.add_partition_offset(topic, partition, Offset::Beginning)?;
-    }
+    let plan = Plan::from_beginning(topic, 0..partitions)?;
+    let runtime = tokio::runtime::Handle::current();
     tokio::task::spawn_blocking(move || {
-        let mut records = Vec::new();
-        read_to_end(&config, &assignment, deadline, |_, offset, payload| {
-            records.push((offset, payload.to_vec()))
+        let mut report = AuditReport::default();
+        replay(&config, &plan, deadline, &codec, &runtime, |replayed| match replayed.entry {
+            Entry::Claim(_) => report.claims += 1,
+            Entry::Void(why) => *report.void.entry(why.label()).or_default() += 1,
+            Entry::Valid { record: Ok(LogRecord::Event(event)), .. } => report.apply(replayed.offset, &event),
+            Entry::Valid { record: Ok(LogRecord::Rejected(_)), .. } => report.rejected += 1,
+            // A claim's body under data headers is not something a writer appends.
+            Entry::Valid { record: Ok(LogRecord::Claim(_)) | Err(_), .. } => report.undecodable += 1,
         })?;
-        Ok(records)
+        Ok(report)
     })
     .await
     .unwrap_or(Err(KafkaError::Canceled))

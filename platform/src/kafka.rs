@@ -1,6 +1,6 @@
 //! The one place Kafka clients are configured. Every producer and consumer in Holdfast is
 //! built from these functions so that the settings the guarantees depend on (murmur2
-//! partitioning, `acks=all` with idempotence, `read_committed`, manual offsets) cannot be
+//! partitioning, `acks=all` with idempotence, manual offsets) cannot be
 //! forgotten by a call site.
 
 use std::time::Duration;
@@ -27,7 +27,11 @@ fn base_config(args: &KafkaArgs, client_id: &str) -> ClientConfig {
     config
 }
 
-/// An idempotent producer: `acks=all`, murmur2 partitioning like the Java client.
+/// An idempotent producer: `acks=all`, murmur2 partitioning like the Java client, no linger.
+///
+/// Without linger a lone record is sent at once; under load records still travel together,
+/// because whatever queues for a partition while its previous request is in flight goes out as
+/// one batch (group commit without a timer).
 #[must_use]
 pub fn producer_config(args: &KafkaArgs, client_id: &str) -> ClientConfig {
     let mut config = base_config(args, client_id);
@@ -36,45 +40,23 @@ pub fn producer_config(args: &KafkaArgs, client_id: &str) -> ClientConfig {
         .set("enable.idempotence", "true")
         .set("acks", "all")
         .set("compression.type", "lz4")
-        .set("linger.ms", "2");
+        .set("linger.ms", "0");
     config
 }
 
-/// A transactional producer (one per processor instance). `transaction.timeout.ms` is kept
-/// short: a dead producer's open transaction holds back every `read_committed` reader until
-/// the broker aborts it.
-#[must_use]
-pub fn transactional_producer_config(
-    args: &KafkaArgs,
-    client_id: &str,
-    transactional_id: &str,
-    transaction_timeout: Duration,
-) -> ClientConfig {
-    let mut config = producer_config(args, client_id);
-    config
-        // A transaction is already a batch: waiting to fill librdkafka's batches only adds
-        // latency to every phase of it.
-        .set("linger.ms", "0")
-        // A transaction begun right after the previous commit often finds the coordinator
-        // still writing that commit's markers; it answers CONCURRENT_TRANSACTIONS and the
-        // client retries after `retry.backoff.ms` — 100 ms by default, a floor under every
-        // back-to-back transaction. Retry soon, and keep retrying soon: the markers take a
-        // few milliseconds, and an exponential backoff turns a busy moment into a stall.
-        .set("retry.backoff.ms", "2")
-        .set("retry.backoff.max.ms", "20")
-        .set("transactional.id", transactional_id)
-        .set("transaction.timeout.ms", millis(transaction_timeout));
-    config
-}
-
-/// A consumer that sees only committed transactions and never commits offsets on its own:
-/// offsets travel with the effect (a Kafka transaction or a PostgreSQL transaction).
+/// A group member that never commits offsets on its own: offsets travel with the effect (a
+/// PostgreSQL transaction) or are committed once the commands before them are decided.
+///
+/// Reads are `read_uncommitted`: no Holdfast component writes in Kafka transactions, and the
+/// events topic's readers go by the reader rule (`holdfast_tenure`), not by transaction
+/// markers, so a foreign producer's open transaction must not hold them back (its records
+/// are void anyway). Consumers only ever see records the brokers acknowledged.
 #[must_use]
 pub fn consumer_config(args: &KafkaArgs, client_id: &str, group_id: &str) -> ClientConfig {
     let mut config = base_config(args, client_id);
     config
         .set("group.id", group_id)
-        .set("isolation.level", "read_committed")
+        .set("isolation.level", "read_uncommitted")
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
@@ -84,13 +66,14 @@ pub fn consumer_config(args: &KafkaArgs, client_id: &str, group_id: &str) -> Cli
 }
 
 /// A consumer outside any group (restores, replays, audits): partitions are assigned by hand.
+/// `read_uncommitted` like [`consumer_config`], for the same reason.
 #[must_use]
 pub fn reader_config(args: &KafkaArgs, client_id: &str) -> ClientConfig {
     let mut config = base_config(args, client_id);
     config
         // librdkafka needs a group id even for manual assignment; it is never joined.
         .set("group.id", format!("{client_id}.reader"))
-        .set("isolation.level", "read_committed")
+        .set("isolation.level", "read_uncommitted")
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
@@ -188,13 +171,9 @@ pub fn millis(duration: Duration) -> String {
     duration.as_millis().to_string()
 }
 
-/// Reads every partition of `assignment` from its given offset up to its end (the last
-/// stable offset for a `read_committed` reader made by [`reader_config`]), calling `each`
-/// with (partition, offset, payload). Blocking: call it off the async reactor.
-///
-/// A fresh consumer is made per call and partitions with nothing to read (empty, or starting
-/// at their end) are never assigned: librdkafka reports the end of such partitions, and of
-/// partitions of an earlier assignment, on its main queue, where a poll loop never sees them.
+/// Reads every partition of `assignment` from its given offset up to its end (the high
+/// watermark: every record the brokers acknowledged), calling `each` with every record.
+/// Blocking: call it off the async reactor.
 ///
 /// # Errors
 /// When Kafka fails, or the end is not reached within `deadline`.
@@ -202,7 +181,26 @@ pub fn read_to_end(
     config: &ClientConfig,
     assignment: &rdkafka::TopicPartitionList,
     deadline: Duration,
-    mut each: impl FnMut(i32, i64, &[u8]),
+    each: impl FnMut(&rdkafka::message::BorrowedMessage<'_>),
+) -> Result<(), KafkaError> {
+    read_until(config, assignment, &std::collections::HashMap::new(), deadline, each)
+}
+
+/// Like [`read_to_end`], but a partition listed in `ends` is read only up to that offset
+/// (exclusive): a restore reads up to its own claim, a writer the records before its own.
+///
+/// A fresh consumer is made per call and partitions with nothing to read (empty, or starting
+/// at their end) are never assigned: librdkafka reports the end of such partitions, and of
+/// partitions of an earlier assignment, on its main queue, where a poll loop never sees them.
+///
+/// # Errors
+/// When Kafka fails, or the ends are not reached within `deadline`.
+pub fn read_until(
+    config: &ClientConfig,
+    assignment: &rdkafka::TopicPartitionList,
+    ends: &std::collections::HashMap<i32, i64>,
+    deadline: Duration,
+    mut each: impl FnMut(&rdkafka::message::BorrowedMessage<'_>),
 ) -> Result<(), KafkaError> {
     use rdkafka::consumer::{BaseConsumer, Consumer};
     use rdkafka::message::Message;
@@ -213,6 +211,7 @@ pub fn read_to_end(
     for element in assignment.elements() {
         let (low, high) =
             reader.fetch_watermarks(element.topic(), element.partition(), Duration::from_secs(10))?;
+        let high = ends.get(&element.partition()).map_or(high, |end| high.min(*end));
         let empty = match element.offset() {
             Offset::Offset(start) => start >= high,
             Offset::End => true,
@@ -227,10 +226,10 @@ pub fn read_to_end(
         return Ok(());
     }
     reader.assign(&readable)?;
-    let mut at_end = std::collections::HashSet::new();
+    let mut done = std::collections::HashSet::new();
     let started = std::time::Instant::now();
     let mut read = 0_u32;
-    while at_end.len() < wanted {
+    while done.len() < wanted {
         // Checked every few thousand records, not per record: reading the clock shows up in
         // profiles of long replays.
         if read.is_multiple_of(4096) && started.elapsed() > deadline {
@@ -239,10 +238,20 @@ pub fn read_to_end(
         match reader.poll(Duration::from_millis(200)) {
             Some(Ok(message)) => {
                 read = read.wrapping_add(1);
-                each(message.partition(), message.offset(), message.payload().unwrap_or_default());
+                let (partition, offset) = (message.partition(), message.offset());
+                let end = ends.get(&partition).copied().unwrap_or(i64::MAX);
+                if offset < end && !done.contains(&partition) {
+                    each(&message);
+                }
+                if offset + 1 >= end && done.insert(partition) {
+                    let mut finished = TopicPartitionList::new();
+                    finished.add_partition(message.topic(), partition);
+                    // Records past the end are not wanted; stop fetching them.
+                    reader.pause(&finished)?;
+                }
             }
             Some(Err(KafkaError::PartitionEOF(partition))) => {
-                at_end.insert(partition);
+                done.insert(partition);
             }
             Some(Err(error)) => return Err(error),
             None => read = 0,

@@ -7,6 +7,7 @@
 pub mod audit;
 pub mod codec;
 pub mod config;
+pub mod headers;
 pub mod kafka;
 pub mod ops;
 pub mod partitioner;

@@ -1,44 +1,95 @@
-//! Replaying partitions of the events topic fast: one thread reads, a few decode, the caller
-//! folds — in log order.
+//! Replaying partitions of the events topic fast and by the reader rule: one thread reads and
+//! judges, a few decode, the caller folds — in log order.
 //!
-//! Decoding Avro costs more than reading the log and folding events together, so a replay
-//! that does everything on one thread is bound by that one core. [`replay`] reads with
-//! [`kafka::read_to_end`] on a thread of its own, hands chunks of raw records to decoder
-//! threads, and gives the decoded events back to the caller's closure on the calling
-//! thread in exactly the order they were read, so per-partition order — all a fold needs —
-//! is kept.
+//! The reader thread applies [`ReaderRule::admit`] to every record as it comes off the log
+//! (the rule needs nothing but the headers), so only valid records are decoded at all: void
+//! records and claims are passed on as what they are. Decoding Avro costs more than reading
+//! and folding together, so chunks of valid records go to decoder threads, and the caller's
+//! closure gets every record back on the calling thread in exactly the order it was read, so
+//! per-partition order — all a fold needs — is kept.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, PoisonError, mpsc};
 use std::time::Duration;
 
-use holdfast_domain::Event;
+use holdfast_tenure::{Mark, ReaderRule, Token, Verdict, Void};
 use rdkafka::ClientConfig;
 use rdkafka::TopicPartitionList;
 use rdkafka::error::KafkaError;
+use rdkafka::message::Message;
 
-use crate::codec::{CodecError, EventCodec};
+use crate::codec::{CodecError, EventCodec, LogRecord};
+use crate::headers::RecordHeaders;
 use crate::kafka;
 
 /// Records per chunk handed to a decoder.
 const CHUNK: usize = 2_048;
 
-/// One record of the log, decoded or not.
+/// One record of the log as the reader rule judged it.
 #[derive(Debug)]
 pub struct Replayed {
     /// Partition it was read from.
     pub partition: i32,
     /// Its offset.
     pub offset: i64,
-    /// The event, or why it could not be decoded.
-    pub event: Result<Event, CodecError>,
+    /// What it is.
+    pub entry: Entry,
 }
 
-/// Raw records read together: their payloads back to back.
+/// A record judged by the reader rule.
+#[derive(Debug)]
+pub enum Entry {
+    /// A claim: a tenure starts. Its body is not decoded.
+    Claim(Token),
+    /// A valid record, decoded (or why it could not be).
+    Valid {
+        /// The record.
+        record: Result<LogRecord, CodecError>,
+        /// The request fingerprint in its headers, if any.
+        fingerprint: Option<u64>,
+    },
+    /// A void record: skipped by every reader. Not decoded.
+    Void(Void),
+}
+
+/// What to replay: partitions with their first offsets, optional ends, and the reader rule's
+/// state at each start (the default — no tenure — when reading from a partition's beginning).
+#[derive(Debug, Default)]
+pub struct Plan {
+    /// Partitions and the offsets to start at.
+    pub assignment: TopicPartitionList,
+    /// Exclusive end offsets of partitions read only that far (others to their end).
+    pub ends: HashMap<i32, i64>,
+    /// The reader rule at each partition's start.
+    pub rules: HashMap<i32, ReaderRule>,
+}
+
+impl Plan {
+    /// Every listed partition of `topic` from its beginning to its end.
+    ///
+    /// # Errors
+    /// When the topic name is invalid.
+    pub fn from_beginning(topic: &str, partitions: impl IntoIterator<Item = i32>) -> Result<Self, KafkaError> {
+        let mut assignment = TopicPartitionList::new();
+        for partition in partitions {
+            assignment.add_partition_offset(topic, partition, rdkafka::Offset::Beginning)?;
+        }
+        Ok(Self { assignment, ..Self::default() })
+    }
+}
+
+/// What the reader thread passes on for one record: its place, and the bytes of a valid one.
+enum Judged {
+    Claim(Token),
+    Valid { bytes: std::ops::Range<usize>, fingerprint: Option<u64> },
+    Void(Void),
+}
+
+/// Records read together: the payloads of the valid ones back to back.
 struct Chunk {
     sequence: u64,
     bytes: Vec<u8>,
-    records: Vec<(i32, i64, std::ops::Range<usize>)>,
+    records: Vec<(i32, i64, Judged)>,
 }
 
 impl Chunk {
@@ -47,15 +98,15 @@ impl Chunk {
     }
 }
 
-/// Reads `assignment` to its end like [`kafka::read_to_end`] and calls `apply` with every
-/// record decoded, in the order read. Schemas the codec has not seen yet are fetched through
-/// `runtime`. Blocking: call it off the async reactor.
+/// Reads `plan` like [`kafka::read_until`], judges every record by the reader rule and calls
+/// `apply` with each, valid ones decoded, in the order read. Schemas the codec has not seen
+/// yet are fetched through `runtime`. Blocking: call it off the async reactor.
 ///
 /// # Errors
 /// When Kafka fails while reading, or `deadline` passes first.
 pub fn replay(
     config: &ClientConfig,
-    assignment: &TopicPartitionList,
+    plan: &Plan,
     deadline: Duration,
     codec: &EventCodec,
     runtime: &tokio::runtime::Handle,
@@ -68,11 +119,24 @@ pub fn replay(
 
     std::thread::scope(|scope| {
         let reader = scope.spawn(move || {
+            let mut rules = plan.rules.clone();
             let mut chunk = Chunk::new(0);
-            let read = kafka::read_to_end(config, assignment, deadline, |partition, offset, payload| {
-                let start = chunk.bytes.len();
-                chunk.bytes.extend_from_slice(payload);
-                chunk.records.push((partition, offset, start..chunk.bytes.len()));
+            let read = kafka::read_until(config, &plan.assignment, &plan.ends, deadline, |message| {
+                let headers = RecordHeaders::read(message);
+                let partition = message.partition();
+                let judged = match rules.entry(partition).or_default().admit(&headers.mark) {
+                    Verdict::Claim => match headers.mark {
+                        Mark::Claim { token } => Judged::Claim(token),
+                        _ => Judged::Void(Void::Unmarked),
+                    },
+                    Verdict::Void(why) => Judged::Void(why),
+                    Verdict::Valid => {
+                        let start = chunk.bytes.len();
+                        chunk.bytes.extend_from_slice(message.payload().unwrap_or_default());
+                        Judged::Valid { bytes: start..chunk.bytes.len(), fingerprint: headers.fingerprint }
+                    }
+                };
+                chunk.records.push((partition, message.offset(), judged));
                 if chunk.records.len() == CHUNK {
                     let next = Chunk::new(chunk.sequence + 1);
                     // A closed channel means the decoders are gone; the read ends below.
@@ -91,18 +155,25 @@ pub fn replay(
                 loop {
                     let next = raw_rx.lock().unwrap_or_else(PoisonError::into_inner).recv();
                     let Ok(chunk) = next else { return };
-                    let events = chunk
+                    let entries = chunk
                         .records
                         .into_iter()
-                        .map(|(partition, offset, range)| {
-                            let bytes = &chunk.bytes[range];
-                            let event = codec
-                                .decode_cached(bytes)
-                                .unwrap_or_else(|| runtime.block_on(codec.decode(bytes)));
-                            Replayed { partition, offset, event }
+                        .map(|(partition, offset, judged)| {
+                            let entry = match judged {
+                                Judged::Claim(token) => Entry::Claim(token),
+                                Judged::Void(why) => Entry::Void(why),
+                                Judged::Valid { bytes, fingerprint } => {
+                                    let bytes = &chunk.bytes[bytes];
+                                    let record = codec
+                                        .decode_record_cached(bytes)
+                                        .unwrap_or_else(|| runtime.block_on(codec.decode_record(bytes)));
+                                    Entry::Valid { record, fingerprint }
+                                }
+                            };
+                            Replayed { partition, offset, entry }
                         })
                         .collect();
-                    if decoded_tx.send((chunk.sequence, events)).is_err() {
+                    if decoded_tx.send((chunk.sequence, entries)).is_err() {
                         return;
                     }
                 }
@@ -113,10 +184,10 @@ pub fn replay(
         // Chunks arrive in any order from the decoders; hand them on in sequence.
         let mut waiting: BTreeMap<u64, Vec<Replayed>> = BTreeMap::new();
         let mut next = 0;
-        for (sequence, events) in decoded_rx {
-            waiting.insert(sequence, events);
-            while let Some(events) = waiting.remove(&next) {
-                events.into_iter().for_each(&mut apply);
+        for (sequence, entries) in decoded_rx {
+            waiting.insert(sequence, entries);
+            while let Some(entries) = waiting.remove(&next) {
+                entries.into_iter().for_each(&mut apply);
                 next += 1;
             }
         }

@@ -304,3 +304,97 @@ pub fn run_then_sigterm(binary: &str, env: &[(&str, &str)]) -> Result<std::proce
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// Appends records to an events topic the way a partition's owner does — a claim, then
+/// records of its tenure with the next sequence numbers — and also records no writer of the
+/// protocol would count (a zombie's, an out-of-sequence one), for tests of every reader.
+#[derive(Debug)]
+pub struct LogWriter {
+    producer: LogProducer,
+    topic: String,
+    codec: std::sync::Arc<crate::codec::EventCodec>,
+    tenures: std::collections::HashMap<i32, holdfast_tenure::Writer>,
+}
+
+/// librdkafka's producer has no `Debug`.
+struct LogProducer(rdkafka::producer::FutureProducer);
+
+impl std::fmt::Debug for LogProducer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("FutureProducer")
+    }
+}
+
+impl LogWriter {
+    /// A writer of `topic` encoding with `codec` (registered).
+    ///
+    /// # Panics
+    /// When the producer cannot be created.
+    #[must_use]
+    pub fn new(kafka: &KafkaArgs, topic: &str, codec: std::sync::Arc<crate::codec::EventCodec>) -> Self {
+        let producer = crate::kafka::producer_config(kafka, "holdfast-test-log").create().expect("producer");
+        Self { producer: LogProducer(producer), topic: topic.to_owned(), codec, tenures: Default::default() }
+    }
+
+    /// Appends a claim to `partition` with a fresh token; later [`Self::event`]s belong to it.
+    /// Returns the claim's offset.
+    ///
+    /// # Panics
+    /// When Kafka does not take the record.
+    pub async fn claim(&mut self, partition: i32) -> i64 {
+        let token = holdfast_tenure::Token::fresh();
+        let claim = crate::codec::ClaimRecord {
+            token,
+            partition,
+            owner: "test".to_owned(),
+            address: None,
+            claimed_at: time::OffsetDateTime::now_utc(),
+        };
+        let payload = self.codec.encode_claim(&claim).expect("claim encoded");
+        let offset = self.send(partition, "claim", &payload, holdfast_tenure::Mark::Claim { token }).await;
+        self.tenures.insert(partition, holdfast_tenure::Writer::new(token, offset));
+        offset
+    }
+
+    /// Appends `event` to its resource's partition as the next valid record of the current
+    /// tenure there (claiming first when there is none). Returns (partition, offset).
+    ///
+    /// # Panics
+    /// When Kafka does not take the record.
+    pub async fn event(&mut self, event: &holdfast_domain::Event, partitions: i32) -> (i32, i64) {
+        let key = event.envelope.resource_id.as_str().to_owned();
+        let partition = crate::partitioner::partition_for(key.as_bytes(), partitions);
+        if !self.tenures.contains_key(&partition) {
+            self.claim(partition).await;
+        }
+        let mark = self.tenures.get_mut(&partition).map(holdfast_tenure::Writer::next).expect("tenure");
+        let payload = self.codec.encode(event).expect("event encoded");
+        (partition, self.send(partition, &key, &payload, mark).await)
+    }
+
+    /// Appends `payload` to `partition` under any `mark` (a zombie's token, a wrong sequence
+    /// number, none). Returns its offset.
+    ///
+    /// # Panics
+    /// When Kafka does not take the record.
+    pub async fn raw(&self, partition: i32, key: &str, payload: &[u8], mark: holdfast_tenure::Mark) -> i64 {
+        self.send(partition, key, payload, mark).await
+    }
+
+    /// The token of the current tenure of `partition`, if this writer claimed it.
+    #[must_use]
+    pub fn token(&self, partition: i32) -> Option<holdfast_tenure::Token> {
+        self.tenures.get(&partition).map(holdfast_tenure::Writer::token)
+    }
+
+    async fn send(&self, partition: i32, key: &str, payload: &[u8], mark: holdfast_tenure::Mark) -> i64 {
+        let headers = crate::headers::RecordHeaders { mark, fingerprint: None }.to_kafka();
+        let record = rdkafka::producer::FutureRecord::to(&self.topic)
+            .partition(partition)
+            .key(key)
+            .payload(payload)
+            .headers(headers);
+        let delivered = self.producer.0.send(record, Duration::from_secs(30)).await.expect("appended");
+        delivered.offset
+    }
+}

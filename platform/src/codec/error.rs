@@ -101,17 +101,17 @@ pub enum CodecError {
     },
     /// [`super::EventCodec::encode`] was called before
     /// [`super::EventCodec::register_all`] succeeded: a start-up ordering bug. Register first.
-    #[error("no schema id for {event_type}: call register_all at start-up")]
+    #[error("no schema id for {record}: call register_all at start-up")]
     NotRegistered {
-        /// The event type that has no id yet.
-        event_type: EventType,
+        /// The record (event type or protocol record) that has no id yet.
+        record: String,
     },
     /// The Avro writer refused a value built by the mapping: a defect in this module (the
     /// unit tests check every event type). Report it; the event cannot be written.
-    #[error("cannot encode {event_type}: {detail}")]
+    #[error("cannot encode {record}: {detail}")]
     Encode {
-        /// The event type.
-        event_type: EventType,
+        /// The record (event type or protocol record).
+        record: String,
         /// What the Avro writer reported.
         detail: String,
     },

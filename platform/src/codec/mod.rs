@@ -21,6 +21,7 @@
 mod direct;
 mod error;
 mod fields;
+pub mod log;
 pub mod mapping;
 mod record;
 mod registry;
@@ -40,6 +41,7 @@ use apache_avro::Schema;
 use holdfast_domain::{Event, EventType};
 
 pub use error::CodecError;
+pub use log::{ClaimRecord, LogRecord, Protocol, RejectedRecord};
 pub use mapping::{from_avro, to_avro};
 pub use registry::COMPATIBILITY;
 
@@ -61,6 +63,8 @@ pub struct EventCodec {
     catalogue: Arc<Catalogue>,
     /// Schema id of each event type's current schema, in [`EventType::ALL`] order.
     ids: [AtomicU64; EventType::ALL.len()],
+    /// The protocol records' schemas and ids, in [`Protocol::ALL`] order.
+    protocol: [(Schema, AtomicU64); 2],
     /// Writer schemas by id: ours after registration, others as records name them.
     writers: RwLock<HashMap<u32, Arc<Writer>, BuildHasherDefault<IdHasher>>>,
     /// Serialises fetches of unknown ids so each is fetched once.
@@ -74,6 +78,8 @@ struct Writer {
     schema: Schema,
     /// Its event type, or the full record name it has when it is not a Holdfast event.
     event_type: Result<EventType, String>,
+    /// The protocol record it describes, if it is one.
+    protocol: Option<Protocol>,
     /// Whether it differs in shape from the current schema (then values are resolved).
     needs_resolution: bool,
     /// How its records can be read directly (when they need no resolution).
@@ -104,8 +110,8 @@ impl Hasher for IdHasher {
 /// One subject [`EventCodec::register_all`] registered.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Registration {
-    /// The event type.
-    pub event_type: EventType,
+    /// The record's full Avro name.
+    pub record: String,
     /// `<topic>-<record full name>`.
     pub subject: String,
     /// The id the registry gave the current schema.
@@ -119,11 +125,13 @@ impl EventCodec {
     /// [`CodecError::InvalidSchema`] when an embedded schema does not parse (a build defect),
     /// or a registry error when the HTTP client cannot be built.
     pub fn new(args: &RegistryArgs, events_topic: &str) -> Result<Self, CodecError> {
+        let [claim, rejected] = log::schemas()?;
         Ok(Self {
             topic: events_topic.to_owned(),
             registry: registry::Registry::new(args)?,
             catalogue: Arc::new(schemas::catalogue()?.clone()),
             ids: std::array::from_fn(|_| AtomicU64::new(NO_ID)),
+            protocol: [(claim, AtomicU64::new(NO_ID)), (rejected, AtomicU64::new(NO_ID))],
             writers: RwLock::new(HashMap::default()),
             fetching: tokio::sync::Mutex::new(()),
         })
@@ -159,9 +167,10 @@ impl EventCodec {
         u32::try_from(self.ids[schemas::index(event_type)].load(Ordering::Acquire)).ok()
     }
 
-    /// Start-up: for every event type, pins the subject's compatibility to
-    /// `BACKWARD_TRANSITIVE` (checked by reading it back), registers the current schema
-    /// (the registry refuses an incompatible one) and caches its id. Idempotent.
+    /// Start-up: for every event type and both protocol records ([`Protocol`]), pins the
+    /// subject's compatibility to `BACKWARD_TRANSITIVE` (checked by reading it back), registers
+    /// the current schema (the registry refuses an incompatible one) and caches its id.
+    /// Idempotent.
     ///
     /// # Errors
     /// [`CodecError::RegistryUnreachable`] (retry), or [`CodecError::Registry`] when the
@@ -180,9 +189,82 @@ impl EventCodec {
             self.remember(schema_id, current);
             self.ids[schemas::index(event_type)].store(u64::from(schema_id), Ordering::Release);
             tracing::info!(%subject, schema_id, "registered event schema");
-            registered.push(Registration { event_type, subject, schema_id });
+            registered.push(Registration { record: full_name, subject, schema_id });
+        }
+        for protocol in Protocol::ALL {
+            let full_name = protocol.full_name();
+            let subject = format!("{}-{full_name}", self.topic);
+            self.registry.pin_compatibility(&subject).await?;
+            let schema_id = self.registry.register(&self.topic, full_name, protocol.source()).await?;
+            let (schema, id) = &self.protocol[protocol.index()];
+            self.remember(schema_id, schema.clone());
+            id.store(u64::from(schema_id), Ordering::Release);
+            tracing::info!(%subject, schema_id, "registered log record schema");
+            registered.push(Registration { record: full_name.to_owned(), subject, schema_id });
         }
         Ok(registered)
+    }
+
+    /// A claim in the Confluent wire format. No I/O.
+    ///
+    /// # Errors
+    /// [`CodecError::NotRegistered`] before [`Self::register_all`]; [`CodecError::Encode`] when
+    /// the record does not fit its schema (a defect).
+    pub fn encode_claim(&self, claim: &ClaimRecord) -> Result<Vec<u8>, CodecError> {
+        self.encode_protocol(Protocol::Claim, &log::claim_value(claim))
+    }
+
+    /// A refused command in the Confluent wire format. No I/O.
+    ///
+    /// # Errors
+    /// As [`Self::encode_claim`].
+    pub fn encode_rejected(&self, record: &RejectedRecord) -> Result<Vec<u8>, CodecError> {
+        self.encode_protocol(Protocol::Rejected, &log::rejected_value(record)?)
+    }
+
+    fn encode_protocol(&self, protocol: Protocol, value: &apache_avro::types::Value) -> Result<Vec<u8>, CodecError> {
+        let (schema, id) = &self.protocol[protocol.index()];
+        let record = || protocol.full_name().to_owned();
+        let schema_id = u32::try_from(id.load(Ordering::Acquire))
+            .map_err(|_| CodecError::NotRegistered { record: record() })?;
+        wire::encode(schema_id, schema, value).map_err(|detail| CodecError::Encode { record: record(), detail })
+    }
+
+    /// Any record of the events topic: an event, a refused command or a claim. Fetches an
+    /// unseen writer schema once, like [`Self::decode`].
+    ///
+    /// # Errors
+    /// As [`Self::decode`].
+    pub async fn decode_record(&self, bytes: &[u8]) -> Result<LogRecord, CodecError> {
+        let (schema_id, body) = wire::split(bytes)?;
+        let writer = match self.cached(schema_id) {
+            Some(writer) => writer,
+            None => self.fetch(schema_id).await?,
+        };
+        self.decode_record_with(&writer, schema_id, body)
+    }
+
+    /// [`Self::decode_record`] without waiting; `None` when the writer schema must be fetched.
+    pub fn decode_record_cached(&self, bytes: &[u8]) -> Option<Result<LogRecord, CodecError>> {
+        let (schema_id, body) = match wire::split(bytes) {
+            Ok(split) => split,
+            Err(error) => return Some(Err(error)),
+        };
+        let writer = self.cached(schema_id)?;
+        Some(self.decode_record_with(&writer, schema_id, body))
+    }
+
+    fn decode_record_with(&self, writer: &Writer, schema_id: u32, body: &[u8]) -> Result<LogRecord, CodecError> {
+        match writer.protocol {
+            None => self.decode_with(writer, schema_id, body).map(LogRecord::Event),
+            Some(protocol) => {
+                let value = wire::decode(schema_id, &writer.schema, body)?;
+                match protocol {
+                    Protocol::Claim => log::claim_from(value).map(LogRecord::Claim),
+                    Protocol::Rejected => log::rejected_from(value).map(LogRecord::Rejected),
+                }
+            }
+        }
     }
 
     /// `event` in the Confluent wire format under its current schema. No I/O.
@@ -193,12 +275,14 @@ impl EventCodec {
     /// version other than the current one; [`CodecError::Encode`] on a mapping defect.
     pub fn encode(&self, event: &Event) -> Result<Vec<u8>, CodecError> {
         let event_type = mapping::writable_type(event)?;
-        let schema_id = self.schema_id(event_type).ok_or(CodecError::NotRegistered { event_type })?;
+        let schema_id = self
+            .schema_id(event_type)
+            .ok_or_else(|| CodecError::NotRegistered { record: event_type.to_string() })?;
         let mut buf = wire::start(schema_id);
         let schema = self.catalogue.schema(event_type);
         // A candidate's fields the event does not carry are written with their defaults.
         direct::write(&mut buf, schema, self.catalogue.layout(event_type), event)
-            .map_err(|e| CodecError::Encode { event_type, detail: e.to_string() })?;
+            .map_err(|e| CodecError::Encode { record: event_type.to_string(), detail: e.to_string() })?;
         Ok(buf)
     }
 
@@ -280,6 +364,7 @@ impl EventCodec {
             Some(name) => schemas::event_type_of(name).ok_or_else(|| name.fullname(None)),
             None => Err(format!("(an unnamed schema, id {id})")),
         };
+        let protocol = event_type.as_ref().err().and_then(|name| Protocol::of(name));
         let canonical = schema.canonical_form();
         let (needs_resolution, positional) = match &event_type {
             Ok(t) => (
@@ -289,7 +374,7 @@ impl EventCodec {
             Err(_) => (false, false),
         };
         let layout = direct::Layout { self_contained: schemas::is_self_contained(&schema), positional };
-        let writer = Arc::new(Writer { schema, event_type, needs_resolution, layout });
+        let writer = Arc::new(Writer { schema, event_type, protocol, needs_resolution, layout });
         self.writers.write().unwrap_or_else(PoisonError::into_inner).insert(id, Arc::clone(&writer));
         writer
     }
