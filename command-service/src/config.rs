@@ -9,7 +9,7 @@ use holdfast_platform::{KafkaArgs, RegistryArgs, TelemetryArgs, TopicArgs};
 
 /// Settings of the command service.
 #[derive(Debug, Clone, Parser)]
-#[command(name = "command-service", version, about = "Holdfast command API and partition processors")]
+#[command(name = "command-service", version, about = "Holdfast command API and partition owners")]
 pub struct Config {
     /// Address the HTTP API listens on.
     #[arg(long, env = "HOLDFAST_COMMAND_LISTEN", default_value = "127.0.0.1:8080")]
@@ -26,35 +26,34 @@ pub struct Config {
     /// Logging and shutdown.
     #[command(flatten)]
     pub telemetry: TelemetryArgs,
-    /// This instance's name: its transactional id and client ids derive from it. Give each
-    /// replica a stable one (the pod name) so a restarted instance fences its predecessor at
-    /// once; by default a random one is made.
+    /// This instance's name, in its claims and client ids. Give each replica a stable one (the
+    /// pod name) so logs and claims say which replica owned what; by default a random one.
     #[arg(long, env = "HOLDFAST_INSTANCE_ID")]
     pub instance_id: Option<String>,
-    /// How long a request waits for its decision before it is answered 202 Accepted.
+    /// The address other instances reach this one's command API at (host:port), written into
+    /// its claims. Defaults to the address the API listens on.
+    #[arg(long, env = "HOLDFAST_ADVERTISED_ADDRESS")]
+    pub advertised_address: Option<String>,
+    /// How long a request waits for its decision. Past it, a command queued on the commands
+    /// topic is answered 202 Accepted; one decided here but not yet confirmed in the log, 503.
     #[arg(long, env = "HOLDFAST_COMMAND_WAIT", default_value = "5s", value_parser = parse_duration)]
     pub command_wait: Duration,
-    /// Partition processors in this instance. Each is a member of the processors' consumer
-    /// group with a transactional id of its own (`<instance>-p<n>`), so the partitions an
-    /// instance owns are split among them and their transactions run side by side.
-    /// librdkafka sends one partition per produce request, at most five in flight per
-    /// connection: a transaction touching many partitions is a queue of round trips, and
-    /// several processors are several connections.
-    #[arg(long, env = "HOLDFAST_PROCESSORS", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
-    pub processors: u16,
-    /// Most commands decided in one Kafka transaction.
-    #[arg(long, env = "HOLDFAST_MAX_BATCH", default_value_t = 2000)]
-    pub max_batch: usize,
-    /// Broker-side timeout of a processor's transaction: how long a dead processor's open
-    /// transaction can hold back readers of its partitions.
-    #[arg(long, env = "HOLDFAST_TRANSACTION_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
-    pub transaction_timeout: Duration,
-    /// Consumer-group session timeout: how soon a silent processor loses its partitions.
+    /// Producers the partition owners append through (one connection each, partitions spread
+    /// over them). librdkafka sends one partition per produce request with at most five in
+    /// flight per connection, so an instance owning many partitions needs a few.
+    #[arg(long, env = "HOLDFAST_APPEND_PRODUCERS", default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=32))]
+    pub append_producers: u16,
+    /// Consumer-group session timeout: how soon a silent instance loses its partitions.
     #[arg(long, env = "HOLDFAST_SESSION_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub session_timeout: Duration,
     /// How long outcomes are remembered for retries with the same idempotency key.
     #[arg(long, env = "HOLDFAST_IDEMPOTENCY_WINDOW", default_value = "60m", value_parser = parse_duration)]
     pub idempotency_window: Duration,
+    /// Most outcomes remembered per partition (the oldest are forgotten first). Beyond the
+    /// window or this bound the domain itself is idempotent: the same hold, confirmation or
+    /// cancellation again changes nothing.
+    #[arg(long, env = "HOLDFAST_IDEMPOTENCY_CAPACITY", default_value_t = 10_000)]
+    pub idempotency_capacity: usize,
     /// Commands in flight above which new requests are refused with 429.
     #[arg(long, env = "HOLDFAST_MAX_IN_FLIGHT", default_value_t = 20_000)]
     pub max_in_flight: usize,

@@ -1,30 +1,42 @@
-//! The HTTP side of the command path: sends a command to the partition that owns its
-//! resource and waits, bounded, for its committed outcome.
+//! The HTTP side of the command path: hands a command to the lane that owns its partition when
+//! that lane runs in this instance, and otherwise queues it on the commands topic for the
+//! partition's owner and waits, bounded, for the outcome on this instance's replies partition.
 //!
-//! Outcomes reach the [`Dispatcher`] in-process from this instance's partition processors
-//! (right after their transaction commits) and from the replies topic for commands decided
-//! by other instances. Recent outcomes are kept so that a retry with the same idempotency key
-//! is answered without a second decision, and so that a caller who got `202 Accepted` can poll.
+//! Recent outcomes are kept so that a retry with the same idempotency key is answered without
+//! a second decision, and so that a caller who got `202 Accepted` can poll.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use holdfast_platform::partitioner::partition_for;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
 use crate::envelope::{CommandEnvelope, Outcome};
+use crate::lane::core::Answer;
+use crate::lane::{Caller, Reply};
 use crate::metrics::Metrics;
+use crate::owners::Owners;
 
 /// Why a command has no outcome to show (yet).
 #[derive(Debug, thiserror::Error)]
 pub enum SubmitError {
-    /// The command was handed to its partition but not decided within the wait; the caller
-    /// should poll `/v1/commands/{command_id}` (or retry with the same idempotency key).
+    /// The command sits in the commands topic (acknowledged by Kafka) but was not decided
+    /// within the wait; the caller should poll `/v1/commands/{command_id}` (or retry with the
+    /// same idempotency key).
     #[error("command {command_id} accepted but not decided yet")]
     Pending {
         /// The command to poll for.
+        command_id: Uuid,
+    },
+    /// The command may or may not have been decided: its append failed or is unclear, its
+    /// owner was fenced, or the wait ended before the decision was confirmed. The caller
+    /// retries with the same idempotency key and gets the outcome if there is one.
+    #[error("the decision of command {command_id} could not be confirmed")]
+    Undecided {
+        /// The command.
         command_id: Uuid,
     },
     /// The command could not be handed to Kafka; nothing was decided. Retry later.
@@ -34,10 +46,22 @@ pub enum SubmitError {
 
 type Waiters = HashMap<Uuid, Vec<oneshot::Sender<Arc<Outcome>>>>;
 
+/// Where this instance's commands go.
+#[derive(Debug, Clone)]
+pub struct Route {
+    /// The commands topic.
+    pub commands_topic: String,
+    /// Its partition count (the same as the events topic's).
+    pub partitions: i32,
+    /// The replies partition this instance follows.
+    pub reply_partition: i32,
+}
+
 /// Sends commands and matches outcomes to the callers waiting for them.
 pub struct Dispatcher {
     producer: FutureProducer,
-    commands_topic: String,
+    route: Route,
+    owners: Arc<Owners>,
     wait: Duration,
     waiters: Mutex<Waiters>,
     recent: Mutex<RecentOutcomes>,
@@ -46,24 +70,26 @@ pub struct Dispatcher {
 
 impl std::fmt::Debug for Dispatcher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Dispatcher").field("commands_topic", &self.commands_topic).finish_non_exhaustive()
+        f.debug_struct("Dispatcher").field("route", &self.route).finish_non_exhaustive()
     }
 }
 
 impl Dispatcher {
-    /// A dispatcher producing to `commands_topic` that waits up to `wait` for outcomes and
-    /// remembers the last `remember` outcomes.
+    /// A dispatcher for `route` that hands commands to the lanes in `owners`, produces the others
+    /// with `producer`, waits up to `wait` for outcomes and remembers the last `remember`.
     #[must_use]
     pub fn new(
         producer: FutureProducer,
-        commands_topic: String,
+        route: Route,
+        owners: Arc<Owners>,
         wait: Duration,
         remember: usize,
         metrics: Metrics,
     ) -> Self {
         Self {
             producer,
-            commands_topic,
+            route,
+            owners,
             wait,
             waiters: Mutex::new(HashMap::new()),
             recent: Mutex::new(RecentOutcomes::new(remember)),
@@ -71,36 +97,68 @@ impl Dispatcher {
         }
     }
 
-    /// Sends `envelope` to its partition and waits for the committed outcome.
+    /// The replies partition this instance follows.
+    #[must_use]
+    pub fn reply_partition(&self) -> i32 {
+        self.route.reply_partition
+    }
+
+    /// Decides `envelope` through its partition's owner and waits for the outcome.
     ///
     /// # Errors
-    /// [`SubmitError::Pending`] when the outcome takes longer than the wait,
-    /// [`SubmitError::Unavailable`] when Kafka does not take the command.
+    /// See [`SubmitError`].
     pub async fn submit(&self, envelope: &CommandEnvelope) -> Result<Arc<Outcome>, SubmitError> {
         let command_id = envelope.meta.command_id;
         if let Some(known) = self.outcome(command_id) {
             return Ok(known);
         }
+        let _in_flight = self.metrics.in_flight.guard();
+        // One deadline for the whole request, whichever way the command goes.
+        let deadline = tokio::time::Instant::now() + self.wait;
+        let key = envelope.command.resource_id().as_str().as_bytes();
+        let partition = partition_for(key, self.route.partitions);
+        if let Some(lane) = self.owners.ready(partition) {
+            let (reply, answer) = oneshot::channel();
+            if lane.send(envelope.clone(), Caller::Http(reply)).is_ok() {
+                match tokio::time::timeout_at(deadline, answer).await {
+                    Ok(Ok(Reply::Answer(Answer::Decided(outcome)))) => {
+                        self.remember(&outcome);
+                        return Ok(outcome);
+                    }
+                    Ok(Ok(Reply::Answer(Answer::Undecided))) | Err(_) => {
+                        return Err(SubmitError::Undecided { command_id });
+                    }
+                    // The lane gave the partition up before deciding: the other way.
+                    Ok(Ok(Reply::NotOwner) | Err(_)) => {}
+                }
+            }
+        }
+        self.through_topic(envelope, deadline).await
+    }
+
+    /// Queues the command on the commands topic and waits for its outcome until `deadline`.
+    async fn through_topic(
+        &self,
+        envelope: &CommandEnvelope,
+        deadline: tokio::time::Instant,
+    ) -> Result<Arc<Outcome>, SubmitError> {
+        let command_id = envelope.meta.command_id;
         let (sender, receiver) = oneshot::channel();
         lock(&self.waiters).entry(command_id).or_default().push(sender);
-        let _in_flight = self.metrics.in_flight.guard();
-
-        // One deadline for queueing the command and waiting for its outcome, so a slow
-        // produce cannot stretch the request past the wait (and into the request timeout).
-        let deadline = tokio::time::Instant::now() + self.wait;
-        let payload = serde_json::to_vec(envelope).map_err(|e| SubmitError::Unavailable(e.to_string()))?;
+        let envelope = CommandEnvelope { reply_to: Some(self.route.reply_partition), ..envelope.clone() };
+        let payload = serde_json::to_vec(&envelope).map_err(|e| SubmitError::Unavailable(e.to_string()))?;
         let key = envelope.command.resource_id().as_str();
-        let record = FutureRecord::to(&self.commands_topic).key(key).payload(&payload);
+        let record = FutureRecord::to(&self.route.commands_topic).key(key).payload(&payload);
         match tokio::time::timeout_at(deadline, self.producer.send(record, self.wait)).await {
             Ok(Ok(_)) => {}
             Ok(Err((error, _))) => {
                 self.forget_closed(command_id);
                 return Err(SubmitError::Unavailable(error.to_string()));
             }
-            // Still being delivered: it may yet be decided, so the caller polls for it.
+            // Not acknowledged yet: it may still land and be decided, so this is no 202.
             Err(_) => {
                 self.forget_closed(command_id);
-                return Err(SubmitError::Pending { command_id });
+                return Err(SubmitError::Undecided { command_id });
             }
         }
         match tokio::time::timeout_at(deadline, receiver).await {
@@ -113,13 +171,10 @@ impl Dispatcher {
         }
     }
 
-    /// Records a committed outcome and wakes everyone waiting for it.
+    /// Records an outcome published by another instance and wakes everyone waiting for it.
     pub fn resolve(&self, outcome: Outcome) {
         let outcome = Arc::new(outcome);
-        // A refused reuse of a key must not replace the outcome the key's owner will retry for.
-        if !matches!(outcome.verdict, crate::envelope::Verdict::KeyReused) {
-            lock(&self.recent).insert(Arc::clone(&outcome));
-        }
+        self.remember(&outcome);
         if let Some(senders) = lock(&self.waiters).remove(&outcome.command_id) {
             for sender in senders {
                 let _ = sender.send(Arc::clone(&outcome));
@@ -131,6 +186,10 @@ impl Dispatcher {
     #[must_use]
     pub fn outcome(&self, command_id: Uuid) -> Option<Arc<Outcome>> {
         lock(&self.recent).get(command_id)
+    }
+
+    fn remember(&self, outcome: &Arc<Outcome>) {
+        lock(&self.recent).insert(Arc::clone(outcome));
     }
 
     /// Drops waiters whose callers have gone.
@@ -163,10 +222,14 @@ impl RecentOutcomes {
         Self { capacity: capacity.max(1), order: VecDeque::new(), by_id: HashMap::new() }
     }
 
+    /// Keeps the first outcome of a command id: a later one (a repeat after a move) never
+    /// replaces what a caller may already have been told.
     fn insert(&mut self, outcome: Arc<Outcome>) {
-        if self.by_id.insert(outcome.command_id, Arc::clone(&outcome)).is_none() {
-            self.order.push_back(outcome.command_id);
+        if self.by_id.contains_key(&outcome.command_id) {
+            return;
         }
+        self.by_id.insert(outcome.command_id, Arc::clone(&outcome));
+        self.order.push_back(outcome.command_id);
         while self.order.len() > self.capacity {
             if let Some(oldest) = self.order.pop_front() {
                 self.by_id.remove(&oldest);

@@ -29,6 +29,10 @@ pub struct CommandEnvelope {
     /// When the edge accepted the request.
     #[serde(with = "time::serde::rfc3339")]
     pub submitted_at: OffsetDateTime,
+    /// The replies partition the submitting instance follows, when the command travels
+    /// through the commands topic; the owner publishes the outcome there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<i32>,
 }
 
 /// How far the events partition of a resource had come when an outcome was decided: the next

@@ -1,5 +1,5 @@
-//! Holdfast's command service: the HTTP command API and the partition processors that are
-//! the single writers of the events topic.
+//! Holdfast's command service: the HTTP command API and the owners of the events log's
+//! partitions, each the single writer of its partition, fenced in the log itself.
 //!
 //! [`run`] is the whole service; `main` only parses configuration and calls it, and tests
 //! start it in-process on a port-0 listener.
@@ -8,29 +8,37 @@ pub mod config;
 pub mod dispatch;
 pub mod envelope;
 pub mod http;
+pub mod lane;
 pub mod metrics;
-pub mod processor;
+pub mod owners;
+pub mod ownership;
+pub mod rebalance;
 pub mod replies;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use holdfast_platform::codec::EventCodec;
-use holdfast_platform::kafka::{KafkaProbe, producer_config};
+use holdfast_platform::kafka::{KafkaProbe, producer_config, reader_config};
 use holdfast_platform::topics::{TopicError, TopicLayout};
 use holdfast_platform::{Ops, Readiness, ServiceError, Shutdown, retry, service};
 use tokio::net::TcpListener;
 
 pub use crate::config::Config;
-use crate::dispatch::Dispatcher;
+use crate::dispatch::{Dispatcher, Route};
+use crate::lane::LaneContext;
+use crate::lane::append::Appender;
+use crate::lane::restore::Restorer;
+use crate::lane::state::Memory;
 use crate::metrics::Metrics;
-use crate::processor::{ProcessorSettings, ProcessorShared};
+use crate::owners::Owners;
+use crate::ownership::MemberSettings;
 
 /// Outcomes each instance keeps for polling and retries, beyond its partitions' own.
 const RECENT_OUTCOMES: usize = 200_000;
 
 /// Runs the command service on `listener` until `shutdown` is cancelled. Needs a multi-threaded
-/// Tokio runtime: the partition processor blocks a thread of its own and calls back into it.
+/// Tokio runtime: the group member blocks a thread of its own and calls back into it.
 ///
 /// # Errors
 /// When a client cannot be created, the topics do not match the configuration, a background
@@ -41,28 +49,35 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> R
         .instance_id
         .clone()
         .unwrap_or_else(|| format!("command-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]));
+    let address = config.advertised_address.clone().or_else(|| listener.local_addr().ok().map(|a| a.to_string()));
+    let owners = Arc::new(Owners::default());
     let topics_ready = Arc::new(AtomicBool::new(false));
     let schemas_ready = Arc::new(AtomicBool::new(false));
-    let lanes_ready: Arc<[Arc<AtomicBool>]> =
-        (0..config.processors).map(|_| Arc::new(AtomicBool::new(false))).collect();
+    let joined = Arc::new(AtomicBool::new(false));
     let readiness = Readiness::default()
         .with_kafka(KafkaProbe::new(&config.kafka, &format!("{instance}-probe"))?)
         .with_flag("topics", Arc::clone(&topics_ready), "topics not provisioned yet")
         .with_flag("schemas", Arc::clone(&schemas_ready), "event schemas not registered yet")
         .with("partitions", {
-            let lanes = Arc::clone(&lanes_ready);
+            let (owners, joined) = (Arc::clone(&owners), Arc::clone(&joined));
             move || {
-                let restored = lanes.iter().all(|ready| ready.load(Ordering::Acquire));
+                let restored = joined.load(Ordering::Acquire) && owners.all_ready();
                 async move {
-                    if restored { Ok(()) } else { Err("assigned partitions not restored yet".to_owned()) }
+                    if restored { Ok(()) } else { Err("assigned partitions not claimed and restored yet".to_owned()) }
                 }
             }
         });
     let ops = Ops::new("command-service", readiness);
     let metrics = Metrics::register(&ops.registry).map_err(anyhow::Error::new)?;
+    let route = Route {
+        commands_topic: layout.commands.clone(),
+        partitions: layout.partitions,
+        reply_partition: replies::partition_of(&instance, layout.partitions),
+    };
     let dispatcher = Arc::new(Dispatcher::new(
         producer_config(&config.kafka, &format!("{instance}-commands")).create()?,
-        layout.commands.clone(),
+        route,
+        Arc::clone(&owners),
         config.command_wait,
         RECENT_OUTCOMES,
         metrics.clone(),
@@ -73,24 +88,44 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> R
         .with_request_timeout(config.command_wait + std::time::Duration::from_secs(5));
     let router = http::router(state).merge(ops.router());
 
-    let settings = ProcessorSettings {
-        kafka: config.kafka.clone(),
-        layout: layout.clone(),
-        group_id: format!("{}holdfast.command-processors", config.topics.topic_prefix),
-        transactional_id: String::new(),
-        transaction_timeout: config.transaction_timeout,
-        max_batch: config.max_batch,
-        idempotency_window: time::Duration::try_from(config.idempotency_window)
-            .unwrap_or(time::Duration::HOUR),
-        session_timeout: config.session_timeout,
+    let memory = Memory {
+        window: time::Duration::try_from(config.idempotency_window).unwrap_or(time::Duration::HOUR),
+        capacity: config.idempotency_capacity,
     };
-    let replies_dispatcher = Arc::clone(&dispatcher);
-    let shared = ProcessorShared {
-        codec: Arc::clone(&codec),
-        dispatcher,
+    let (events_tx, events) = std::sync::mpsc::channel();
+    let context = Arc::new(LaneContext {
+        appender: Appender::new(
+            &config.kafka,
+            &instance,
+            usize::from(config.append_producers),
+            &layout.events,
+            Arc::clone(&codec),
+            metrics.clone(),
+        )?,
+        restorer: Arc::new(Restorer::new(
+            &config.kafka,
+            &format!("{instance}-restore"),
+            &layout.events,
+            Arc::clone(&codec),
+            tokio::runtime::Handle::current(),
+            memory,
+        )),
+        reader: reader_config(&config.kafka, &format!("{instance}-gaps")),
+        replies: producer_config(&config.kafka, &format!("{instance}-replies-out")).create()?,
+        replies_topic: layout.replies.clone(),
+        instance: instance.clone(),
+        address,
         metrics,
-        ready: Arc::new(AtomicBool::new(false)),
-        runtime: tokio::runtime::Handle::current(),
+        events: events_tx,
+        shutdown: shutdown.clone(),
+        tasks: tokio_util::task::TaskTracker::new(),
+    });
+    let member = MemberSettings {
+        kafka: config.kafka.clone(),
+        client_id: format!("{instance}-member"),
+        topic: layout.commands.clone(),
+        group_id: format!("{}holdfast.command-owners", config.topics.topic_prefix),
+        session_timeout: config.session_timeout,
     };
     let background = async {
         provision_topics(&config, &layout, &shutdown)
@@ -101,31 +136,20 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> R
             return Ok(());
         }
         schemas_ready.store(true, Ordering::Release);
-        let processors = futures::future::join_all(lanes_ready.iter().enumerate().map(|(lane, ready)| {
-            let settings =
-                ProcessorSettings { transactional_id: format!("{instance}-p{lane}"), ..settings.clone() };
-            let shared = ProcessorShared { ready: Arc::clone(ready), ..shared.clone() };
-            let shutdown = shutdown.clone();
-            tokio::task::spawn_blocking(move || processor::run(&settings, &shared, &shutdown))
-        }));
+        let owning = tokio::task::spawn_blocking({
+            let (owners, context, joined, shutdown) =
+                (Arc::clone(&owners), Arc::clone(&context), Arc::clone(&joined), shutdown.clone());
+            let runtime = tokio::runtime::Handle::current();
+            move || ownership::run(&member, &owners, &context, &events, &runtime, &joined, &shutdown)
+        });
         let replies = tokio::task::spawn_blocking({
             let (kafka, topic, shutdown) = (config.kafka.clone(), layout.replies.clone(), shutdown.clone());
-            let (partitions, dispatcher) = (layout.partitions, Arc::clone(&replies_dispatcher));
-            move || {
-                replies::follow(
-                    &kafka,
-                    &format!("{instance}-replies"),
-                    &topic,
-                    partitions,
-                    &dispatcher,
-                    &shutdown,
-                )
-            }
+            let (partition, dispatcher) = (dispatcher.reply_partition(), Arc::clone(&dispatcher));
+            let client_id = format!("{instance}-replies");
+            move || replies::follow(&kafka, &client_id, &topic, partition, &dispatcher, &shutdown)
         });
-        let (processed, followed) = tokio::join!(processors, replies);
-        for lane in processed {
-            lane.map_err(anyhow::Error::new)?.map_err(anyhow::Error::new)?;
-        }
+        let (owned, followed) = tokio::join!(owning, replies);
+        owned.map_err(anyhow::Error::new)?.map_err(anyhow::Error::new)?;
         followed.map_err(anyhow::Error::new)?.map_err(anyhow::Error::new)?;
         Ok::<(), ServiceError>(())
     };

@@ -5,7 +5,7 @@ use prometheus::{
     Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
 };
 
-/// Latency buckets (seconds) for requests and commits: fine-grained below 50 ms.
+/// Latency buckets (seconds) for requests and appends: fine-grained below 50 ms.
 const LATENCY_BUCKETS: &[f64] = &[
     0.000_5, 0.001, 0.002, 0.003, 0.005, 0.007_5, 0.01, 0.015, 0.02, 0.025, 0.035, 0.05, 0.075, 0.1, 0.25,
     0.5, 1.0, 2.5, 5.0,
@@ -16,21 +16,35 @@ const LATENCY_BUCKETS: &[f64] = &[
 pub struct Metrics {
     /// HTTP request latency by route, method and status.
     pub requests: HistogramVec,
-    /// Decisions by command kind and outcome (`accepted` or a rejection code).
+    /// Decisions by command kind and outcome (`accepted`, `repeated` or a rejection code),
+    /// counted when their records are valid in the log.
     pub decisions: IntCounterVec,
-    /// Commands per transaction.
-    pub batch_size: Histogram,
-    /// Time from `begin_transaction` to a successful `commit_transaction`.
-    pub commit_seconds: Histogram,
-    /// Aborted transactions by reason.
-    pub aborts: IntCounterVec,
-    /// Time to restore one partition's state from the log.
+    /// Records appended to the events topic, by kind (`event`, `rejection`, `claim`).
+    pub appends: IntCounterVec,
+    /// Time from handing a record to the producer to its delivery report.
+    pub append_seconds: Histogram,
+    /// Delivery reports that needed the records in between read (another writer appended).
+    pub gap_checks: IntCounter,
+    /// Claims appended (a tenure started).
+    pub claims: IntCounter,
+    /// Tenures ended without being fenced, by reason (`append-failed`: claim again and restore).
+    pub reclaims: IntCounterVec,
+    /// Tenures fenced: another writer claimed the partition after us.
+    pub fenced: IntCounter,
+    /// Callers answered "undecided" (503) because their decision's append failed or was fenced.
+    pub undecided: IntCounter,
+    /// Time to restore one partition's state from the log, up to its claim.
     pub restore_seconds: Histogram,
-    /// Events read while restoring partitions.
+    /// Valid records read while restoring partitions.
     pub restored_events: IntCounter,
-    /// Partitions this instance owns and has restored.
+    /// Void records skipped while restoring partitions.
+    pub restore_void_records: IntCounter,
+    /// Partitions stopped because a valid record of theirs cannot be decoded (an operator must
+    /// act: deploy a build that reads it, or repair the registry).
+    pub stopped_partitions: IntGauge,
+    /// Partitions this instance owns, has claimed and restored.
     pub owned_partitions: IntGauge,
-    /// Commands handed to Kafka whose outcome the caller is still waiting for.
+    /// Commands whose callers still wait for an outcome.
     pub in_flight: InFlight,
 }
 
@@ -48,42 +62,63 @@ impl Metrics {
                 &["route", "method", "status"],
             )?,
             decisions: IntCounterVec::new(
-                Opts::new("decisions_total", "Commands decided, by kind and outcome."),
+                Opts::new("decisions_total", "Commands decided (valid in the log), by kind and outcome."),
                 &["command", "outcome"],
             )?,
-            batch_size: Histogram::with_opts(
-                HistogramOpts::new("transaction_commands", "Commands decided per Kafka transaction.")
-                    .buckets(vec![1.0, 2.0, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0]),
+            appends: IntCounterVec::new(
+                Opts::new("appends_total", "Records appended to the events topic, by kind."),
+                &["kind"],
             )?,
-            commit_seconds: Histogram::with_opts(latency(
-                "transaction_duration_seconds",
-                "Time from begin to committed transaction.",
+            append_seconds: Histogram::with_opts(latency(
+                "append_duration_seconds",
+                "Time from producing a record to its delivery report.",
             ))?,
-            aborts: IntCounterVec::new(
-                Opts::new("transaction_aborts_total", "Aborted transactions, by reason."),
+            gap_checks: IntCounter::new(
+                "append_gap_checks_total",
+                "Delivery reports past the next offset: the records in between were read.",
+            )?,
+            claims: IntCounter::new("partition_claims_total", "Claims appended: tenures started.")?,
+            reclaims: IntCounterVec::new(
+                Opts::new("partition_reclaims_total", "Tenures abandoned to claim again, by reason."),
                 &["reason"],
+            )?,
+            fenced: IntCounter::new("partition_fenced_total", "Tenures fenced by a newer claim.")?,
+            undecided: IntCounter::new(
+                "undecided_total",
+                "Callers answered undecided: their append failed or the writer was fenced.",
             )?,
             restore_seconds: Histogram::with_opts(
                 HistogramOpts::new(
                     "partition_restore_seconds",
-                    "Time to restore one partition from the log.",
+                    "Time to restore one partition from the log up to its claim.",
                 )
                 .buckets(vec![0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0]),
             )?,
-            restored_events: IntCounter::new("restored_events_total", "Events read to restore partitions.")?,
-            owned_partitions: IntGauge::new("owned_partitions", "Command partitions owned and restored.")?,
-            in_flight: InFlight(IntGauge::new(
-                "commands_in_flight",
-                "Commands handed to Kafka whose callers still wait.",
-            )?),
+            restored_events: IntCounter::new("restored_events_total", "Valid records read to restore partitions.")?,
+            restore_void_records: IntCounter::new(
+                "restore_void_records_total",
+                "Void records skipped while restoring partitions.",
+            )?,
+            stopped_partitions: IntGauge::new(
+                "stopped_partitions",
+                "Partitions stopped on a valid record that cannot be decoded.",
+            )?,
+            owned_partitions: IntGauge::new("owned_partitions", "Partitions owned, claimed and restored.")?,
+            in_flight: InFlight(IntGauge::new("commands_in_flight", "Commands whose callers still wait.")?),
         };
         registry.register(Box::new(metrics.requests.clone()))?;
         registry.register(Box::new(metrics.decisions.clone()))?;
-        registry.register(Box::new(metrics.batch_size.clone()))?;
-        registry.register(Box::new(metrics.commit_seconds.clone()))?;
-        registry.register(Box::new(metrics.aborts.clone()))?;
+        registry.register(Box::new(metrics.appends.clone()))?;
+        registry.register(Box::new(metrics.append_seconds.clone()))?;
+        registry.register(Box::new(metrics.gap_checks.clone()))?;
+        registry.register(Box::new(metrics.claims.clone()))?;
+        registry.register(Box::new(metrics.reclaims.clone()))?;
+        registry.register(Box::new(metrics.fenced.clone()))?;
+        registry.register(Box::new(metrics.undecided.clone()))?;
         registry.register(Box::new(metrics.restore_seconds.clone()))?;
         registry.register(Box::new(metrics.restored_events.clone()))?;
+        registry.register(Box::new(metrics.restore_void_records.clone()))?;
+        registry.register(Box::new(metrics.stopped_partitions.clone()))?;
         registry.register(Box::new(metrics.owned_partitions.clone()))?;
         registry.register(Box::new(metrics.in_flight.0.clone()))?;
         Ok(metrics)

@@ -38,6 +38,10 @@ pub struct Replayed {
 
 /// A record judged by the reader rule.
 #[derive(Debug)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "nearly every entry of a replay is a valid record; boxing it would cost an allocation each"
+)]
 pub enum Entry {
     /// A claim: a tenure starts. Its body is not decoded.
     Claim(Token),

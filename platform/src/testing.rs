@@ -367,7 +367,7 @@ impl LogWriter {
         if !self.tenures.contains_key(&partition) {
             self.claim(partition).await;
         }
-        let mark = self.tenures.get_mut(&partition).map(holdfast_tenure::Writer::next).expect("tenure");
+        let mark = self.tenures.get_mut(&partition).map(holdfast_tenure::Writer::next_mark).expect("tenure");
         let payload = self.codec.encode(event).expect("event encoded");
         (partition, self.send(partition, &key, &payload, mark).await)
     }

@@ -87,8 +87,14 @@ impl Writer {
         self.sent - self.reported
     }
 
+    /// The sequence number the next record will get.
+    #[must_use]
+    pub fn next_seq(&self) -> u64 {
+        self.sent
+    }
+
     /// The mark of the next record to append (and counts it as sent).
-    pub fn next(&mut self) -> Mark {
+    pub fn next_mark(&mut self) -> Mark {
         let mark = Mark::Data { token: self.token, seq: self.sent };
         self.sent += 1;
         mark
@@ -168,8 +174,8 @@ mod tests {
     #[test]
     fn records_right_after_the_last_valid_one_are_valid() {
         let mut writer = Writer::new(token(1), 10);
-        assert_eq!(writer.next(), Mark::Data { token: token(1), seq: 0 });
-        assert_eq!(writer.next(), Mark::Data { token: token(1), seq: 1 });
+        assert_eq!(writer.next_mark(), Mark::Data { token: token(1), seq: 0 });
+        assert_eq!(writer.next_mark(), Mark::Data { token: token(1), seq: 1 });
         assert_eq!(writer.delivered(0, Some(11)), Report::Valid);
         assert_eq!(writer.delivered(1, Some(12)), Report::Valid);
         assert_eq!((writer.last_valid(), writer.unreported(), writer.status()), (12, 0, Status::Acknowledging));
@@ -178,7 +184,7 @@ mod tests {
     #[test]
     fn a_gap_of_void_records_is_read_and_passed() {
         let mut writer = Writer::new(token(1), 10);
-        writer.next();
+        writer.next_mark();
         assert_eq!(writer.delivered(0, Some(14)), Report::CheckGap { from: 11, to: 14 });
         let zombie = Mark::Data { token: token(9), seq: 5 };
         assert_eq!(writer.gap(0, 14, &[zombie, Mark::Unmarked, zombie]), Report::Valid);
@@ -188,8 +194,8 @@ mod tests {
     #[test]
     fn a_claim_in_the_gap_fences_the_writer_for_good() {
         let mut writer = Writer::new(token(1), 10);
-        writer.next();
-        writer.next();
+        writer.next_mark();
+        writer.next_mark();
         assert_eq!(writer.delivered(0, Some(12)), Report::CheckGap { from: 11, to: 12 });
         assert_eq!(writer.gap(0, 12, &[Mark::Claim { token: token(2) }]), Report::Fenced);
         assert_eq!(writer.delivered(1, Some(13)), Report::Fenced, "nothing after it either");
@@ -200,7 +206,7 @@ mod tests {
     fn after_a_failed_append_nothing_is_acknowledged() {
         let mut writer = Writer::new(token(1), 10);
         for _ in 0..3 {
-            writer.next();
+            writer.next_mark();
         }
         assert_eq!(writer.delivered(0, Some(11)), Report::Valid);
         assert_eq!(writer.delivered(1, None), Report::Broken);
@@ -211,26 +217,26 @@ mod tests {
     #[test]
     fn reports_out_of_order_or_against_the_log_break_the_tenure() {
         let mut writer = Writer::new(token(1), 10);
-        writer.next();
-        writer.next();
+        writer.next_mark();
+        writer.next_mark();
         assert_eq!(writer.delivered(1, Some(11)), Report::Broken, "seq 1 reported before seq 0");
 
         let mut writer = Writer::new(token(1), 10);
-        writer.next();
+        writer.next_mark();
         assert_eq!(writer.delivered(0, Some(10)), Report::Broken, "at the claim's own offset");
 
         let mut writer = Writer::new(token(1), 10);
-        writer.next();
+        writer.next_mark();
         assert_eq!(writer.delivered(1, Some(11)), Report::Broken, "never sent");
 
         let mut writer = Writer::new(token(1), 10);
-        writer.next();
-        writer.next();
+        writer.next_mark();
+        writer.next_mark();
         assert_eq!(writer.delivered(0, Some(13)), Report::CheckGap { from: 11, to: 13 });
         assert_eq!(writer.delivered(1, Some(14)), Report::Broken, "a report while a gap is open");
 
         let mut writer = Writer::new(token(1), 10);
-        writer.next();
+        writer.next_mark();
         assert_eq!(writer.delivered(0, Some(12)), Report::CheckGap { from: 11, to: 12 });
         let ours = Mark::Data { token: token(1), seq: 0 };
         assert_eq!(writer.gap(0, 12, &[ours]), Report::Broken, "our own record in the gap");

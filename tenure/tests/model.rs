@@ -116,7 +116,7 @@ fn run(rng: &mut SmallRng, writers: usize, steps: usize, mutant: Mutant) -> Resu
             if let Some(tenure) = w.tenure.as_mut().filter(|t| t.status() == holdfast_tenure::Status::Acknowledging) {
                 // Hold while there is room, otherwise release one.
                 let delta = if w.held < CAPACITY { 1 } else { -1 };
-                let mark = tenure.next();
+                let mark = tenure.next_mark();
                 w.pending.push_back(Record { mark, seen: w.held, delta });
                 w.held = w.held.saturating_add_signed(delta);
             }

@@ -80,6 +80,12 @@ impl Intake {
                 state.pending.insert(command_id);
                 pending(command_id)
             }
+            Err(SubmitError::Undecided { command_id }) => {
+                tracing::warn!(%command_id, "decision not confirmed in the log");
+                let detail = "the decision could not be confirmed; retry with the same Idempotency-Key \
+                              to learn whether it was made";
+                Problem::new(ProblemType::Unavailable, detail, &self.path).retry_after(1).into_response()
+            }
             Err(SubmitError::Unavailable(reason)) => {
                 tracing::warn!(%reason, command_id = %envelope.meta.command_id, "command not accepted by Kafka");
                 let detail = "commands cannot be accepted right now; nothing was decided, retry later";
@@ -114,6 +120,7 @@ impl Intake {
             meta,
             fingerprint,
             submitted_at: OffsetDateTime::now_utc(),
+            reply_to: None,
         })
     }
 }

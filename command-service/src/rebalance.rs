@@ -1,7 +1,7 @@
 //! The commands consumer's rebalance hook. Newly assigned partitions are paused inside the
-//! callback, before any of their records can be fetched, and handed to the processor loop,
-//! which restores their state and only then resumes them. Revocations are handed over too, so
-//! the loop drops the partitions' state and any of their commands not yet decided.
+//! callback, before any of their records can be fetched, and handed to the group member's
+//! loop, which starts their lanes (claim, restore) and resumes them only once a lane is ready.
+//! Revocations are handed over too, so the loop closes their lanes.
 
 use std::sync::Mutex;
 use std::sync::mpsc::Sender;
