@@ -1,13 +1,14 @@
-//! Time to restore one partition from the log: the work a processor does when it is assigned
-//! a partition (a restart, a failover, a rebalance) before it takes that partition's commands.
+//! Time to restore one partition from the log: the work an owner does after it claims a
+//! partition (a restart, a failover, a rebalance) before it decides that partition's commands.
 //!
 //! Needs the local stack (`make up`). Writes a realistic history of `HOLDFAST_BENCH_EVENTS`
 //! events (default 1,000,000) into partition 0 of fresh topics: a few thousand resources,
 //! multi-day holds, confirmations, cancellations and expiries, decided by the real domain
-//! rules and written by a transactional producer in batches like the processors write them.
-//! Then restores that partition `HOLDFAST_BENCH_RUNS` times (default 5) through the
-//! processor's own [`Restorer`] and prints the median, minimum and maximum. The topics are
-//! deleted at the end.
+//! rules and appended as one tenure (a claim, then every event with its writer token and
+//! sequence number) by an idempotent producer. Then restores that partition
+//! `HOLDFAST_BENCH_RUNS` times (default 5) through the lanes' own [`Restorer`] — reader rule,
+//! parallel decoding, the fold with its outcome memory — and prints the median, minimum and
+//! maximum. The topics are deleted at the end.
 //!
 //! `cargo bench -p holdfast-command-service --bench restore`
 
@@ -16,16 +17,20 @@
 use std::sync::Arc;
 use std::time::{Duration as StdDuration, Instant};
 
-use holdfast_command_service::processor::restore::Restorer;
+use holdfast_command_service::lane::restore::Restorer;
+use holdfast_command_service::lane::state::Memory;
 use holdfast_domain::{
     Capacity, Command, CommandMeta, CustomerId, Event, HoldTtl, Quantity, ReservationId, ResourceId,
     ResourceName, ResourceState, Slot, SlotRange, decide,
 };
-use holdfast_platform::codec::EventCodec;
-use holdfast_platform::kafka::transactional_producer_config;
+use holdfast_platform::codec::{ClaimRecord, EventCodec};
+use holdfast_platform::headers::RecordHeaders;
+use holdfast_platform::kafka::producer_config;
+use holdfast_tenure::{Mark, Token};
 use holdfast_platform::testing;
 use holdfast_platform::topics::TopicLayout;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use time::macros::{date, datetime};
 use time::{Duration, OffsetDateTime};
@@ -33,8 +38,6 @@ use uuid::Uuid;
 
 /// Resources in the partition.
 const RESOURCES: usize = 2_000;
-/// Events per producer transaction.
-const PER_TRANSACTION: usize = 2_000;
 
 fn env_number(name: &str, default: usize) -> usize {
     std::env::var(name).ok().and_then(|v| v.replace('_', "").parse().ok()).unwrap_or(default)
@@ -115,49 +118,51 @@ impl History {
     }
 }
 
-/// Writes `count` events into partition 0 of the events topic.
+/// Appends `count` events into partition 0 of the events topic as one tenure.
 fn seed(layout: &TopicLayout, codec: &EventCodec, count: usize) -> usize {
-    let mut config = transactional_producer_config(
-        &testing::kafka(),
-        "restore-bench",
-        &testing::unique("restore-bench"),
-        StdDuration::from_secs(60),
-    );
+    let mut config = producer_config(&testing::kafka(), "restore-bench");
     let producer: BaseProducer = config.set("linger.ms", "5").create().expect("producer");
-    producer.init_transactions(StdDuration::from_secs(30)).expect("init transactions");
+    let token = Token::fresh();
+    let claim = ClaimRecord {
+        token,
+        partition: 0,
+        owner: "restore-bench".into(),
+        address: None,
+        claimed_at: OffsetDateTime::now_utc(),
+    };
+    send(&producer, layout, "restore-bench", &codec.encode_claim(&claim).expect("claim"), Mark::Claim { token });
     let mut history = History::new();
     let mut written = 0;
     let started = Instant::now();
     while written < count {
-        producer.begin_transaction().expect("begin");
-        let mut in_transaction = 0;
-        while in_transaction < PER_TRANSACTION && written < count {
-            for event in history.next() {
-                let payload = codec.encode(&event).expect("encode");
-                let mut record = BaseRecord::<str, [u8]>::to(&layout.events)
-                    .partition(0)
-                    .key(event.envelope.resource_id.as_str())
-                    .payload(&payload);
-                loop {
-                    match producer.send(record) {
-                        Ok(()) => break,
-                        Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
-                            record = back;
-                            producer.poll(StdDuration::from_millis(5));
-                        }
-                        Err((error, _)) => panic!("seeding failed: {error}"),
-                    }
-                }
-                in_transaction += 1;
-                written += 1;
+        for event in history.next() {
+            let payload = codec.encode(&event).expect("encode");
+            let mark = Mark::Data { token, seq: u64::try_from(written).unwrap() };
+            send(&producer, layout, event.envelope.resource_id.as_str(), &payload, mark);
+            written += 1;
+            if written % 100_000 == 0 {
+                println!("  seeded {written} events ({:.0}/s)", written as f64 / started.elapsed().as_secs_f64());
             }
         }
-        producer.commit_transaction(StdDuration::from_secs(60)).expect("commit");
-        if written % 100_000 < PER_TRANSACTION {
-            println!("  seeded {written} events ({:.0}/s)", written as f64 / started.elapsed().as_secs_f64());
+    }
+    producer.flush(StdDuration::from_secs(60)).expect("flushed");
+    written
+}
+
+fn send(producer: &BaseProducer, layout: &TopicLayout, key: &str, payload: &[u8], mark: Mark) {
+    let headers = RecordHeaders { mark, fingerprint: Some(1) }.to_kafka();
+    let mut record =
+        BaseRecord::<str, [u8]>::to(&layout.events).partition(0).key(key).payload(payload).headers(headers);
+    loop {
+        match producer.send(record) {
+            Ok(()) => return,
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                record = back;
+                producer.poll(StdDuration::from_millis(5));
+            }
+            Err((error, _)) => panic!("seeding failed: {error}"),
         }
     }
-    written
 }
 
 fn main() {
@@ -184,31 +189,30 @@ fn main() {
         seed(&layout, &codec, events)
     };
 
-    let restorer = Restorer::new(
-        &testing::kafka(),
-        "restore-bench-reader",
-        layout.events.clone(),
-        layout.replies.clone(),
-        Arc::clone(&codec),
-        runtime.handle().clone(),
-        Duration::minutes(60),
-    );
+    let memory = Memory { window: Duration::minutes(60), capacity: 10_000 };
+    let restorer =
+        Restorer::new(&testing::kafka(), "restore-bench-reader", &layout.events, Arc::clone(&codec), runtime.handle().clone(), memory);
+    // A new owner's claim would land at the end: restore everything before it.
+    let reader: BaseConsumer = holdfast_platform::kafka::reader_config(&testing::kafka(), "restore-bench-end").create().unwrap();
+    let (_, end) = reader.fetch_watermarks(&layout.events, 0, StdDuration::from_secs(10)).expect("watermarks");
     let mut times = Vec::with_capacity(runs);
     for run in 1..=runs {
         let started = Instant::now();
-        let (states, restored) = restorer.restore(&[0]).expect("restore");
+        let (mut state, restored) = restorer.restore(0, end).expect("restore");
         let elapsed = started.elapsed();
-        let state = &states[&0];
+        state.arm_timers();
         let reservations: usize = state.resources.values().map(ResourceState::reservation_count).sum();
         println!(
-            "  run {run}: {:.3} s, {} events ({:.0} events/s), {} resources, {reservations} reservations, {} open holds",
+            "  run {run}: {:.3} s, {} events ({:.0} events/s), {} void, {} resources, {reservations} reservations, {} open holds, {} outcomes remembered",
             elapsed.as_secs_f64(),
-            restored.events,
-            restored.events as f64 / elapsed.as_secs_f64(),
+            restored.valid,
+            restored.valid as f64 / elapsed.as_secs_f64(),
+            restored.void,
             state.resources.len(),
             state.timers.len(),
+            state.remembered(),
         );
-        assert_eq!(restored.events, written as u64, "every event restored");
+        assert_eq!(restored.valid, written as u64, "every event restored");
         times.push(elapsed);
     }
     times.sort();

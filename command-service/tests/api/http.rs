@@ -8,7 +8,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::{Body, to_bytes};
 use axum::http::{HeaderMap, Method, Request, StatusCode};
-use holdfast_command_service::dispatch::Dispatcher;
+use holdfast_command_service::dispatch::{Dispatcher, Route};
 use holdfast_command_service::envelope::{FORMAT_VERSION, Outcome, Position, ReservationView, Verdict};
 use holdfast_command_service::http::dto::PlaceHoldRequest;
 use holdfast_command_service::http::{AppState, idempotency, router};
@@ -38,13 +38,10 @@ fn app_with(max_in_flight: usize, timeout: Duration, message_timeout_ms: &str) -
     kafka.brokers = "127.0.0.1:1".to_owned();
     kafka.properties = vec![("message.timeout.ms".to_owned(), message_timeout_ms.to_owned())];
     let producer: FutureProducer = producer_config(&kafka, "http-test").create().expect("producer");
-    let dispatcher = Arc::new(Dispatcher::new(
-        producer,
-        "commands".to_owned(),
-        Duration::from_secs(5),
-        100,
-        metrics.clone(),
-    ));
+    let route = Route { commands_topic: "commands".to_owned(), partitions: 4, reply_partition: 0 };
+    let owners = Arc::new(holdfast_command_service::owners::Owners::default());
+    let dispatcher =
+        Arc::new(Dispatcher::new(producer, route, owners, Duration::from_secs(5), 100, metrics.clone()));
     let state = AppState::new(Arc::clone(&dispatcher), metrics)
         .with_max_in_flight(max_in_flight)
         .with_request_timeout(timeout);

@@ -5,9 +5,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
-use holdfast_command_service::dispatch::{Dispatcher, SubmitError};
+use holdfast_command_service::dispatch::{Dispatcher, Route, SubmitError};
 use holdfast_command_service::envelope::{CommandEnvelope, FORMAT_VERSION, Outcome};
 use holdfast_command_service::metrics::Metrics;
+use holdfast_command_service::owners::Owners;
 use holdfast_command_service::{Config, replies, run};
 use holdfast_domain::{Command, CommandMeta};
 use holdfast_platform::testing::{self, RunningService};
@@ -22,7 +23,6 @@ pub fn config(topics: &TopicArgs) -> Config {
     config.topics = topics.clone();
     config.registry = testing::registry();
     config.session_timeout = Duration::from_secs(6);
-    config.transaction_timeout = Duration::from_secs(10);
     config
 }
 
@@ -33,8 +33,8 @@ pub async fn start(config: Config) -> RunningService {
     service
 }
 
-/// Sends commands through Kafka and collects outcomes from the replies topic, like an
-/// instance whose own processor owns none of the partitions.
+/// Sends commands through the commands topic and collects outcomes from its replies
+/// partition, like an instance that owns none of the partitions.
 pub struct RemoteClient {
     dispatcher: Arc<Dispatcher>,
     shutdown: Shutdown,
@@ -49,9 +49,16 @@ impl RemoteClient {
         let producer =
             holdfast_platform::kafka::producer_config(&kafka, "test-client").create().expect("producer");
         let metrics = Metrics::register(&prometheus::Registry::new()).expect("metrics");
+        let instance = testing::unique("test-client");
+        let route = Route {
+            commands_topic: layout.commands.clone(),
+            partitions: layout.partitions,
+            reply_partition: replies::partition_of(&instance, layout.partitions),
+        };
         let dispatcher = Arc::new(Dispatcher::new(
             producer,
-            layout.commands.clone(),
+            route,
+            Arc::new(Owners::default()),
             Duration::from_secs(20),
             10_000,
             metrics,
@@ -60,15 +67,9 @@ impl RemoteClient {
         let follower = std::thread::spawn({
             let (dispatcher, shutdown) = (Arc::clone(&dispatcher), shutdown.clone());
             move || {
-                replies::follow(
-                    &kafka,
-                    "test-client-replies",
-                    &layout.replies,
-                    layout.partitions,
-                    &dispatcher,
-                    &shutdown,
-                )
-                .expect("replies followed");
+                let partition = dispatcher.reply_partition();
+                replies::follow(&kafka, &instance, &layout.replies, partition, &dispatcher, &shutdown)
+                    .expect("replies followed");
             }
         });
         Self { dispatcher, shutdown, follower: Some(follower) }
@@ -87,6 +88,7 @@ impl RemoteClient {
             meta: CommandMeta::new(Uuid::now_v7()),
             command,
             submitted_at: OffsetDateTime::now_utc(),
+            reply_to: None,
         };
         self.dispatcher.submit(&envelope).await
     }
@@ -119,7 +121,6 @@ impl Process {
             .env("HOLDFAST_PARTITIONS", topics.partitions.to_string())
             .env("HOLDFAST_INSTANCE_ID", instance)
             .env("HOLDFAST_SESSION_TIMEOUT", "6s")
-            .env("HOLDFAST_TRANSACTION_TIMEOUT", "10s")
             .env("HOLDFAST_COMMAND_WAIT", "20s")
             .env("HOLDFAST_LOG_FORMAT", "json")
             .stdout(std::process::Stdio::null())
