@@ -26,11 +26,11 @@ use holdfast_domain::{
 use holdfast_platform::codec::{ClaimRecord, EventCodec};
 use holdfast_platform::headers::RecordHeaders;
 use holdfast_platform::kafka::producer_config;
-use holdfast_tenure::{Mark, Token};
 use holdfast_platform::testing;
 use holdfast_platform::topics::TopicLayout;
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use holdfast_tenure::{Mark, Token};
 use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use time::macros::{date, datetime};
 use time::{Duration, OffsetDateTime};
@@ -130,7 +130,13 @@ fn seed(layout: &TopicLayout, codec: &EventCodec, count: usize) -> usize {
         address: None,
         claimed_at: OffsetDateTime::now_utc(),
     };
-    send(&producer, layout, "restore-bench", &codec.encode_claim(&claim).expect("claim"), Mark::Claim { token });
+    send(
+        &producer,
+        layout,
+        "restore-bench",
+        &codec.encode_claim(&claim).expect("claim"),
+        Mark::Claim { token },
+    );
     let mut history = History::new();
     let mut written = 0;
     let started = Instant::now();
@@ -141,7 +147,10 @@ fn seed(layout: &TopicLayout, codec: &EventCodec, count: usize) -> usize {
             send(&producer, layout, event.envelope.resource_id.as_str(), &payload, mark);
             written += 1;
             if written % 100_000 == 0 {
-                println!("  seeded {written} events ({:.0}/s)", written as f64 / started.elapsed().as_secs_f64());
+                println!(
+                    "  seeded {written} events ({:.0}/s)",
+                    written as f64 / started.elapsed().as_secs_f64()
+                );
             }
         }
     }
@@ -190,11 +199,19 @@ fn main() {
     };
 
     let memory = Memory { window: Duration::minutes(60), capacity: 10_000 };
-    let restorer =
-        Restorer::new(&testing::kafka(), "restore-bench-reader", &layout.events, Arc::clone(&codec), runtime.handle().clone(), memory);
+    let restorer = Restorer::new(
+        &testing::kafka(),
+        "restore-bench-reader",
+        &layout.events,
+        Arc::clone(&codec),
+        runtime.handle().clone(),
+        memory,
+    );
     // A new owner's claim would land at the end: restore everything before it.
-    let reader: BaseConsumer = holdfast_platform::kafka::reader_config(&testing::kafka(), "restore-bench-end").create().unwrap();
-    let (_, end) = reader.fetch_watermarks(&layout.events, 0, StdDuration::from_secs(10)).expect("watermarks");
+    let reader: BaseConsumer =
+        holdfast_platform::kafka::reader_config(&testing::kafka(), "restore-bench-end").create().unwrap();
+    let (_, end) =
+        reader.fetch_watermarks(&layout.events, 0, StdDuration::from_secs(10)).expect("watermarks");
     let mut times = Vec::with_capacity(runs);
     for run in 1..=runs {
         let started = Instant::now();

@@ -49,7 +49,8 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> R
         .instance_id
         .clone()
         .unwrap_or_else(|| format!("command-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]));
-    let address = config.advertised_address.clone().or_else(|| listener.local_addr().ok().map(|a| a.to_string()));
+    let address =
+        config.advertised_address.clone().or_else(|| listener.local_addr().ok().map(|a| a.to_string()));
     let owners = Arc::new(Owners::default());
     let topics_ready = Arc::new(AtomicBool::new(false));
     let schemas_ready = Arc::new(AtomicBool::new(false));
@@ -63,7 +64,11 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> R
             move || {
                 let restored = joined.load(Ordering::Acquire) && owners.all_ready();
                 async move {
-                    if restored { Ok(()) } else { Err("assigned partitions not claimed and restored yet".to_owned()) }
+                    if restored {
+                        Ok(())
+                    } else {
+                        Err("assigned partitions not claimed and restored yet".to_owned())
+                    }
                 }
             }
         });

@@ -94,7 +94,10 @@ impl Metrics {
                 )
                 .buckets(vec![0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0]),
             )?,
-            restored_events: IntCounter::new("restored_events_total", "Valid records read to restore partitions.")?,
+            restored_events: IntCounter::new(
+                "restored_events_total",
+                "Valid records read to restore partitions.",
+            )?,
             restore_void_records: IntCounter::new(
                 "restore_void_records_total",
                 "Void records skipped while restoring partitions.",

@@ -68,8 +68,14 @@ pub fn run(
     let consumer: BaseConsumer<RebalanceHook> = config.create_with_context(RebalanceHook::new(changes_tx))?;
     consumer.subscribe(&[settings.topic.as_str()])?;
     let _runtime = runtime.enter();
-    let mut member =
-        Member { settings, consumer: &consumer, owners, context, refence: HashMap::new(), committed: HashMap::new() };
+    let mut member = Member {
+        settings,
+        consumer: &consumer,
+        owners,
+        context,
+        refence: HashMap::new(),
+        committed: HashMap::new(),
+    };
     let subscribed = Instant::now();
     let mut committed_at = Instant::now();
     tracing::info!(group = %settings.group_id, "group member started");
@@ -126,7 +132,8 @@ impl Member<'_> {
     /// Hands a command read from the topic to its partition's lane.
     fn route(&self, message: &rdkafka::message::BorrowedMessage<'_>) {
         let (partition, offset) = (message.partition(), message.offset());
-        let Some(envelope) = message.payload().and_then(|b| serde_json::from_slice::<CommandEnvelope>(b).ok())
+        let Some(envelope) =
+            message.payload().and_then(|b| serde_json::from_slice::<CommandEnvelope>(b).ok())
         else {
             tracing::error!(partition, offset, "undecodable command skipped");
             return;
@@ -219,7 +226,9 @@ impl Member<'_> {
         }
         match self.consumer.commit(&list, mode) {
             Ok(()) => self.committed.extend(moved),
-            Err(error) => tracing::debug!(%error, "committing answered offsets failed; they are committed again later"),
+            Err(error) => {
+                tracing::debug!(%error, "committing answered offsets failed; they are committed again later")
+            }
         }
     }
 }

@@ -65,7 +65,11 @@ pub fn follow(
 /// end instead would leave a gap: `Offset::End` is resolved only when the partition is first
 /// fetched, and a reply written before that moment would never be seen. Outcomes seen twice
 /// are harmless.
-fn starting_offset(consumer: &BaseConsumer, topic: &str, partition: i32) -> Result<TopicPartitionList, KafkaError> {
+fn starting_offset(
+    consumer: &BaseConsumer,
+    topic: &str,
+    partition: i32,
+) -> Result<TopicPartitionList, KafkaError> {
     let since = std::time::SystemTime::now()
         .checked_sub(LOOKBACK)
         .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())

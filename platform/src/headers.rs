@@ -66,7 +66,15 @@ mod tests {
             RecordHeaders { mark: Mark::Claim { token }, fingerprint: None },
             RecordHeaders { mark: Mark::Unmarked, fingerprint: None },
         ] {
-            let message = OwnedMessage::new(None, None, "t".into(), Timestamp::NotAvailable, 0, 0, Some(written.to_kafka()));
+            let message = OwnedMessage::new(
+                None,
+                None,
+                "t".into(),
+                Timestamp::NotAvailable,
+                0,
+                0,
+                Some(written.to_kafka()),
+            );
             assert_eq!(RecordHeaders::read(&message), written);
         }
         let bare = OwnedMessage::new(None, None, "t".into(), Timestamp::NotAvailable, 0, 0, None);

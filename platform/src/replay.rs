@@ -73,7 +73,10 @@ impl Plan {
     ///
     /// # Errors
     /// When the topic name is invalid.
-    pub fn from_beginning(topic: &str, partitions: impl IntoIterator<Item = i32>) -> Result<Self, KafkaError> {
+    pub fn from_beginning(
+        topic: &str,
+        partitions: impl IntoIterator<Item = i32>,
+    ) -> Result<Self, KafkaError> {
         let mut assignment = TopicPartitionList::new();
         for partition in partitions {
             assignment.add_partition_offset(topic, partition, rdkafka::Offset::Beginning)?;

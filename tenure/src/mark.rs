@@ -116,7 +116,8 @@ impl<T: PartialEq> Field<T> {
 
 /// A decimal sequence number without sign, spaces or leading zeros.
 fn parse_seq(value: &[u8]) -> Option<u64> {
-    let canonical = !value.is_empty() && value.iter().all(u8::is_ascii_digit) && (value == b"0" || value[0] != b'0');
+    let canonical =
+        !value.is_empty() && value.iter().all(u8::is_ascii_digit) && (value == b"0" || value[0] != b'0');
     if !canonical {
         return None;
     }
@@ -134,7 +135,9 @@ mod tests {
     #[test]
     fn marks_round_trip_through_their_headers() {
         let token = Token(Uuid::from_u128(7));
-        for original in [Mark::Claim { token }, Mark::Data { token, seq: 0 }, Mark::Data { token, seq: u64::MAX }] {
+        for original in
+            [Mark::Claim { token }, Mark::Data { token, seq: 0 }, Mark::Data { token, seq: u64::MAX }]
+        {
             let headers = original.headers();
             let back = Mark::from_headers(headers.iter().map(|(n, v)| (*n, v.as_bytes())));
             assert_eq!(back, original);
@@ -159,7 +162,10 @@ mod tests {
         assert_eq!(mark(&[(CLAIM_HEADER, t), (CLAIM_HEADER, u)]), Mark::Unmarked);
         // The same header twice with the same value is still one mark.
         let token = Token::parse(t.as_bytes()).expect("uuid");
-        assert_eq!(mark(&[(WRITER_HEADER, t), (SEQ_HEADER, "3"), (SEQ_HEADER, "3")]), Mark::Data { token, seq: 3 });
+        assert_eq!(
+            mark(&[(WRITER_HEADER, t), (SEQ_HEADER, "3"), (SEQ_HEADER, "3")]),
+            Mark::Data { token, seq: 3 }
+        );
         assert_eq!(mark(&[(CLAIM_HEADER, t), ("traceparent", "x")]), Mark::Claim { token });
     }
 }

@@ -136,7 +136,8 @@ mod tests {
     #[test]
     fn a_claim_takes_over_and_voids_the_previous_writer() {
         use Verdict::{Claim, Valid, Void as V};
-        let log = [data(1, 0), claim(1), data(1, 0), data(1, 1), claim(2), data(1, 2), data(2, 0), Mark::Unmarked];
+        let log =
+            [data(1, 0), claim(1), data(1, 0), data(1, 1), claim(2), data(1, 2), data(2, 0), Mark::Unmarked];
         assert_eq!(
             verdicts(&log),
             [V(Void::NoTenure), Claim, Valid, Valid, Claim, V(Void::OtherWriter), Valid, V(Void::Unmarked)]
@@ -164,7 +165,10 @@ mod tests {
     fn a_claim_repeated_with_the_same_token_restarts_its_sequence() {
         use Verdict::{Claim, Valid, Void as V};
         let log = [claim(1), data(1, 0), claim(1), data(1, 1), data(1, 0)];
-        assert_eq!(verdicts(&log), [Claim, Valid, Claim, V(Void::OutOfSequence { expected: 0, found: 1 }), Valid]);
+        assert_eq!(
+            verdicts(&log),
+            [Claim, Valid, Claim, V(Void::OutOfSequence { expected: 0, found: 1 }), Valid]
+        );
     }
 
     fn any_mark() -> impl Strategy<Value = Mark> {

@@ -60,7 +60,14 @@ impl Writer {
     /// The tenure whose claim was appended at `claim_offset` with `token`.
     #[must_use]
     pub fn new(token: Token, claim_offset: i64) -> Self {
-        Self { token, last_valid: claim_offset, sent: 0, reported: 0, gap: None, status: Status::Acknowledging }
+        Self {
+            token,
+            last_valid: claim_offset,
+            sent: 0,
+            reported: 0,
+            gap: None,
+            status: Status::Acknowledging,
+        }
     }
 
     /// The tenure's token.
@@ -178,7 +185,10 @@ mod tests {
         assert_eq!(writer.next_mark(), Mark::Data { token: token(1), seq: 1 });
         assert_eq!(writer.delivered(0, Some(11)), Report::Valid);
         assert_eq!(writer.delivered(1, Some(12)), Report::Valid);
-        assert_eq!((writer.last_valid(), writer.unreported(), writer.status()), (12, 0, Status::Acknowledging));
+        assert_eq!(
+            (writer.last_valid(), writer.unreported(), writer.status()),
+            (12, 0, Status::Acknowledging)
+        );
     }
 
     #[test]

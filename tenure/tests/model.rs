@@ -113,7 +113,9 @@ fn run(rng: &mut SmallRng, writers: usize, steps: usize, mutant: Mutant) -> Resu
             w.tenure = None;
             w.pending.push_back(Record { mark: Mark::Claim { token }, seen: 0, delta: 0 });
         } else if act < 0.45 {
-            if let Some(tenure) = w.tenure.as_mut().filter(|t| t.status() == holdfast_tenure::Status::Acknowledging) {
+            if let Some(tenure) =
+                w.tenure.as_mut().filter(|t| t.status() == holdfast_tenure::Status::Acknowledging)
+            {
                 // Hold while there is room, otherwise release one.
                 let delta = if w.held < CAPACITY { 1 } else { -1 };
                 let mark = tenure.next_mark();
@@ -151,7 +153,8 @@ fn run(rng: &mut SmallRng, writers: usize, steps: usize, mutant: Mutant) -> Resu
                         report = if mutant == Mutant::NoGapCheck {
                             Report::Valid
                         } else {
-                            let gap: Vec<Mark> = log[from as usize..to as usize].iter().map(|r| r.mark).collect();
+                            let gap: Vec<Mark> =
+                                log[from as usize..to as usize].iter().map(|r| r.mark).collect();
                             tenure.gap(seq, to, &gap)
                         };
                     }
@@ -184,7 +187,10 @@ fn run(rng: &mut SmallRng, writers: usize, steps: usize, mutant: Mutant) -> Resu
         if *verdict == Verdict::Valid {
             let before = fold(&log, i, mutant);
             if i64::from(log[i].seen) != before {
-                return Err(format!("I2: record {i} decided on {} held, the log's fold says {before}", log[i].seen));
+                return Err(format!(
+                    "I2: record {i} decided on {} held, the log's fold says {before}",
+                    log[i].seen
+                ));
             }
             let after = before + i64::from(log[i].delta);
             if !(0..=i64::from(CAPACITY)).contains(&after) {
@@ -210,7 +216,8 @@ fn check(runs: usize, writers: usize, steps: usize, mutant: Mutant) -> Result<St
 #[test]
 fn the_protocol_holds_for_two_and_three_writers() {
     for writers in [2, 3] {
-        let stats = check(10_000, writers, 150, Mutant::None).unwrap_or_else(|v| panic!("{writers} writers: {v}"));
+        let stats =
+            check(10_000, writers, 150, Mutant::None).unwrap_or_else(|v| panic!("{writers} writers: {v}"));
         // The runs must have exercised what they claim to check.
         assert!(stats.acknowledged > 10_000, "{stats:?}");
         assert!(stats.void > 1_000 && stats.fenced > 100, "{stats:?}");

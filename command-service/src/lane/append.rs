@@ -52,7 +52,10 @@ pub struct Appender {
 
 impl std::fmt::Debug for Appender {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Appender").field("producers", &self.producers.len()).field("topic", &self.topic).finish()
+        f.debug_struct("Appender")
+            .field("producers", &self.producers.len())
+            .field("topic", &self.topic)
+            .finish()
     }
 }
 
@@ -91,7 +94,9 @@ impl Appender {
     /// When it cannot be encoded or the producer refuses it; nothing was sent.
     pub fn append(&self, partition: i32, append: &Append) -> Result<Delivered, AppendError> {
         let (payload, key, kind) = match &append.record {
-            LogRecord::Event(event) => (self.codec.encode(event)?, event.envelope.resource_id.as_str(), "event"),
+            LogRecord::Event(event) => {
+                (self.codec.encode(event)?, event.envelope.resource_id.as_str(), "event")
+            }
             LogRecord::Rejected(rejected) => {
                 (self.codec.encode_rejected(rejected)?, rejected.resource_id.as_str(), "rejection")
             }

@@ -131,7 +131,13 @@ impl<C> Lane<C> {
     #[must_use]
     pub fn new(partition: i32, mut state: PartitionState, token: Token, claim_offset: i64) -> Self {
         state.arm_timers();
-        Self { partition, state, writer: Writer::new(token, claim_offset), pending: VecDeque::new(), in_flight: HashMap::new() }
+        Self {
+            partition,
+            state,
+            writer: Writer::new(token, claim_offset),
+            pending: VecDeque::new(),
+            in_flight: HashMap::new(),
+        }
     }
 
     /// The partition.
@@ -304,7 +310,13 @@ impl<C> Lane<C> {
     }
 
     /// Queues the records of one decision for appending.
-    fn push(&mut self, records: Vec<LogRecord>, outcome: Outcome, remember: bool, callers: Vec<C>) -> Vec<Append> {
+    fn push(
+        &mut self,
+        records: Vec<LogRecord>,
+        outcome: Outcome,
+        remember: bool,
+        callers: Vec<C>,
+    ) -> Vec<Append> {
         let fingerprint = remember.then_some(outcome.fingerprint);
         let appends: Vec<Append> = records
             .into_iter()
@@ -315,7 +327,13 @@ impl<C> Lane<C> {
             .collect();
         if let Some(last) = appends.last() {
             self.in_flight.insert(outcome.command_id, last.seq);
-            self.pending.push_back(Pending { last_seq: last.seq, outcome, remember, callers, followers: Vec::new() });
+            self.pending.push_back(Pending {
+                last_seq: last.seq,
+                outcome,
+                remember,
+                callers,
+                followers: Vec::new(),
+            });
         }
         appends
     }
@@ -332,7 +350,9 @@ impl<C> Lane<C> {
             if pending.remember {
                 self.state.remember((*outcome).clone());
             }
-            progress.answers.extend(pending.callers.into_iter().map(|c| (c, Answer::Decided(Arc::clone(&outcome)))));
+            progress
+                .answers
+                .extend(pending.callers.into_iter().map(|c| (c, Answer::Decided(Arc::clone(&outcome)))));
             progress.settled.push(outcome);
             for (caller, repeat) in pending.followers {
                 let repeat = Arc::new(Outcome { position, ..repeat });

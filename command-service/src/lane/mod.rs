@@ -76,7 +76,10 @@ pub enum Caller {
 
 /// Something for a lane to do.
 #[derive(Debug)]
-#[allow(clippy::large_enum_variant, reason = "every input but the last is a command; boxing them would cost an allocation each")]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "every input but the last is a command; boxing them would cost an allocation each"
+)]
 pub enum Input {
     /// Decide a command.
     Command {
@@ -545,7 +548,8 @@ impl Shell {
         let Some(partition) = envelope.reply_to else { return };
         let Ok(payload) = serde_json::to_vec(outcome) else { return };
         let key = outcome.command_id.as_bytes().to_vec();
-        let record = FutureRecord::to(&self.context.replies_topic).partition(partition).key(&key).payload(&payload);
+        let record =
+            FutureRecord::to(&self.context.replies_topic).partition(partition).key(&key).payload(&payload);
         if let Err((error, _)) = self.context.replies.send_result(record) {
             // The caller falls back to polling, or retries with its key: the outcome is remembered.
             tracing::warn!(%error, command_id = %outcome.command_id, "cannot publish an outcome");
@@ -553,12 +557,17 @@ impl Shell {
     }
 
     fn count(&self, outcome: &Outcome) {
-        self.context.metrics.decisions.with_label_values(&[outcome.command.as_str(), outcome_label(&outcome.verdict)]).inc();
+        self.context
+            .metrics
+            .decisions
+            .with_label_values(&[outcome.command.as_str(), outcome_label(&outcome.verdict)])
+            .inc();
     }
 
     /// Reads the marks of the records at `from..to`.
     fn read_gap(&self, seq: u64, from: i64, to: i64) -> GapRead {
-        let (reader, topic, partition) = (self.context.reader.clone(), self.context.appender.topic().to_owned(), self.partition);
+        let (reader, topic, partition) =
+            (self.context.reader.clone(), self.context.appender.topic().to_owned(), self.partition);
         async move {
             let read = tokio::task::spawn_blocking(move || {
                 let mut assignment = TopicPartitionList::new();

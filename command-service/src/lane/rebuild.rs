@@ -87,7 +87,8 @@ impl Rebuild {
                     LogRecord::Event(event) => self.event(offset, &event, fingerprint),
                     LogRecord::Rejected(rejected) => self.rejected(offset, rejected, fingerprint),
                     LogRecord::Claim(_) => {
-                        let error = CodecError::UnknownRecordName { name: "a claim under data headers".into() };
+                        let error =
+                            CodecError::UnknownRecordName { name: "a claim under data headers".into() };
                         return Err(RebuildError::Undecodable { offset, error });
                     }
                 }

@@ -78,7 +78,11 @@ impl Restorer {
     /// # Errors
     /// See [`RestoreError`]; a registry outage is [`RebuildError::Registry`] (retry), a valid
     /// record that does not decode [`RebuildError::Undecodable`] (stop).
-    pub fn restore(&self, partition: i32, claim_offset: i64) -> Result<(PartitionState, Restored), RestoreError> {
+    pub fn restore(
+        &self,
+        partition: i32,
+        claim_offset: i64,
+    ) -> Result<(PartitionState, Restored), RestoreError> {
         let started = Instant::now();
         let mut plan = Plan::from_beginning(&self.topic, [partition])?;
         plan.ends.insert(partition, claim_offset);
@@ -94,8 +98,12 @@ impl Restorer {
         if let Some(error) = failure {
             return Err(error.into());
         }
-        let restored =
-            Restored { valid: rebuild.valid, void: rebuild.void, claims: rebuild.claims, elapsed: started.elapsed() };
+        let restored = Restored {
+            valid: rebuild.valid,
+            void: rebuild.void,
+            claims: rebuild.claims,
+            elapsed: started.elapsed(),
+        };
         Ok((rebuild.finish(), restored))
     }
 }

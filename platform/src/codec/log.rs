@@ -166,7 +166,8 @@ fn take(fields: &mut std::collections::HashMap<String, Value>, name: &str) -> Re
 
 fn instant(field: &str, value: Value) -> Result<OffsetDateTime, CodecError> {
     let micros = fields::micros(field, value)?;
-    micros_to_instant(micros).ok_or_else(|| CodecError::invalid(field, format!("{micros} µs is out of range")))
+    micros_to_instant(micros)
+        .ok_or_else(|| CodecError::invalid(field, format!("{micros} µs is out of range")))
 }
 
 /// A claim from its decoded value.
@@ -190,7 +191,8 @@ pub(crate) fn rejected_from(value: Value) -> Result<RejectedRecord, CodecError> 
     let resource = fields::string("resource_id", take(&mut f, "resource_id")?)?;
     let json = fields::string("rejection", take(&mut f, "rejection")?)?;
     Ok(RejectedRecord {
-        resource_id: ResourceId::parse(&resource).map_err(|e| CodecError::invalid("resource_id", e.reason))?,
+        resource_id: ResourceId::parse(&resource)
+            .map_err(|e| CodecError::invalid("resource_id", e.reason))?,
         occurred_at: instant("occurred_at", take(&mut f, "occurred_at")?)?,
         command_id: fields::uuid("command_id", take(&mut f, "command_id")?)?,
         correlation_id: fields::uuid("correlation_id", take(&mut f, "correlation_id")?)?,
@@ -199,6 +201,7 @@ pub(crate) fn rejected_from(value: Value) -> Result<RejectedRecord, CodecError> 
             None => None,
         },
         command: fields::string("command", take(&mut f, "command")?)?,
-        rejection: serde_json::from_str(&json).map_err(|e| CodecError::invalid("rejection", e.to_string()))?,
+        rejection: serde_json::from_str(&json)
+            .map_err(|e| CodecError::invalid("rejection", e.to_string()))?,
     })
 }

@@ -222,12 +222,17 @@ impl EventCodec {
         self.encode_protocol(Protocol::Rejected, &log::rejected_value(record)?)
     }
 
-    fn encode_protocol(&self, protocol: Protocol, value: &apache_avro::types::Value) -> Result<Vec<u8>, CodecError> {
+    fn encode_protocol(
+        &self,
+        protocol: Protocol,
+        value: &apache_avro::types::Value,
+    ) -> Result<Vec<u8>, CodecError> {
         let (schema, id) = &self.protocol[protocol.index()];
         let record = || protocol.full_name().to_owned();
         let schema_id = u32::try_from(id.load(Ordering::Acquire))
             .map_err(|_| CodecError::NotRegistered { record: record() })?;
-        wire::encode(schema_id, schema, value).map_err(|detail| CodecError::Encode { record: record(), detail })
+        wire::encode(schema_id, schema, value)
+            .map_err(|detail| CodecError::Encode { record: record(), detail })
     }
 
     /// Any record of the events topic: an event, a refused command or a claim. Fetches an
@@ -254,7 +259,12 @@ impl EventCodec {
         Some(self.decode_record_with(&writer, schema_id, body))
     }
 
-    fn decode_record_with(&self, writer: &Writer, schema_id: u32, body: &[u8]) -> Result<LogRecord, CodecError> {
+    fn decode_record_with(
+        &self,
+        writer: &Writer,
+        schema_id: u32,
+        body: &[u8],
+    ) -> Result<LogRecord, CodecError> {
         match writer.protocol {
             None => self.decode_with(writer, schema_id, body).map(LogRecord::Event),
             Some(protocol) => {
