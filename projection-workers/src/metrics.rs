@@ -1,7 +1,8 @@
 //! The projection workers' metrics, all in one place. Labels have low cardinality: partitions
-//! (bounded by the topic's partition count), failure stages and dead-letter reasons; never a
-//! resource or reservation id.
+//! (bounded by the topic's partition count), failure stages, dead-letter reasons and the
+//! reader rule's void reasons; never a resource or reservation id.
 
+use holdfast_tenure::Void;
 use prometheus::{
     GaugeVec, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
 };
@@ -21,6 +22,12 @@ pub struct Metrics {
     pub skipped: IntCounter,
     /// Records sent to the dead-letter topic, by reason.
     pub dead_letters: IntCounterVec,
+    /// Void records skipped by the reader rule, by reason (`holdfast_tenure::Void::label`).
+    pub void_records: IntCounterVec,
+    /// Claims read: tenures started (an ownership change of a partition each).
+    pub claims: IntCounter,
+    /// Valid `CommandRejected` records read (they change no read-model state).
+    pub rejected: IntCounter,
     /// Batches (or parts of batches) that failed, by stage; they are retried.
     pub failures: IntCounterVec,
     /// Events between the applied position and the end of each assigned partition.
@@ -74,6 +81,21 @@ impl Metrics {
                 ),
                 &["reason"],
             )?,
+            void_records: IntCounterVec::new(
+                Opts::new(
+                    "projection_void_records_total",
+                    "Records the reader rule voided (a fenced writer's, out of sequence, unmarked), by reason.",
+                ),
+                &["reason"],
+            )?,
+            claims: IntCounter::new(
+                "projection_claims_total",
+                "Claims read from the events topic: tenures started by partition owners.",
+            )?,
+            rejected: IntCounter::new(
+                "projection_rejected_records_total",
+                "Valid CommandRejected records read (refused commands; they change no state).",
+            )?,
             failures: IntCounterVec::new(
                 Opts::new("projection_failures_total", "Failed projection batches, by stage (retried)."),
                 &["stage"],
@@ -105,12 +127,26 @@ impl Metrics {
         registry.register(Box::new(metrics.applied.clone()))?;
         registry.register(Box::new(metrics.skipped.clone()))?;
         registry.register(Box::new(metrics.dead_letters.clone()))?;
+        registry.register(Box::new(metrics.void_records.clone()))?;
+        registry.register(Box::new(metrics.claims.clone()))?;
+        registry.register(Box::new(metrics.rejected.clone()))?;
         registry.register(Box::new(metrics.failures.clone()))?;
         registry.register(Box::new(metrics.lag_events.clone()))?;
         registry.register(Box::new(metrics.lag_seconds.clone()))?;
         registry.register(Box::new(metrics.assigned.clone()))?;
         registry.register(Box::new(metrics.cache_refills.clone()))?;
         registry.register(Box::new(metrics.cache_failures.clone()))?;
+        // Every reason is exported from the start (at 0), so dashboards and alerts see the
+        // series before the first void record.
+        let reasons = [
+            Void::Unmarked,
+            Void::NoTenure,
+            Void::OtherWriter,
+            Void::OutOfSequence { expected: 0, found: 0 },
+        ];
+        for reason in reasons {
+            metrics.void_records.with_label_values(&[reason.label()]);
+        }
         Ok(metrics)
     }
 }

@@ -55,9 +55,10 @@ pub enum ReplayCommand {
     Rebuild(RebuildArgs),
     /// Recompute the read model from the log and compare it with PostgreSQL and Redis.
     Verify(VerifyArgs),
-    /// Print one resource's or reservation's decoded events as JSON lines.
+    /// Print one resource's or reservation's decoded events as JSON lines, and what the
+    /// reader rule voided in its partition.
     Dump(DumpArgs),
-    /// Follow the log live, decoded, as JSON lines, until Ctrl-C.
+    /// Follow the log live, judged by the reader rule and decoded, as JSON lines, until Ctrl-C.
     Tail(TailArgs),
 }
 
@@ -65,10 +66,11 @@ pub enum ReplayCommand {
 #[derive(Debug, Clone, Args)]
 pub struct RebuildArgs {
     /// Project only events at or after this instant (RFC 3339), found per partition with
-    /// the broker's time index; the whole log by default.
+    /// the broker's time index; the whole log by default. The log is still read from its
+    /// beginning: the reader rule needs every claim before the instant.
     #[arg(long, value_parser = parse_rfc3339)]
     pub since: Option<OffsetDateTime>,
-    /// Events folded between two checkpoints (rows and offsets written; a later run resumes
+    /// Records read between two checkpoints (rows and positions written; a later run resumes
     /// from the last one).
     #[arg(long, env = "HOLDFAST_REBUILD_CHECKPOINT_EVENTS", default_value_t = 5_000_000)]
     pub checkpoint_events: u64,
@@ -91,11 +93,24 @@ pub struct VerifyArgs {
     pub max_listed: usize,
 }
 
-/// `dump` settings: exactly one of the two ids.
+/// `dump` settings.
+#[derive(Debug, Clone, Args)]
+pub struct DumpArgs {
+    /// What to print.
+    #[command(flatten)]
+    pub select: DumpSelect,
+    /// Also print the partition's claims and void records (as `"verdict":"claim"` and
+    /// `"verdict":"void"` lines). Void records are not decoded, so they are the partition's,
+    /// not only the selected resource's.
+    #[arg(long)]
+    pub include_void: bool,
+}
+
+/// What `dump` prints: exactly one of the two ids.
 #[derive(Debug, Clone, Args)]
 #[group(required = true, multiple = false)]
-pub struct DumpArgs {
-    /// Every event of this resource.
+pub struct DumpSelect {
+    /// Every event (and refused command) of this resource.
     #[arg(long)]
     pub resource: Option<String>,
     /// Every event of this reservation.
@@ -106,9 +121,14 @@ pub struct DumpArgs {
 /// `tail` settings.
 #[derive(Debug, Clone, Args)]
 pub struct TailArgs {
-    /// Start from the beginning of the log instead of its end.
+    /// Start from the beginning of the log instead of its end. From the end, the reader rule's
+    /// state is unknown until a partition's next claim: records before it are printed as
+    /// `unjudged`. From the beginning, every record is judged.
     #[arg(long)]
     pub from_beginning: bool,
+    /// Also print claims and void records (void ones are not decoded).
+    #[arg(long)]
+    pub include_void: bool,
     /// Another topic to follow, named without the topic prefix (e.g. `reservations.events.dlq`
     /// to watch dead letters); the events topic by default.
     #[arg(long)]
@@ -136,11 +156,26 @@ mod tests {
         let config = ReplayConfig::parse_from(["holdfast-replay", "dump", "--resource", "room-1", "--json"]);
         assert!(config.json);
         assert!(
-            matches!(config.command, ReplayCommand::Dump(ref d) if d.resource.as_deref() == Some("room-1"))
+            matches!(config.command, ReplayCommand::Dump(ref d) if d.select.resource.as_deref() == Some("room-1") && !d.include_void)
         );
         let config =
             ReplayConfig::parse_from(["holdfast-replay", "rebuild", "--since", "2031-03-01T00:00:00Z"]);
         assert!(matches!(config.command, ReplayCommand::Rebuild(ref r) if r.since.is_some()));
         assert!(ReplayConfig::try_parse_from(["holdfast-replay", "dump"]).is_err());
+        assert!(ReplayConfig::try_parse_from(["holdfast-replay", "dump", "--include-void"]).is_err());
+        assert!(
+            ReplayConfig::try_parse_from([
+                "holdfast-replay",
+                "dump",
+                "--resource",
+                "a",
+                "--reservation",
+                "b"
+            ])
+            .is_err()
+        );
+        let config =
+            ReplayConfig::parse_from(["holdfast-replay", "dump", "--reservation", "r-1", "--include-void"]);
+        assert!(matches!(config.command, ReplayCommand::Dump(ref d) if d.include_void));
     }
 }

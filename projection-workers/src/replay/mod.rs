@@ -5,12 +5,15 @@
 //! [`run`] is the whole tool; the binary only parses [`ReplayConfig`], initialises logging and
 //! calls it, so tests call it in-process too. Each subcommand has its own module; they share
 //! the log reader ([`log`]), the output ([`output`]) and the pure fold of [`crate::model`], so
-//! a rebuild or a verification computes exactly the rows the live workers compute. This module
+//! a rebuild or a verification computes exactly the rows the live workers compute. Every
+//! subcommand reads the log by the reader rule (`holdfast_tenure`): only valid events count;
+//! claims, refused commands and void records are counted and reported, never folded. This module
 //! must not hold any SQL or Redis layout of its own beyond the shadow generation's (in
 //! [`rebuild`]): the store and cache modules own those.
 
 pub mod config;
 pub mod dump;
+pub mod lines;
 pub mod log;
 pub mod output;
 pub mod rebuild;
@@ -153,6 +156,17 @@ pub async fn run(
         ReplayCommand::Dump(args) => dump::run(&context, &args, &mut output).await,
         ReplayCommand::Tail(args) => tail::run(&context, &args, &mut output, &shutdown).await,
     }
+}
+
+/// Void records by reason as text: `3 void (other-writer 2, unmarked 1)`, or `0 void`.
+#[must_use]
+pub fn void_summary(void: &std::collections::BTreeMap<&'static str, u64>) -> String {
+    let total: u64 = void.values().sum();
+    if total == 0 {
+        return "0 void".to_owned();
+    }
+    let reasons: Vec<String> = void.iter().map(|(reason, n)| format!("{reason} {n}")).collect();
+    format!("{total} void ({})", reasons.join(", "))
 }
 
 /// Applies the read model's migrations to every shard (a rebuild may be the first to run on

@@ -1,13 +1,15 @@
 //! One batch into one shard, in one transaction: lock the partitions' offset rows, drop the
 //! events already applied, load the rows the rest need, fold, write the changed rows and the
-//! new offsets, commit.
+//! new positions (offsets with the reader rule's tenure), commit.
 
 use std::collections::HashMap;
 
 use holdfast_domain::Event;
+use holdfast_tenure::Tenure;
 use sqlx::PgPool;
 
 use super::generation::{self, Hold};
+use super::offsets::Position;
 use super::{StoreError, offsets, rows, write};
 use crate::model::{Changes, EventPosition, Needs, ReadModel};
 
@@ -34,6 +36,10 @@ pub struct Applied {
     pub skipped: usize,
     /// The generation the batch was applied to (its Redis key prefix follows from it).
     pub generation: i64,
+    /// Per partition of `offsets`: the reader rule's tenure stored at its new next offset
+    /// (`to`). The batch's own where it moved the partition; the stored one where another
+    /// transaction had moved it further already.
+    pub tenures: HashMap<i32, Option<Tenure>>,
 }
 
 /// How far one partition moved in a batch.
@@ -48,10 +54,11 @@ pub struct PartitionAdvance {
 }
 
 /// Applies `events` (in log order within each partition) and moves each partition of `ends`
-/// to its next offset, all in one transaction on `pool`.
+/// to its position (next offset and the reader rule's tenure there), all in one transaction on
+/// `pool`.
 ///
 /// `ends` must name every partition of `events`; a partition may be named without events
-/// (its records were dead-lettered, or only transaction markers were read). `expected` is the
+/// (its records were claims, rejections, void or dead-lettered). `expected` is the
 /// generation the caller positioned its partitions under; when another one is live now,
 /// nothing is applied ([`StoreError::GenerationChanged`]).
 ///
@@ -63,7 +70,7 @@ pub async fn apply_batch(
     pool: &PgPool,
     topic: &str,
     events: &[Positioned],
-    ends: &[(i32, i64)],
+    ends: &[(i32, Position)],
     expected: Option<i64>,
 ) -> Result<Applied, StoreError> {
     let mut tx = pool.begin().await?;
@@ -73,7 +80,7 @@ pub async fn apply_batch(
     }
     let partitions: Vec<i32> = ends.iter().map(|(p, _)| *p).collect();
     let stored = offsets::lock(&mut tx, topic, &partitions).await?;
-    let start = |partition: i32| stored.get(&partition).copied().unwrap_or(0);
+    let start = |partition: i32| stored.get(&partition).map_or(0, |p| p.next_offset);
     let fresh: Vec<&Positioned> =
         events.iter().filter(|e| e.position.offset >= start(e.position.partition)).collect();
 
@@ -89,16 +96,20 @@ pub async fn apply_batch(
     let changes = model.take_changes();
     write::changes(&mut tx, &changes).await?;
 
-    let advances: Vec<PartitionAdvance> = ends
-        .iter()
-        .map(|&(partition, end)| PartitionAdvance {
-            partition,
-            from: start(partition),
-            to: end.max(start(partition)),
-        })
-        .collect();
-    let moved: Vec<(i32, i64)> =
-        advances.iter().filter(|a| a.to > a.from).map(|a| (a.partition, a.to)).collect();
+    let mut advances: Vec<PartitionAdvance> = Vec::with_capacity(ends.len());
+    let mut tenures: HashMap<i32, Option<Tenure>> = HashMap::with_capacity(ends.len());
+    let mut moved: Vec<(i32, Position)> = Vec::new();
+    for &(partition, end) in ends {
+        let before = stored.get(&partition).copied().unwrap_or_default();
+        if end.next_offset > before.next_offset {
+            moved.push((partition, end));
+        }
+        // Where another transaction got further, its position stands (the rule's state is a
+        // function of the log, so both agree where they overlap).
+        let after = if end.next_offset > before.next_offset { end } else { before };
+        advances.push(PartitionAdvance { partition, from: before.next_offset, to: after.next_offset });
+        tenures.insert(partition, after.tenure);
+    }
     if !moved.is_empty() {
         offsets::advance(&mut tx, topic, &moved).await?;
     }
@@ -109,6 +120,7 @@ pub async fn apply_batch(
         applied: fresh.len(),
         skipped: events.len() - fresh.len(),
         generation: live.number,
+        tenures,
     })
 }
 

@@ -1,6 +1,7 @@
-//! The dead-letter topic: records the projection can never apply (undecodable, unknown schema
-//! or event type, empty) are copied there with why and where they came from, and the
-//! partition moves on.
+//! The dead-letter topic: valid records (by the reader rule) the projection can never apply
+//! (undecodable, unknown schema or event type, empty, a claim's body under writer headers) are
+//! copied there with why and where they came from, and the partition moves on. Void records
+//! are not: they are not part of the log's history, and are only counted.
 //!
 //! Dead letters are produced and acknowledged (`acks=all`) before the PostgreSQL transaction
 //! that moves the partition past them commits, so none is lost; a crash between the two sends

@@ -1,13 +1,18 @@
-//! The projection worker: a member of the events consumer group that applies what it polls.
+//! The projection worker: a member of the events consumer group that applies what it polls,
+//! by the reader rule.
 //!
-//! Newly assigned partitions stay paused until the worker has read their next offsets from
-//! PostgreSQL (the source of truth; Kafka's committed offsets are only written for tooling)
-//! and sought there. Each poll drains what is ready (up to `max_batch` records over any number
-//! of partitions) into one batch, applied in one PostgreSQL transaction per shard together
-//! with the partitions' next offsets; then Redis is written. A partition whose transaction
-//! failed is paused and positioned again from PostgreSQL, so nothing is skipped, and the
-//! offset guard in the transaction makes sure nothing is applied twice — even when another
-//! worker applied the same records meanwhile (a rebalance, a zombie).
+//! Newly assigned partitions stay paused until the worker has read their positions from
+//! PostgreSQL (the source of truth; Kafka's committed offsets are only written for tooling):
+//! the next offset, and the reader rule's tenure there. It seeks to the offset and resumes the
+//! partition's [`ReaderRule`] from the tenure, so every record is judged exactly as a reader
+//! from the partition's beginning would judge it. Each poll drains what is ready (up to
+//! `max_batch` records over any number of partitions) into one batch: every record is judged,
+//! valid events are applied in one PostgreSQL transaction per shard together with the
+//! partitions' new positions, and claims, rejections and void records only move the positions.
+//! Then Redis is written. A partition whose transaction failed is paused and positioned again
+//! from PostgreSQL, so nothing is skipped, and the offset guard in the transaction makes sure
+//! nothing is applied twice — even when another worker applied the same records meanwhile (a
+//! rebalance, a zombie).
 //!
 //! The loop is one task: rebalance and statistics callbacks run inside its polls, so
 //! assignment changes are handled between batches, never during one. Aborting the task at
@@ -17,6 +22,7 @@ mod batch;
 mod cache_sync;
 pub mod dlq;
 pub mod hook;
+mod judge;
 pub mod progress;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -28,6 +34,7 @@ use futures::FutureExt;
 use holdfast_platform::codec::EventCodec;
 use holdfast_platform::kafka::consumer_config;
 use holdfast_platform::{KafkaArgs, Shutdown};
+use holdfast_tenure::ReaderRule;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Message, OwnedMessage};
@@ -35,14 +42,21 @@ use rdkafka::{Offset, TopicPartitionList};
 
 use crate::cache::Cache;
 use crate::metrics::Metrics;
-use crate::store::{Shards, offsets};
+use crate::store::Shards;
+use crate::store::offsets::{self, Position};
 use cache_sync::CacheSync;
 use dlq::DeadLetters;
 use hook::{AssignmentChange, Hook};
 use progress::Progress;
 
-/// How long a poll waits for the first record of a batch.
+/// How long a poll waits for the first record of a batch (a local wait on the consumer's
+/// queue; it bounds how soon assignments and cache checks are handled when nothing comes).
 const POLL_WAIT: Duration = Duration::from_millis(100);
+/// How long a broker holds a fetch that finds nothing new. Empty fetches over hundreds of
+/// partitions cost the broker CPU at every round, so an idle worker should ask rarely; it
+/// costs no latency, since `fetch.min.bytes=1` answers as soon as any record arrives.
+/// librdkafka's default.
+const FETCH_WAIT: Duration = Duration::from_millis(500);
 /// Pause before positioning partitions again after a failure.
 const RETRY_AFTER: Duration = Duration::from_millis(500);
 
@@ -87,10 +101,14 @@ pub struct Worker {
 /// An owned, positioned partition.
 #[derive(Debug, Clone, Copy)]
 struct Owned {
-    /// Stored next offset in PostgreSQL: records below it are already applied.
+    /// Stored next offset in PostgreSQL: records below it are already judged (and applied if
+    /// they count).
     next: i64,
+    /// The reader rule at `next` (as stored beside it).
+    rule: ReaderRule,
     /// Whether the consumer's position of the partition reflects records read since the
-    /// last seek (only then may it move the offset past transaction markers).
+    /// last seek (only then may it move the offset past control records, the markers a
+    /// foreign transactional producer leaves; they carry no mark and change no rule).
     position_trusted: bool,
 }
 
@@ -109,7 +127,7 @@ impl Worker {
             .set("session.timeout.ms", settings.session_timeout.as_millis().to_string())
             .set("heartbeat.interval.ms", (settings.session_timeout.as_millis() / 4).max(100).to_string())
             .set("statistics.interval.ms", "1000")
-            .set("fetch.wait.max.ms", "50")
+            .set("fetch.wait.max.ms", holdfast_platform::kafka::millis(FETCH_WAIT))
             // When the local queue is full librdkafka pauses fetching for this long (1 s by
             // default); a worker catching up drains the queue much faster than that.
             .set("fetch.queue.backoff.ms", "20");
@@ -195,12 +213,18 @@ impl Worker {
         cache: &mut CacheSync,
         started: Instant,
     ) -> bool {
-        let outcome = batch::process(self, polled, ends, generations).await;
+        let rules: HashMap<i32, ReaderRule> =
+            ends.keys().filter_map(|p| owned.get(p).map(|o| (*p, o.rule))).collect();
+        let outcome = batch::process(self, polled, ends, &rules, generations).await;
         let switched = !outcome.switched.is_empty();
         let mut commit = TopicPartitionList::new();
-        for advance in outcome.applied.iter().flat_map(|a| &a.offsets) {
-            if let Some(entry) = owned.get_mut(&advance.partition) {
-                entry.next = entry.next.max(advance.to);
+        for (applied, advance) in outcome.applied.iter().flat_map(|a| a.offsets.iter().map(move |o| (a, o))) {
+            if let Some(entry) = owned.get_mut(&advance.partition)
+                && advance.to >= entry.next
+            {
+                // The offset and the rule move together: both as stored by the commit.
+                entry.next = advance.to;
+                entry.rule = ReaderRule::resume(applied.tenures.get(&advance.partition).copied().flatten());
             }
             self.progress.applied(
                 advance.partition,
@@ -281,13 +305,13 @@ impl Worker {
         for &partition in pending.iter() {
             by_shard.entry(self.shards.shard_of(partition)).or_default().push(partition);
         }
-        let mut stored: Vec<(i32, i64)> = Vec::new();
+        let mut stored: Vec<(i32, Position)> = Vec::new();
         for (shard, mut partitions) in by_shard {
             let shard_owned: Vec<i32> =
                 owned.keys().copied().filter(|p| self.shards.shard_of(*p) == shard).collect();
             partitions.extend(&shard_owned);
             let pool = self.shards.pool(shard);
-            let (live, offsets) = match offsets::read_live(pool, &self.settings.topic, &partitions).await {
+            let (live, positions) = match offsets::read_live(pool, &self.settings.topic, &partitions).await {
                 Ok(read) => read,
                 Err(error) => {
                     tracing::warn!(shard, %error, "cannot read stored offsets; retrying");
@@ -312,23 +336,24 @@ impl Worker {
                 }
             }
             generations.insert(shard, live.number);
-            stored.extend(offsets.into_iter().filter(|(p, _)| pending.contains(p)));
+            stored.extend(positions.into_iter().filter(|(p, _)| pending.contains(p)));
         }
         if stored.is_empty() {
             return;
         }
         let consumer = Arc::clone(consumer);
         let topic = self.settings.topic.clone();
-        let seeks = stored.clone();
+        let seeks: Vec<(i32, i64)> = stored.iter().map(|(p, position)| (*p, position.next_offset)).collect();
         let sought = tokio::task::spawn_blocking(move || seek_and_resume(&consumer, &topic, &seeks))
             .await
             .unwrap_or_default();
-        for (partition, next) in stored {
+        for (partition, position) in stored {
             if !sought.contains(&partition) {
                 continue;
             }
             pending.remove(&partition);
-            owned.insert(partition, Owned { next, position_trusted: false });
+            let next = position.next_offset;
+            owned.insert(partition, Owned { next, rule: position.rule(), position_trusted: false });
             self.progress.applied(partition, next, None);
         }
         if !sought.is_empty() {
@@ -382,8 +407,8 @@ async fn poll_batch(consumer: &Events, max: usize) -> Vec<OwnedMessage> {
     polled
 }
 
-/// The next offset of every partition the batch moves: past its last record, or past
-/// transaction markers the consumer has read since (its position, once trusted).
+/// The next offset of every partition the batch moves: past its last record, or past control
+/// records the consumer has skipped since (its position, once trusted).
 fn batch_ends(
     consumer: &Events,
     topic: &str,

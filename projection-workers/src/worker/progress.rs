@@ -1,8 +1,10 @@
 //! How far each assigned partition is applied and where its end is: the lag metrics and the
 //! readiness check ("caught up on every assigned partition").
 //!
-//! The applied position comes from the worker loop after each commit; the end (the last
-//! stable offset, what a `read_committed` consumer can reach) from librdkafka's statistics.
+//! The applied position comes from the worker loop after each commit; the end from
+//! librdkafka's statistics (the last stable offset: nothing writes the events topic in
+//! transactions, so it is the high watermark). Claims and void records count as applied once
+//! the position has moved past them, so a partition whose tail is void is caught up.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};

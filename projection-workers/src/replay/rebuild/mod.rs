@@ -7,6 +7,19 @@
 //! ([`fold`]; the first one COPYs every row into index-less tables); build the indexes;
 //! fill the shadow Redis prefix; catch up and switch ([`switch`]); retire the previous
 //! generation. A run holds an advisory lock on the first shard, so two never overlap.
+//!
+//! The log is read by the reader rule: only valid events are folded; claims, refused
+//! commands and void records are counted. Checkpoints store each partition's reader-rule
+//! tenure beside its next offset, so a resumed run (and the live workers after the switch)
+//! judge the following records exactly as a reader from the beginning would.
+//!
+//! `--since`: the rule's state at the instant's offsets is not known without the records
+//! before them (the claim that started the tenure there may be anywhere earlier). So a rebuild
+//! with `--since` still reads every partition from its beginning, judging every record, and
+//! folds only the valid events at or after the first offset the brokers' time index gives for
+//! the instant. What `--since` saves is the fold and the rows of the older events, not the
+//! reading; it needs the log's beginning, which the events topic keeps (it is the source of
+//! truth and has no retention limit).
 
 pub mod copy;
 pub mod fold;
@@ -14,7 +27,7 @@ pub mod redis;
 pub mod shadow;
 pub mod switch;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Instant;
 
 use holdfast_platform::Shutdown;
@@ -22,6 +35,7 @@ use serde::Serialize;
 use sqlx::Connection;
 
 use super::config::RebuildArgs;
+use super::log::{Offsets, Rules};
 use super::{Context, Outcome, Output, ReplayError, migrate};
 use crate::model::ReadModel;
 use fold::{Fold, Plan, Sink};
@@ -39,11 +53,21 @@ pub struct RebuildReport {
     pub schema: String,
     /// Whether it continued an interrupted run.
     pub resumed: bool,
-    /// Events already in the shadow when this run started (from an earlier run).
-    pub events_before: u64,
-    /// Events folded by this run (catch-up included).
+    /// Records already judged in the shadow when this run started (from an earlier run).
+    pub records_before: u64,
+    /// Records read by this run (catch-up included), whatever the reader rule made of them.
+    pub records: u64,
+    /// Valid events folded by this run (catch-up included).
     pub events: u64,
-    /// Records that could not be decoded (skipped).
+    /// Valid events read but not folded, being older than `--since`.
+    pub before_since: u64,
+    /// Claims read (tenures started).
+    pub claims: u64,
+    /// Valid refused commands read (they change no state).
+    pub rejected: u64,
+    /// Void records skipped, by reason (`holdfast_tenure::Void::label`).
+    pub void: BTreeMap<&'static str, u64>,
+    /// Valid records that could not be decoded (skipped, as the workers dead-letter them).
     pub undecodable: u64,
     /// Rows: resources, slots, reservations.
     pub rows: (usize, usize, usize),
@@ -51,8 +75,8 @@ pub struct RebuildReport {
     pub checkpoints: u64,
     /// Seconds of the whole run.
     pub seconds: f64,
-    /// Events per second of the whole run.
-    pub events_per_second: f64,
+    /// Records per second of the whole run.
+    pub records_per_second: f64,
     /// Seconds spent reading and folding (`fold`), writing rows (`write`), building indexes
     /// and filling Redis (`index`), catching up and switching (`switch`).
     pub phases: HashMap<&'static str, f64>,
@@ -77,17 +101,21 @@ pub async fn run(
     let (outcome, report) = rebuild(context, args, output, shutdown).await?;
     output.report(&report, |r| {
         format!(
-            "{} generation {} ({}): {} events in {:.2} s = {:.0} events/s; {} resources, {} slots, {} reservations{}",
+            "{} generation {} ({}): {} records in {:.2} s = {:.0} records/s ({} events folded, {} claims, {} rejected, {}); {} resources, {} slots, {} reservations{}",
             if r.switched { "switched to" } else { "interrupted; run again to continue" },
             r.generation,
             r.schema,
-            r.events,
+            r.records,
             r.seconds,
-            r.events_per_second,
+            r.records_per_second,
+            r.events,
+            r.claims,
+            r.rejected,
+            super::void_summary(&r.void),
             r.rows.0,
             r.rows.1,
             r.rows.2,
-            if r.resumed { format!(" (resumed after {} events)", r.events_before) } else { String::new() },
+            if r.resumed { format!(" (resumed after {} records)", r.records_before) } else { String::new() },
         )
     })?;
     Ok(outcome)
@@ -129,18 +157,26 @@ async fn rebuild_locked(
     let topic = context.log.topic.clone();
     let build = shadow::prepare(shards.pools(), args.since).await?;
     tracing::info!(generation = build.generation, schema = %build.schema, resumed = build.resumed, "rebuild started");
-    let starts = context.log.starts(build.since).await?;
+    // Every partition is read from its beginning (the reader rule starts there); with
+    // `--since`, events before the instant's offsets are judged but not folded.
+    let starts: Offsets = (0..context.log.partitions).map(|p| (p, 0)).collect();
+    let project_from = match build.since {
+        Some(since) => context.log.starts(Some(since)).await?,
+        None => Offsets::new(),
+    };
 
     // What earlier runs wrote.
     let mut fold_next = starts.clone();
+    let mut rules = Rules::new();
     let mut first_load = Vec::new();
     let mut phase_of = Vec::new();
     let (mut resources, mut slots, mut reservations) = (Vec::new(), Vec::new(), Vec::new());
     for pool in shards.pools() {
         let loaded = shadow::load(pool, &build, &topic).await?;
-        first_load.push(loaded.offsets.is_empty());
+        first_load.push(loaded.positions.is_empty());
         phase_of.push(loaded.phase.unwrap_or(Phase::Loading));
-        fold_next.extend(loaded.offsets);
+        fold_next.extend(loaded.positions.iter().map(|(p, position)| (*p, position.next_offset)));
+        rules.extend(loaded.positions.iter().map(|(p, position)| (*p, position.rule())));
         resources.extend(loaded.resources);
         slots.extend(loaded.slots);
         reservations.extend(loaded.reservations);
@@ -148,15 +184,22 @@ async fn rebuild_locked(
     let mut model = ReadModel::from_rows(resources, slots, reservations);
     let all_first = first_load.iter().all(|f| *f);
     model.track_changes(!all_first);
-    let events_before = super::log::distance(&starts, &fold_next);
+    let records_before = super::log::distance(&starts, &fold_next);
     let mut fold = Fold {
         model,
         next: fold_next,
+        rules,
+        project_from,
         partitions: HashMap::new(),
         first_load,
+        read: 0,
         folded: 0,
+        before_since: 0,
         since_checkpoint: 0,
         checkpoints: 0,
+        claims: 0,
+        rejected: 0,
+        void: BTreeMap::new(),
         undecodable: 0,
         failure: None,
         stopped: false,
@@ -188,7 +231,7 @@ async fn rebuild_locked(
         generation: build.generation,
         schema: build.schema.clone(),
         resumed: build.resumed,
-        events_before,
+        records_before,
         ..RebuildReport::default()
     };
     if fold.stopped {
@@ -254,14 +297,19 @@ fn finish(
     phases: &HashMap<&'static str, f64>,
     started: Instant,
 ) -> RebuildReport {
+    report.records = fold.read;
     report.events = fold.folded;
+    report.before_since = fold.before_since;
+    report.claims = fold.claims;
+    report.rejected = fold.rejected;
+    report.void.clone_from(&fold.void);
     report.undecodable = fold.undecodable;
     report.rows = fold.model.counts();
     report.checkpoints = fold.checkpoints;
     report.seconds = started.elapsed().as_secs_f64();
     #[allow(clippy::cast_precision_loss)]
-    let per_second = fold.folded as f64 / report.seconds.max(f64::EPSILON);
-    report.events_per_second = per_second;
+    let per_second = fold.read as f64 / report.seconds.max(f64::EPSILON);
+    report.records_per_second = per_second;
     report.phases.clone_from(phases);
     report
 }

@@ -3,7 +3,9 @@
 //! building the indexes once the bulk of the rows is in.
 //!
 //! The tables are those of the migrations (a test compares them), created without indexes so
-//! the first load is a plain COPY; primary keys and secondary indexes come after it.
+//! the first load is a plain COPY; primary keys and secondary indexes come after it. The
+//! offsets table holds the reader rule's tenure beside each next offset, like the live one
+//! (migration 0004), in the same column order, so the `read_model` view can switch to it.
 
 use std::collections::BTreeMap;
 
@@ -16,16 +18,20 @@ use crate::model::{Changes, ReservationRow, ResourceRow, SlotRow};
 use crate::replay::ReplayError;
 use crate::replay::log::Offsets;
 use crate::store::generation::use_schema;
+use crate::store::offsets::{self, Position};
 use crate::store::rows;
 
 /// Tables of a generation, without indexes (`{s}` is the schema).
 const TABLES: &str = r"
 CREATE TABLE IF NOT EXISTS {s}.projection_offsets (
-    topic        TEXT        NOT NULL,
-    partition    INTEGER     NOT NULL CHECK (partition >= 0),
-    next_offset  BIGINT      NOT NULL CHECK (next_offset >= 0),
-    updated_at   TIMESTAMPTZ NOT NULL DEFAULT now(),
-    PRIMARY KEY (topic, partition)
+    topic            TEXT        NOT NULL,
+    partition        INTEGER     NOT NULL CHECK (partition >= 0),
+    next_offset      BIGINT      NOT NULL CHECK (next_offset >= 0),
+    updated_at       TIMESTAMPTZ NOT NULL DEFAULT now(),
+    tenure_token     UUID,
+    tenure_next_seq  BIGINT      CHECK (tenure_next_seq >= 0),
+    PRIMARY KEY (topic, partition),
+    CONSTRAINT projection_offsets_tenure_whole CHECK ((tenure_token IS NULL) = (tenure_next_seq IS NULL))
 );
 CREATE TABLE IF NOT EXISTS {s}.resources (
     resource_id  TEXT    NOT NULL,
@@ -164,8 +170,8 @@ pub async fn prepare(pools: &[PgPool], since: Option<OffsetDateTime>) -> Result<
 pub struct Loaded {
     /// Its phase.
     pub phase: Option<Phase>,
-    /// Stored next offsets (empty: no checkpoint yet, the tables were emptied).
-    pub offsets: Offsets,
+    /// Stored positions (empty: no checkpoint yet, the tables were emptied).
+    pub positions: BTreeMap<i32, Position>,
     /// Its rows.
     pub resources: Vec<ResourceRow>,
     /// Its slot rows.
@@ -188,19 +194,21 @@ pub async fn load(pool: &PgPool, build: &Build, topic: &str) -> Result<Loaded, R
             .fetch_one(&mut *tx)
             .await?;
     let phase = if phase == "loading" { Phase::Loading } else { Phase::Indexed };
-    let offsets: Vec<(i32, i64)> =
-        sqlx::query_as("SELECT partition, next_offset FROM projection_offsets WHERE topic = $1")
-            .bind(topic)
-            .fetch_all(&mut *tx)
-            .await?;
-    if offsets.is_empty() {
+    let positions = offsets::all(&mut tx, topic).await?;
+    if positions.is_empty() {
         sqlx::query("TRUNCATE resources, availability, reservations").execute(&mut *tx).await?;
         tx.commit().await?;
         return Ok(Loaded { phase: Some(phase), ..Loaded::default() });
     }
     let (resources, slots, reservations) = rows::everything(&mut tx).await?;
     tx.commit().await?;
-    Ok(Loaded { phase: Some(phase), offsets: offsets.into_iter().collect(), resources, slots, reservations })
+    Ok(Loaded {
+        phase: Some(phase),
+        positions: positions.into_iter().collect(),
+        resources,
+        slots,
+        reservations,
+    })
 }
 
 /// Rows of one shard to write at a checkpoint.
@@ -220,7 +228,7 @@ pub enum Rows<'a> {
 }
 
 /// Writes the first load of a shard: parallel COPY streams into the empty tables, then the
-/// offsets (the checkpoint). Not one transaction: until the offsets are written, a later
+/// positions (the checkpoint). Not one transaction: until the positions are written, a later
 /// run finds no checkpoint and starts the shard again (see [`load`]).
 ///
 /// # Errors
@@ -230,7 +238,7 @@ pub async fn copy_all(
     build: &Build,
     topic: &str,
     rows: &Rows<'_>,
-    offsets: &Offsets,
+    positions: &[(i32, Position)],
     streams: usize,
 ) -> Result<(), ReplayError> {
     let Rows::All { resources, slots, reservations } = rows else {
@@ -260,14 +268,14 @@ pub async fn copy_all(
     futures::future::try_join(small, big).await?;
     let mut tx = pool.begin().await?;
     use_schema(&mut tx, schema).await?;
-    write_offsets(&mut tx, topic, offsets).await?;
+    write_positions(&mut tx, topic, positions).await?;
     tx.commit().await?;
     Ok(())
 }
 
-/// Writes changed rows of a shard and its offsets on `conn`, inside the caller's transaction:
-/// the rows go to temporary tables by COPY, replace their stored versions, and the offsets
-/// move. Works with and without the indexes.
+/// Writes changed rows of a shard and its positions on `conn`, inside the caller's
+/// transaction: the rows go to temporary tables by COPY, replace their stored versions, and
+/// the positions move. Works with and without the indexes.
 ///
 /// # Errors
 /// When PostgreSQL fails.
@@ -276,7 +284,7 @@ pub async fn write_changes(
     build: &Build,
     topic: &str,
     changes: &Changes,
-    offsets: &Offsets,
+    positions: &[(i32, Position)],
 ) -> Result<(), ReplayError> {
     let schema = &build.schema;
     use_schema(conn, schema).await?;
@@ -312,20 +320,31 @@ pub async fn write_changes(
             .execute(&mut *conn)
             .await?;
     }
-    write_offsets(conn, topic, offsets).await
+    write_positions(conn, topic, positions).await
 }
 
-/// Sets the shadow's next offsets (the rebuild is their only writer).
-async fn write_offsets(conn: &mut PgConnection, topic: &str, offsets: &Offsets) -> Result<(), ReplayError> {
-    let (partitions, next): (Vec<i32>, Vec<i64>) = offsets.iter().map(|(p, o)| (*p, *o)).unzip();
+/// Sets the shadow's positions (the rebuild is their only writer).
+async fn write_positions(
+    conn: &mut PgConnection,
+    topic: &str,
+    positions: &[(i32, Position)],
+) -> Result<(), ReplayError> {
+    let partitions: Vec<i32> = positions.iter().map(|(p, _)| *p).collect();
+    let next: Vec<i64> = positions.iter().map(|(_, position)| position.next_offset).collect();
+    let (tokens, seqs): (Vec<Option<uuid::Uuid>>, Vec<Option<i64>>) =
+        positions.iter().map(|(_, position)| position.tenure_columns()).unzip();
     sqlx::query(
-        "INSERT INTO projection_offsets (topic, partition, next_offset)
-         SELECT $1, p, o FROM UNNEST($2::int[], $3::bigint[]) AS u(p, o)
-         ON CONFLICT (topic, partition) DO UPDATE SET next_offset = EXCLUDED.next_offset, updated_at = now()",
+        "INSERT INTO projection_offsets (topic, partition, next_offset, tenure_token, tenure_next_seq)
+         SELECT $1, p, o, t, s FROM UNNEST($2::int[], $3::bigint[], $4::uuid[], $5::bigint[]) AS u(p, o, t, s)
+         ON CONFLICT (topic, partition) DO UPDATE SET next_offset = EXCLUDED.next_offset,
+             tenure_token = EXCLUDED.tenure_token, tenure_next_seq = EXCLUDED.tenure_next_seq,
+             updated_at = now()",
     )
     .bind(topic)
     .bind(&partitions)
     .bind(&next)
+    .bind(&tokens)
+    .bind(&seqs)
     .execute(conn)
     .await?;
     Ok(())

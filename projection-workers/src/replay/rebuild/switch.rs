@@ -5,7 +5,8 @@
 //!    `FOR SHARE`) finish first and new ones wait. Nothing moves the live offsets now.
 //! 3. Catch up to the end of the log once more and write that into the shadow (and its
 //!    Redis prefix) in the locked transactions: the shadow's offsets are now at or past
-//!    every live offset, so no event is lost whatever the workers had applied.
+//!    every live offset, so no event is lost whatever the workers had applied. Each offset
+//!    is stored with the reader rule's tenure there, which the workers resume from.
 //! 4. In each locked transaction: move the pointer, redefine the `read_model` views, mark
 //!    the builds; commit. Readers see the old generation or the new one, whole.
 //! 5. Point Redis readers at the new prefix and announce it; retire the previous generation.
@@ -83,15 +84,15 @@ async fn catch_up(
     match txs {
         Some(txs) => {
             for (shard, tx) in txs.iter_mut().enumerate() {
-                let offsets = shadow::shard_offsets(&fold.next, shards, shard);
-                shadow::write_changes(tx, &sink.build, &sink.topic, &parts[shard], &offsets).await?;
+                let positions = fold.positions(shards, shard);
+                shadow::write_changes(tx, &sink.build, &sink.topic, &parts[shard], &positions).await?;
             }
         }
         None => {
             for (shard, part) in parts.iter().enumerate() {
-                let offsets = shadow::shard_offsets(&fold.next, shards, shard);
+                let positions = fold.positions(shards, shard);
                 let mut tx = sink.shards.pool(shard).begin().await?;
-                shadow::write_changes(&mut tx, &sink.build, &sink.topic, part, &offsets).await?;
+                shadow::write_changes(&mut tx, &sink.build, &sink.topic, part, &positions).await?;
                 tx.commit().await?;
             }
         }
@@ -115,8 +116,8 @@ pub async fn switch(
     let mut fold = fold;
     let mut switched = Switched::default();
     for _ in 0..ROUNDS {
-        // Transaction markers alone (at most one per partition after its last record) are
-        // not worth a read; whatever the workers applied meanwhile is caught up under the lock.
+        // A record or so per partition is not worth a read; whatever the workers applied
+        // meanwhile is caught up under the lock.
         let ends = log.ends().await?;
         if distance(&fold.next, &ends) <= u64::try_from(ends.len()).unwrap_or(0) {
             break;
