@@ -1,75 +1,140 @@
 //! Rebuild throughput: the whole log folded and loaded into a fresh PostgreSQL database (a
-//! new generation, indexes, Redis prefix, switch), in events per second.
+//! new generation, indexes, Redis prefix, switch), in records per second.
 //!
 //! Needs the local stack (`make up`). Writes `HOLDFAST_BENCH_EVENTS` events (default
 //! 1,000,000) of the deterministic mixed workload (2,000 resources: holds, confirmations,
 //! cancellations, expiries, capacity changes, decided by the domain) into fresh topics of
-//! `HOLDFAST_BENCH_PARTITIONS` partitions (default 16), then rebuilds `HOLDFAST_BENCH_RUNS`
-//! times (default 3), each into a database of its own, and prints the median, minimum and
-//! maximum. Topics and databases are removed at the end.
+//! `HOLDFAST_BENCH_PARTITIONS` partitions (default 16), marked as partition owners write them:
+//! each partition starts with a claim, every event carries its writer's token and next
+//! sequence number, and half-way through each partition changes owner (a new claim), with a
+//! few records of the fenced owner after it (void), so the reader rule has all its cases.
+//! Then it rebuilds `HOLDFAST_BENCH_RUNS` times (default 3), each into a database of its own,
+//! and prints the median, minimum and maximum. Topics and databases are removed at the end.
 //!
 //! `cargo bench -p holdfast-projection-workers --bench rebuild`
 
 #![allow(clippy::print_stdout, clippy::unwrap_used, clippy::expect_used)]
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
 use holdfast_platform::Shutdown;
-use holdfast_platform::codec::EventCodec;
-use holdfast_platform::kafka::transactional_producer_config;
+use holdfast_platform::codec::{ClaimRecord, EventCodec};
+use holdfast_platform::headers::RecordHeaders;
+use holdfast_platform::kafka::producer_config;
+use holdfast_platform::partitioner::partition_for;
 use holdfast_platform::testing::{self, TestDatabase};
 use holdfast_platform::topics::TopicLayout;
 use holdfast_projection_workers::replay::rebuild::rebuild;
 use holdfast_projection_workers::replay::{Context, Output, ReplayCommand, ReplayConfig};
 use holdfast_projection_workers::testing::Workload;
+use holdfast_tenure::{Mark, Token};
 use rdkafka::error::KafkaError;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::types::RDKafkaErrorCode;
 
 const RESOURCES: usize = 2_000;
-const PER_TRANSACTION: usize = 5_000;
+/// Records of the fenced owner after each partition's change of owner.
+const ZOMBIE_RECORDS: u64 = 3;
 
 fn env_number(name: &str, default: usize) -> usize {
     std::env::var(name).ok().and_then(|v| v.replace('_', "").parse().ok()).unwrap_or(default)
+}
+
+/// One partition's writers: the current tenure and the one it fenced.
+struct Owner {
+    token: Token,
+    seq: u64,
+    fenced: Option<(Token, u64)>,
+}
+
+/// Sends one record, waiting for queue space instead of failing when the queue is full.
+fn send(producer: &BaseProducer, topic: &str, partition: i32, key: &str, payload: &[u8], mark: Mark) {
+    let headers = RecordHeaders { mark, fingerprint: None }.to_kafka();
+    let mut record = BaseRecord::to(topic).partition(partition).key(key).payload(payload).headers(headers);
+    loop {
+        match producer.send(record) {
+            Ok(()) => return,
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                producer.poll(Duration::from_millis(5));
+                record = back;
+            }
+            Err((error, _)) => panic!("produce: {error}"),
+        }
+    }
+}
+
+fn claim(codec: &EventCodec, producer: &BaseProducer, topic: &str, partition: i32) -> Token {
+    let token = Token::fresh();
+    let claim = ClaimRecord {
+        token,
+        partition,
+        owner: "bench".to_owned(),
+        address: None,
+        claimed_at: time::OffsetDateTime::now_utc(),
+    };
+    send(producer, topic, partition, "claim", &codec.encode_claim(&claim).unwrap(), Mark::Claim { token });
+    token
 }
 
 fn seed(layout: &TopicLayout, codec: &EventCodec, count: usize) -> usize {
     let mut workload = Workload::new("bench", RESOURCES, 42);
     let mut events = workload.definitions();
     events.extend(workload.events(count.saturating_sub(RESOURCES)));
-    let txn = testing::unique("bench-rebuild");
-    let mut config = transactional_producer_config(&testing::kafka(), &txn, &txn, Duration::from_secs(60));
-    let producer: BaseProducer = config.set("linger.ms", "5").create().unwrap();
-    producer.init_transactions(Duration::from_secs(30)).unwrap();
+    let producer: BaseProducer = producer_config(&testing::kafka(), &testing::unique("bench-rebuild"))
+        .set("linger.ms", "5")
+        .create()
+        .unwrap();
+    let topic = layout.events.as_str();
+    let partitions = layout.partitions;
+    // Records of one partition leave one idempotent producer in order, so each claim lands
+    // before the records of its tenure.
+    let mut owners: HashMap<i32, Owner> = (0..partitions)
+        .map(|p| (p, Owner { token: claim(codec, &producer, topic, p), seq: 0, fenced: None }))
+        .collect();
+    let handover = events.len() / 2;
     let started = Instant::now();
-    for (n, chunk) in events.chunks(PER_TRANSACTION).enumerate() {
-        producer.begin_transaction().unwrap();
-        for event in chunk {
-            let payload = codec.encode(event).unwrap();
-            let key = event.envelope.resource_id.to_string();
-            let mut record = BaseRecord::to(&layout.events).key(key.as_str()).payload(payload.as_slice());
-            loop {
-                match producer.send(record) {
-                    Ok(()) => break,
-                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
-                        producer.poll(Duration::from_millis(5));
-                        record = back;
-                    }
-                    Err((error, _)) => panic!("produce: {error}"),
-                }
+    for (n, event) in events.iter().enumerate() {
+        if n == handover {
+            for (&partition, owner) in &mut owners {
+                owner.fenced = Some((owner.token, owner.seq));
+                owner.token = claim(codec, &producer, topic, partition);
+                owner.seq = 0;
             }
         }
-        producer.commit_transaction(Duration::from_secs(60)).unwrap();
-        let written = (n + 1) * PER_TRANSACTION;
-        if written % 200_000 < PER_TRANSACTION {
+        let payload = codec.encode(event).unwrap();
+        let key = event.envelope.resource_id.as_str();
+        let partition = partition_for(key.as_bytes(), partitions);
+        let owner = owners.get_mut(&partition).unwrap();
+        if let Some((token, seq)) = owner.fenced.as_mut()
+            && owner.seq < ZOMBIE_RECORDS
+        {
+            send(&producer, topic, partition, key, &payload, Mark::Data { token: *token, seq: *seq });
+            *seq += 1;
+        }
+        send(&producer, topic, partition, key, &payload, Mark::Data { token: owner.token, seq: owner.seq });
+        owner.seq += 1;
+        if (n + 1) % 200_000 == 0 {
             #[allow(clippy::cast_precision_loss)]
-            let rate = written as f64 / started.elapsed().as_secs_f64();
-            println!("  seeded {written} events ({rate:.0}/s)");
+            let rate = (n + 1) as f64 / started.elapsed().as_secs_f64();
+            println!("  seeded {} events ({rate:.0}/s)", n + 1);
         }
     }
+    producer.flush(Duration::from_secs(120)).unwrap();
     events.len()
+}
+
+/// Deletes the Redis keys a run wrote (every generation's, under the run's prefix).
+async fn delete_keys(args: &holdfast_platform::RedisArgs) {
+    let redis = holdfast_platform::redis::Redis::new(args).unwrap();
+    let mut conn = redis.conn().await.unwrap();
+    let keys: Vec<String> =
+        redis::cmd("KEYS").arg(format!("{}*", args.key_prefix)).query_async(&mut conn).await.unwrap();
+    for key in keys {
+        let () = redis::cmd("DEL").arg(key).query_async(&mut conn).await.unwrap();
+    }
 }
 
 fn load_average() -> String {
@@ -131,18 +196,26 @@ async fn main() {
         let load = load_average();
         let (_, report) = rebuild(&context, &args, &output, &Shutdown::new()).await.expect("rebuild");
         println!(
-            "run {run}: {} events in {:.2} s = {:.0} events/s (phases {:?}; rows {:?}; load before {load})",
-            report.events, report.seconds, report.events_per_second, report.phases, report.rows
+            "run {run}: {} records ({} events, {} claims, {} void) in {:.2} s = {:.0} records/s (phases {:?}; rows {:?}; load before {load})",
+            report.records,
+            report.events,
+            report.claims,
+            report.void.values().sum::<u64>(),
+            report.seconds,
+            report.records_per_second,
+            report.phases,
+            report.rows
         );
-        rates.push(report.events_per_second);
+        rates.push(report.records_per_second);
         for pool in context.shards.pools() {
             pool.close().await;
         }
         database.drop_database().await.expect("dropped");
+        delete_keys(&context.config.redis).await;
     }
     rates.sort_by(f64::total_cmp);
     println!(
-        "rebuild: median {:.0} events/s (min {:.0}, max {:.0}) over {runs} runs of {seeded} events; load now {}",
+        "rebuild: median {:.0} records/s (min {:.0}, max {:.0}) over {runs} runs of {seeded} events; load now {}",
         rates[rates.len() / 2],
         rates[0],
         rates[rates.len() - 1],

@@ -16,6 +16,7 @@ async fn migrates_its_shard_and_becomes_ready() {
     config.topics = testing::topics("proj-ready", 2);
     config.postgres = database.postgres_args();
     config.redis = testing::redis("proj-ready");
+    let (topics, redis) = (config.topics.clone(), config.redis.clone());
     let service = RunningService::start(|listener, shutdown| run(config, listener, shutdown)).await;
 
     assert!(service.wait_ready(Duration::from_secs(60)).await, "ready within 60 s");
@@ -38,6 +39,9 @@ async fn migrates_its_shard_and_becomes_ready() {
     pool.close().await;
     service.stop().await.expect("clean stop");
     database.drop_database().await.expect("database dropped");
+    // The worker provisioned the topics; nothing was projected, but its Redis prefix goes too.
+    let _ = holdfast_platform::topics::TopicLayout::from_args(&topics).delete(&testing::kafka()).await;
+    crate::support::delete_keys(&redis).await.expect("redis keys deleted");
 }
 
 #[test]

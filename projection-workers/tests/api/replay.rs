@@ -1,9 +1,9 @@
 //! The replay CLI against the real stack: `verify` after a mixed workload and after
 //! tampering, `rebuild` while queries and live traffic run (atomic switch, workers follow),
 //! `rebuild` resumed after an interruption (the second run through the real binary), `dump`
-//! and `tail`.
+//! and `tail`; and all of them over a log two owners fought over, by the reader rule.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -23,7 +23,7 @@ use holdfast_projection_workers::store::rows;
 use holdfast_projection_workers::testing::Workload;
 use secrecy::ExposeSecret;
 
-use crate::support::Stack;
+use crate::support::{Stack, contested_log};
 
 const DEADLINE: Duration = Duration::from_secs(120);
 
@@ -92,7 +92,7 @@ async fn projected(name: &str, resources: usize, events: usize, seed: u64) -> (S
     let mut workload = Workload::new("suite", resources, seed);
     let mut first = workload.definitions();
     first.extend(workload.events(events));
-    stack.produce(first, 500).await;
+    stack.produce(first).await;
     (stack, workload)
 }
 
@@ -217,7 +217,7 @@ async fn rebuild_switches_atomically_while_queries_and_live_traffic_run() {
     let traffic: Vec<_> = (0..6).map(|_| workload.events(300)).collect();
     let producing = async {
         for round in traffic {
-            stack.produce(round, 25).await;
+            stack.produce(round).await;
         }
     };
     let rebuilding = async {
@@ -234,7 +234,7 @@ async fn rebuild_switches_atomically_while_queries_and_live_traffic_run() {
     eprintln!("rebuild report: {printed}");
 
     // The workers follow the new generation and apply what comes after.
-    stack.produce(workload.events(500), 50).await;
+    stack.produce(workload.events(500)).await;
     let (expected, ends) = stack.expected().await;
     assert!(wait_live_applied(&stack, &ends).await, "workers apply into the new generation");
     stop.store(true, Ordering::Relaxed);
@@ -303,12 +303,12 @@ async fn an_interrupted_rebuild_resumes_where_it_stopped() {
     let report: serde_json::Value = serde_json::from_str(stdout.trim()).expect("a JSON report");
     assert_eq!(report["resumed"], true, "{stdout}");
     assert_eq!(report["generation"], 1, "{stdout}");
-    let before = report["events_before"].as_u64().expect("events_before");
+    let before = report["records_before"].as_u64().expect("records_before");
     assert!(before >= 6_000, "continued after the checkpoints: {stdout}");
     let total: u64 = ends.values().map(|e| u64::try_from(*e).expect("offset")).sum();
     assert!(
-        report["events"].as_u64().expect("events") <= total - before,
-        "did not fold again what was stored: {stdout}"
+        report["records"].as_u64().expect("records") <= total - before,
+        "did not read again what was stored: {stdout}"
     );
 
     let (generation, rows) = live_rows(&stack).await;
@@ -324,16 +324,20 @@ async fn dump_prints_exactly_one_resources_or_reservations_events_in_order() {
     let mut workload = Workload::new("dumped", 12, 14);
     let mut events = workload.definitions();
     events.extend(workload.events(2_000));
-    stack.produce(events.clone(), 200).await;
+    stack.produce(events.clone()).await;
 
     let resource = events[3].envelope.resource_id.clone();
     let wanted: Vec<_> = events.iter().filter(|e| e.envelope.resource_id == resource).collect();
     let (outcome, printed) = replay(&stack, &["dump", "--resource", resource.as_str()]).await;
     assert_eq!(outcome, Outcome::Done);
-    let lines: Vec<serde_json::Value> =
+    let mut lines: Vec<serde_json::Value> =
         printed.lines().map(|l| serde_json::from_str(l).expect("JSON")).collect();
+    let summary = lines.pop().expect("a summary line");
+    assert_eq!(summary["summary"]["selected"], wanted.len(), "{summary}");
+    assert_eq!(summary["summary"]["void"], serde_json::json!({}), "{summary}");
     assert_eq!(lines.len(), wanted.len(), "every event of the resource and no other");
     for (line, event) in lines.iter().zip(&wanted) {
+        assert_eq!(line["verdict"], "valid");
         assert_eq!(line["event"], serde_json::to_value(event).expect("serialises"));
     }
     let offsets: Vec<i64> = lines.iter().map(|l| l["offset"].as_i64().expect("offset")).collect();
@@ -349,6 +353,7 @@ async fn dump_prints_exactly_one_resources_or_reservations_events_in_order() {
     let (_, printed) = replay(&stack, &["dump", "--reservation", &reservation.to_string()]).await;
     let types: Vec<String> = printed
         .lines()
+        .filter(|l| !l.starts_with("{\"summary\""))
         .map(|l| {
             serde_json::from_str::<serde_json::Value>(l).expect("JSON")["event"]["payload"]["type"]
                 .to_string()
@@ -373,22 +378,36 @@ impl Write for Shared {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn tail_prints_new_events_until_stopped() {
-    let stack = Stack::new("replay-tail", 2).await;
-    let mut workload = Workload::new("tailed", 4, 15);
-    stack.produce(workload.definitions(), 10).await;
+/// Runs `tail` with `args` until `done` says what it printed is enough (producing with
+/// `produce` between looks), then stops it; returns the printed lines.
+async fn tail_until<F, Fut>(
+    stack: &Stack,
+    args: &[&str],
+    mut produce: F,
+    done: impl Fn(&[serde_json::Value]) -> bool,
+) -> Vec<serde_json::Value>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
     let shutdown = Shutdown::new();
     let shared = Shared::default();
     let mut out = shared.clone();
-    let tail = replay::run(replay_config(&stack, &["tail"]), &mut out, shutdown.clone());
-    // The tail starts at the end: produce until it prints what came after it started.
-    let events = workload.events(20);
+    let mut command = vec!["tail"];
+    command.extend_from_slice(args);
+    let tail = replay::run(replay_config(stack, &command), &mut out, shutdown.clone());
     let driver = async {
-        let printed = testing::eventually(DEADLINE, || async {
-            stack.produce(events.clone(), 20).await;
-            let text = String::from_utf8(shared.0.lock().expect("lock").clone()).expect("utf-8");
-            (text.lines().count() >= events.len()).then_some(text)
+        let printed = testing::eventually(DEADLINE, || {
+            let produced = produce();
+            let shared = shared.clone();
+            let done = &done;
+            async move {
+                produced.await;
+                let text = String::from_utf8(shared.0.lock().expect("lock").clone()).expect("utf-8");
+                let lines: Vec<serde_json::Value> =
+                    text.lines().map(|l| serde_json::from_str(l).expect("JSON lines")).collect();
+                done(&lines).then_some(lines)
+            }
         })
         .await;
         shutdown.cancel();
@@ -396,10 +415,48 @@ async fn tail_prints_new_events_until_stopped() {
     };
     let (outcome, printed) = tokio::join!(tail, driver);
     assert_eq!(outcome.expect("tail ran"), Outcome::Done);
-    let printed = printed.expect("the tail prints new events");
-    let first: serde_json::Value =
-        serde_json::from_str(printed.lines().next().expect("a line")).expect("JSON");
-    assert!(first["event"]["envelope"]["event_id"].is_string(), "{first}");
+    printed.expect("the tail printed what was expected")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tail_follows_the_log_and_judges_it_from_what_it_has_seen() {
+    let stack = Stack::new("replay-tail", 1).await;
+    let mut workload = Workload::new("tailed", 4, 15);
+    stack.produce(workload.definitions()).await;
+
+    // From the end, the owners' claims came before the tail started: their records are printed
+    // unjudged, after a notice that says so.
+    let events = workload.events(20);
+    let lines = tail_until(
+        &stack,
+        &[],
+        || stack.produce(events.clone()),
+        |lines| lines.iter().filter(|l| l["event"].is_object()).count() >= events.len(),
+    )
+    .await;
+    assert_eq!(lines[0]["notice"], replay::tail::UNJUDGED_NOTICE, "{:?}", lines[0]);
+    let records = &lines[1..];
+    assert!(records.iter().all(|l| l["verdict"] == "unjudged"), "{records:?}");
+    assert!(records[0]["event"]["envelope"]["event_id"].is_string(), "{:?}", records[0]);
+
+    // From the beginning every record is judged: claims, valid events, and a zombie's void
+    // record (shown with --include-void).
+    let zombie = holdfast_tenure::Mark::Data { token: holdfast_tenure::Token::fresh(), seq: 0 };
+    stack.writer().raw(0, "tailed-0", b"never decoded", zombie).await;
+    let lines = tail_until(
+        &stack,
+        &["--from-beginning", "--include-void"],
+        || async {},
+        |lines| lines.iter().any(|l| l["verdict"] == "void"),
+    )
+    .await;
+    assert!(lines.iter().all(|l| l["notice"].is_null()), "no notice from the beginning");
+    assert!(lines.iter().any(|l| l["verdict"] == "claim" && l["claim"].is_string()), "{lines:?}");
+    assert!(lines.iter().any(|l| l["verdict"] == "valid" && l["event"].is_object()), "{lines:?}");
+    let void = lines.iter().find(|l| l["verdict"] == "void").expect("a void line");
+    assert_eq!(void["void"], "other-writer");
+    assert!(void["event"].is_null(), "void records are not decoded");
+    assert!(lines.iter().all(|l| l["verdict"] != "unjudged"), "{lines:?}");
     stack.tear_down().await;
 }
 
@@ -443,5 +500,157 @@ async fn the_shadow_schema_matches_the_migrated_one() {
         }
     };
     assert_eq!(indexes("rm_1").await, indexes("public").await, "same indexes");
+    stack.tear_down().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_and_dump_report_void_records_by_reason() {
+    let stack = Stack::new("replay-void", 1).await;
+    let contested = contested_log(&stack, "lane", 41).await;
+    let oracle = stack.oracle().await;
+    // Before any worker ran, nothing is projected and nothing is expected: the whole log is
+    // behind, not different.
+    holdfast_projection_workers::MIGRATOR.run(&stack.pool).await.expect("migrated");
+    let (outcome, printed) = replay(&stack, &["--json", "verify"]).await;
+    assert_eq!(outcome, Outcome::Done, "{printed}");
+    let report: serde_json::Value = serde_json::from_str(printed.trim()).expect("one JSON summary");
+    assert_eq!(report["behind"], oracle.ends[&0], "{report}");
+    assert_eq!(report["events"], 0, "{report}");
+
+    let service = stack.start().await;
+    assert!(stack.wait_applied(&oracle.ends, DEADLINE).await, "applied");
+    assert!(stack.wait_cached(&oracle.ends, DEADLINE).await, "cached");
+    let void = serde_json::to_value(&contested.void).expect("serialises");
+
+    // verify: no differences, the void records counted by reason.
+    let (outcome, printed) = replay(&stack, &["--json", "verify"]).await;
+    assert_eq!(outcome, Outcome::Done, "{printed}");
+    let report: serde_json::Value = serde_json::from_str(printed.trim()).expect("one JSON summary");
+    assert_eq!(report["void"], void, "{report}");
+    assert_eq!(report["claims"], contested.claims, "{report}");
+    assert_eq!(report["rejected"], contested.rejected, "{report}");
+    assert_eq!(report["events"], contested.events, "{report}");
+    assert_eq!(report["differences"], 0, "{report}");
+    let (_, text) = replay(&stack, &["verify"]).await;
+    assert!(text.contains("8 void (no-tenure 1, other-writer 5, out-of-sequence 1, unmarked 1)"), "{text}");
+
+    // A stored tenure the log does not support is a difference: a worker resuming from it
+    // would judge what follows wrongly.
+    sqlx::query("UPDATE projection_offsets SET tenure_next_seq = tenure_next_seq + 1")
+        .execute(&stack.pool)
+        .await
+        .expect("tampered tenure");
+    let (outcome, printed) = replay(&stack, &["--json", "verify"]).await;
+    assert_eq!(outcome, Outcome::Differences(1), "{printed}");
+    let difference: serde_json::Value =
+        serde_json::from_str(printed.lines().next().expect("a difference")).expect("JSON");
+    assert_eq!(difference["table"], "projection_offsets", "{difference}");
+    let token = contested.owner.token(0).expect("owner");
+    let expected = format!("tenure {token} next_seq {}", contested.next_seq);
+    assert_eq!(difference["expected"], expected.as_str(), "{difference}");
+    sqlx::query("UPDATE projection_offsets SET tenure_next_seq = tenure_next_seq - 1")
+        .execute(&stack.pool)
+        .await
+        .expect("restored tenure");
+
+    // dump: the resource's valid history, the partition's void records by reason in the
+    // summary, and with --include-void the claims and void records themselves.
+    let resource = contested.workload.states()[0].resource_id().to_string();
+    let (_, printed) = replay(&stack, &["dump", "--resource", &resource]).await;
+    let lines: Vec<serde_json::Value> =
+        printed.lines().map(|l| serde_json::from_str(l).expect("JSON")).collect();
+    let summary = &lines.last().expect("a summary")["summary"];
+    assert_eq!(summary["void"], void, "{summary}");
+    assert_eq!((summary["claims"].as_u64(), summary["rejected"].as_u64()), (Some(3), Some(1)), "{summary}");
+    let history = &lines[..lines.len() - 1];
+    assert!(history.iter().all(|l| l["verdict"] == "valid"), "only valid records by default");
+    assert!(
+        history.iter().any(|l| l["rejected"]["rejection"]["code"] == "unknown-resource"),
+        "the refused command"
+    );
+    let events = history.iter().filter(|l| l["event"].is_object()).count();
+    let applied: i64 = sqlx::query_scalar("SELECT count(*) FROM reservations WHERE resource_id = $1")
+        .bind(&resource)
+        .fetch_one(&stack.pool)
+        .await
+        .expect("count");
+    assert!(
+        events > usize::try_from(applied).expect("count"),
+        "its definition and every reservation's events"
+    );
+
+    let (_, printed) = replay(&stack, &["dump", "--resource", &resource, "--include-void"]).await;
+    let lines: Vec<serde_json::Value> =
+        printed.lines().map(|l| serde_json::from_str(l).expect("JSON")).collect();
+    let claims = lines.iter().filter(|l| l["verdict"] == "claim").count();
+    let mut voids: BTreeMap<String, u64> = BTreeMap::new();
+    for line in lines.iter().filter(|l| l["verdict"] == "void") {
+        assert!(line["event"].is_null(), "void records are not decoded: {line}");
+        *voids.entry(line["void"].as_str().expect("a reason").to_owned()).or_default() += 1;
+    }
+    assert_eq!(claims, 3);
+    assert_eq!(serde_json::to_value(&voids).expect("serialises"), void);
+    let offsets: Vec<i64> =
+        lines[..lines.len() - 1].iter().map(|l| l["offset"].as_i64().expect("offset")).collect();
+    assert!(offsets.windows(2).all(|w| w[0] < w[1]), "in log order");
+
+    service.stop().await.expect("clean stop");
+    stack.tear_down().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rebuild_since_judges_from_the_beginning_and_folds_from_the_instant() {
+    let stack = Stack::new("replay-since", 1).await;
+    let mut workload = Workload::new("since", 5, 51);
+    let mut owner = stack.writer();
+    let mut older = workload.definitions();
+    older.extend(workload.events(200));
+    for event in &older {
+        owner.event(event, 1).await;
+    }
+    // The instant: a millisecond after the last older record was acknowledged, and passed
+    // before the first newer one is appended (the brokers' time index has milliseconds).
+    let now = time::OffsetDateTime::now_utc();
+    let since = now.replace_nanosecond(0).expect("whole second")
+        + time::Duration::milliseconds(i64::from(now.millisecond()) + 1);
+    let passed =
+        testing::eventually(DEADLINE, || async { (time::OffsetDateTime::now_utc() > since).then_some(()) });
+    assert!(passed.await.is_some());
+    // The same tenure goes on: only a reader that knows the claim before the instant counts
+    // these records.
+    let newer = workload.events(150);
+    let mut first_newer = None;
+    for event in &newer {
+        let (_, offset) = owner.event(event, 1).await;
+        first_newer.get_or_insert(offset);
+    }
+    let first_newer = first_newer.expect("appended");
+
+    let instant = since.format(&time::format_description::well_known::Rfc3339).expect("formats");
+    let (outcome, printed) = replay(&stack, &["--json", "rebuild", "--since", &instant]).await;
+    assert_eq!(outcome, Outcome::Done, "{printed}");
+    let report: serde_json::Value = serde_json::from_str(printed.trim()).expect("a JSON report");
+    assert_eq!(report["before_since"], older.len(), "{report}");
+    assert_eq!(report["events"], newer.len(), "{report}");
+    assert_eq!(report["void"], serde_json::json!({}), "{report}");
+
+    let mut expected = ReadModel::default();
+    let mut oracle_events = 0;
+    let oracle = stack.oracle().await;
+    assert_eq!(oracle.events, u64::try_from(older.len() + newer.len()).expect("small"));
+    for line in stack.read_log().await[&0].iter().filter(|(offset, _)| *offset >= first_newer) {
+        let event = stack.codec.decode(&line.1).await.expect("an event");
+        expected.apply(
+            &event,
+            holdfast_projection_workers::model::EventPosition { partition: 0, offset: line.0 },
+        );
+        oracle_events += 1;
+    }
+    assert_eq!(oracle_events, newer.len());
+    let (generation, rows) = live_rows(&stack).await;
+    assert_eq!(generation, 1);
+    assert_same_rows(&rows, &expected);
+    let (outcome, printed) = replay(&stack, &["verify"]).await;
+    assert_eq!(outcome, Outcome::Done, "verify recomputes from the same instant: {printed}");
     stack.tear_down().await;
 }

@@ -23,14 +23,18 @@ async fn poison_records_are_dead_lettered_and_their_partitions_keep_moving() {
     let mut workload = Workload::new("seat", 16, 4);
     let mut events = workload.definitions();
     events.extend(workload.events(600));
-    stack.produce(events, 100).await;
-    // Not Avro at all, and Confluent framing with a schema id no registry knows.
-    let poison = vec![
-        ("seat-1".to_owned(), Some(1), b"{\"json\": \"is not avro\"}".to_vec()),
-        ("seat-2".to_owned(), Some(2), vec![0, 0x7f, 0xff, 0xff, 0x01, 2, 4, 6]),
-    ];
-    stack.produce_raw(poison, 10).await;
-    stack.produce(workload.events(600), 100).await;
+    stack.produce(events).await;
+    // Valid records (their owners' next sequence numbers) that never decode: not Avro at all,
+    // and Confluent framing with a schema id no registry knows.
+    stack.produce_valid_raw(1, "seat-1", b"{\"json\": \"is not avro\"}").await;
+    stack.produce_valid_raw(2, "seat-2", &[0, 0x7f, 0xff, 0xff, 0x01, 2, 4, 6]).await;
+    // The same bytes in void records (unmarked, and a zombie's): never decoded, never
+    // dead-lettered.
+    let zombie = holdfast_tenure::Mark::Data { token: holdfast_tenure::Token::fresh(), seq: 0 };
+    let writer = stack.writer();
+    writer.raw(1, "seat-1", b"{\"json\": \"is not avro\"}", holdfast_tenure::Mark::Unmarked).await;
+    writer.raw(2, "seat-2", &[0, 0x7f, 0xff, 0xff, 0x01, 2, 4, 6], zombie).await;
+    stack.produce(workload.events(600)).await;
 
     let service = stack.start().await;
     let (expected, ends) = stack.expected().await;
@@ -53,9 +57,12 @@ async fn poison_records_are_dead_lettered_and_their_partitions_keep_moving() {
         assert_eq!(letter[dlq::SOURCE_TOPIC], stack.layout.events);
         assert!(!letter[dlq::ERROR].is_empty());
     }
+    assert_eq!(dead_letter_count(&stack).await, 2, "void records are not dead-lettered");
     let metrics = service.metrics().await;
     assert_eq!(metric(&metrics, "holdfast_projection_dead_letters_total{reason=\"wrong_magic_byte\"}"), 1.0);
     assert_eq!(metric(&metrics, "holdfast_projection_dead_letters_total{reason=\"unknown_schema_id\"}"), 1.0);
+    assert_eq!(metric(&metrics, "holdfast_projection_void_records_total{reason=\"unmarked\"}"), 1.0);
+    assert_eq!(metric(&metrics, "holdfast_projection_void_records_total{reason=\"other-writer\"}"), 1.0);
 
     service.stop().await.expect("clean stop");
     stack.tear_down().await;
@@ -67,7 +74,7 @@ async fn a_flushed_redis_is_refilled_from_postgres() {
     let mut workload = Workload::new("court", 24, 5);
     let mut events = workload.definitions();
     events.extend(workload.events(1_500));
-    stack.produce(events, 100).await;
+    stack.produce(events).await;
     let service = stack.start().await;
     let (expected, ends) = stack.expected().await;
     assert!(stack.wait_applied(&ends, DEADLINE).await);
@@ -77,7 +84,7 @@ async fn a_flushed_redis_is_refilled_from_postgres() {
     let deleted = stack.flush_redis().await;
     assert!(deleted > 20, "the test's keys were there ({deleted})");
     // Quiet partitions are noticed by the periodic check, busy ones by their next batch.
-    stack.produce(workload.events(200), 20).await;
+    stack.produce(workload.events(200)).await;
     let (expected, ends) = stack.expected().await;
     assert!(stack.wait_applied(&ends, DEADLINE).await);
     assert!(stack.wait_cached(&ends, DEADLINE).await, "positions restored");
@@ -97,14 +104,14 @@ async fn postgres_keeps_projecting_while_redis_is_down_and_redis_catches_up_afte
     let mut workload = Workload::new("bay", 20, 6);
     let mut events = workload.definitions();
     events.extend(workload.events(800));
-    stack.produce(events, 100).await;
+    stack.produce(events).await;
     let service = stack.start().await;
     let (_, ends) = stack.expected().await;
     assert!(stack.wait_applied(&ends, DEADLINE).await);
     assert!(stack.wait_cached(&ends, DEADLINE).await);
 
     redis_server.stop();
-    stack.produce(workload.events(1_000), 50).await;
+    stack.produce(workload.events(1_000)).await;
     let (expected, ends) = stack.expected().await;
     assert!(stack.wait_applied(&ends, DEADLINE).await, "PostgreSQL keeps up without Redis");
     stack.assert_postgres_exact(&expected).await;
@@ -117,6 +124,21 @@ async fn postgres_keeps_projecting_while_redis_is_down_and_redis_catches_up_afte
 
     service.stop().await.expect("clean stop");
     stack.tear_down().await;
+}
+
+/// How many records the dead-letter topic holds (the sum of its partitions' ends).
+async fn dead_letter_count(stack: &Stack) -> i64 {
+    let (topic, partitions) = (stack.layout.events_dlq.clone(), stack.layout.partitions);
+    tokio::task::spawn_blocking(move || {
+        let config =
+            holdfast_platform::kafka::reader_config(&testing::kafka(), &testing::unique("dlq-count"));
+        let consumer: BaseConsumer = config.create().expect("consumer");
+        (0..partitions)
+            .map(|p| consumer.fetch_watermarks(&topic, p, Duration::from_secs(10)).expect("watermarks").1)
+            .sum()
+    })
+    .await
+    .expect("reader thread")
 }
 
 /// Reads `count` dead letters with their headers (name → value).

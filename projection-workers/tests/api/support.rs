@@ -1,6 +1,7 @@
-//! Shared set-up: a test's own topics, database and Redis prefix; events produced the way the
-//! command service writes them (decided by the domain, Avro-encoded, in Kafka transactions);
-//! and the oracle — the log read back and folded — that PostgreSQL and Redis must equal.
+//! Shared set-up: a test's own topics, database and Redis prefix; events appended the way a
+//! partition's owner appends them (decided by the domain, Avro-encoded, a claim then records of
+//! its tenure, through `holdfast_platform::testing::LogWriter`); and the oracle — the log read
+//! back by the reader rule and folded — that PostgreSQL and Redis must equal.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -8,21 +9,24 @@ use std::time::Duration;
 
 use clap::Parser;
 use holdfast_domain::Event;
-use holdfast_platform::codec::EventCodec;
-use holdfast_platform::kafka::{read_to_end, reader_config, transactional_producer_config};
+use holdfast_platform::codec::{EventCodec, LogRecord};
+use holdfast_platform::kafka::{read_to_end, reader_config};
+use holdfast_platform::partitioner::partition_for;
 use holdfast_platform::redis::Redis;
-use holdfast_platform::testing::{self, RunningService, TestDatabase};
+use holdfast_platform::replay::{Entry, Plan, replay};
+use holdfast_platform::testing::{self, LogWriter, RunningService, TestDatabase};
 use holdfast_platform::topics::TopicLayout;
 use holdfast_platform::{RedisArgs, ServiceError, Shutdown, TopicArgs};
 use holdfast_projection_workers::cache::format;
 use holdfast_projection_workers::model::{EventPosition, ReadModel, ReservationRow};
 use holdfast_projection_workers::store::rows;
+use holdfast_projection_workers::testing::Workload;
 use holdfast_projection_workers::{Config, run};
-use rdkafka::error::KafkaError;
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
-use rdkafka::types::RDKafkaErrorCode;
+use holdfast_tenure::{Mark, Tenure, Token};
+use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 use sqlx::PgPool;
+use tokio::sync::Mutex;
 
 /// Everything one test owns on the local stack.
 pub struct Stack {
@@ -38,6 +42,37 @@ pub struct Stack {
     pub pool: PgPool,
     /// Codec of the events topic, schemas registered.
     pub codec: Arc<EventCodec>,
+    /// The owner of each partition, created on its first append.
+    owners: Vec<Mutex<Option<Owner>>>,
+}
+
+/// A partition's owner as the tests drive it: its writer, and how many valid records it has
+/// appended since its claim (which `LogWriter` keeps to itself).
+struct Owner {
+    log: LogWriter,
+    appended: u64,
+    /// A raw valid record went out under the writer's next sequence number, which the writer
+    /// does not know: it must claim again before its next event.
+    claim_again: bool,
+}
+
+/// The log as the reader rule judges it, folded.
+#[derive(Debug, Default)]
+pub struct Oracle {
+    /// The valid events folded from scratch.
+    pub model: ReadModel,
+    /// Each partition's next offset after its last record (whatever the rule made of it).
+    pub ends: HashMap<i32, i64>,
+    /// Valid events.
+    pub events: u64,
+    /// Claims.
+    pub claims: u64,
+    /// Valid refused commands.
+    pub rejected: u64,
+    /// Void records by reason.
+    pub void: BTreeMap<&'static str, u64>,
+    /// Valid records that do not decode.
+    pub undecodable: u64,
 }
 
 impl Stack {
@@ -60,7 +95,8 @@ impl Stack {
             .expect("pool");
         let codec = Arc::new(EventCodec::new(&testing::registry(), &layout.events).expect("codec"));
         codec.register_all().await.expect("schemas registered");
-        Self { redis: testing::redis(name), topics, layout, database, pool, codec }
+        let owners = (0..partitions).map(|_| Mutex::new(None)).collect();
+        Self { redis: testing::redis(name), topics, layout, database, pool, codec, owners }
     }
 
     /// A worker configuration for this stack.
@@ -90,39 +126,66 @@ impl Stack {
         tokio::spawn(run(config, listener, Shutdown::new()))
     }
 
-    /// Produces `events` in Kafka transactions of `per_transaction` events, keyed by resource.
-    pub async fn produce(&self, events: Vec<Event>, per_transaction: usize) {
-        let payloads: Vec<(String, Vec<u8>)> = events
-            .iter()
-            .map(|e| (e.envelope.resource_id.to_string(), self.codec.encode(e).expect("encodes")))
-            .collect();
-        self.produce_raw(payloads.into_iter().map(|(k, v)| (k, None, v)).collect(), per_transaction).await;
+    /// A writer of the events topic of its own (a second owner, or a zombie).
+    pub fn writer(&self) -> LogWriter {
+        LogWriter::new(&testing::kafka(), &self.layout.events, Arc::clone(&self.codec))
     }
 
-    /// Produces raw records (key, partition or none for the key's, payload) transactionally.
-    pub async fn produce_raw(&self, records: Vec<(String, Option<i32>, Vec<u8>)>, per_transaction: usize) {
-        let topic = self.layout.events.clone();
-        tokio::task::spawn_blocking(move || -> Result<(), KafkaError> {
-            let txn = testing::unique("proj-producer");
-            let producer: BaseProducer =
-                transactional_producer_config(&testing::kafka(), &txn, &txn, Duration::from_secs(10))
-                    .create()?;
-            producer.init_transactions(Duration::from_secs(30))?;
-            for chunk in records.chunks(per_transaction.max(1)) {
-                producer.begin_transaction()?;
-                for (key, partition, payload) in chunk {
-                    send(&producer, &topic, key, *partition, payload)?;
-                }
-                producer.commit_transaction(Duration::from_secs(30))?;
+    /// The partition of `resource`.
+    pub fn partition_of(&self, resource: &str) -> i32 {
+        partition_for(resource.as_bytes(), self.layout.partitions)
+    }
+
+    /// Appends `events` as their partitions' owners do: each partition's in order, as valid
+    /// records of its owner's tenure (claimed on the first append); partitions in parallel.
+    pub async fn produce(&self, events: Vec<Event>) {
+        let mut by_partition: BTreeMap<i32, Vec<Event>> = BTreeMap::new();
+        for event in events {
+            by_partition
+                .entry(self.partition_of(event.envelope.resource_id.as_str()))
+                .or_default()
+                .push(event);
+        }
+        let appends = by_partition.into_iter().map(|(partition, events)| async move {
+            let mut owner = self.owner(partition).await;
+            let owner = owner.as_mut().expect("owner");
+            if owner.claim_again {
+                owner.log.claim(partition).await;
+                (owner.appended, owner.claim_again) = (0, false);
             }
-            Ok(())
-        })
-        .await
-        .expect("producer thread")
-        .expect("produced");
+            for event in &events {
+                owner.log.event(event, self.layout.partitions).await;
+                owner.appended += 1;
+            }
+        });
+        futures::future::join_all(appends).await;
     }
 
-    /// Every committed record of the events topic: partition → [(offset, payload)].
+    /// Appends `payload` to `partition` as the next valid record of its owner's tenure, whatever
+    /// it holds (a poison record the rule counts). Returns its offset.
+    pub async fn produce_valid_raw(&self, partition: i32, key: &str, payload: &[u8]) -> i64 {
+        let mut owner = self.owner(partition).await;
+        let owner = owner.as_mut().expect("owner");
+        if owner.claim_again || owner.log.token(partition).is_none() {
+            owner.log.claim(partition).await;
+            (owner.appended, owner.claim_again) = (0, false);
+        }
+        let token = owner.log.token(partition).expect("claimed");
+        let offset = owner.log.raw(partition, key, payload, Mark::Data { token, seq: owner.appended }).await;
+        owner.appended += 1;
+        owner.claim_again = true;
+        offset
+    }
+
+    async fn owner(&self, partition: i32) -> tokio::sync::MutexGuard<'_, Option<Owner>> {
+        let mut owner = self.owners[usize::try_from(partition).expect("partition")].lock().await;
+        if owner.is_none() {
+            *owner = Some(Owner { log: self.writer(), appended: 0, claim_again: false });
+        }
+        owner
+    }
+
+    /// Every record of the events topic: partition → [(offset, payload)].
     pub async fn read_log(&self) -> BTreeMap<i32, Vec<(i64, Vec<u8>)>> {
         let (topic, partitions) = (self.layout.events.clone(), self.layout.partitions);
         tokio::task::spawn_blocking(move || {
@@ -131,9 +194,10 @@ impl Stack {
                 assignment.add_partition_offset(&topic, p, Offset::Beginning).expect("partition");
             }
             let mut log: BTreeMap<i32, Vec<(i64, Vec<u8>)>> = BTreeMap::new();
-            let config = reader_config(&testing::kafka(), &testing::unique("proj-oracle"));
-            read_to_end(&config, &assignment, Duration::from_secs(60), |p, o, payload| {
-                log.entry(p).or_default().push((o, payload.to_vec()));
+            let config = reader_config(&testing::kafka(), &testing::unique("proj-log"));
+            read_to_end(&config, &assignment, Duration::from_secs(60), |message| {
+                let payload = message.payload().unwrap_or_default().to_vec();
+                log.entry(message.partition()).or_default().push((message.offset(), payload));
             })
             .expect("log read");
             log
@@ -142,21 +206,40 @@ impl Stack {
         .expect("reader thread")
     }
 
-    /// The oracle: the log folded from scratch, and each partition's next offset after its
-    /// last record (decodable or not).
-    pub async fn expected(&self) -> (ReadModel, HashMap<i32, i64>) {
-        let log = self.read_log().await;
-        let mut model = ReadModel::default();
-        let mut ends = HashMap::new();
-        for (partition, records) in log {
-            for (offset, payload) in records {
-                ends.insert(partition, offset + 1);
-                if let Ok(event) = self.codec.decode(&payload).await {
-                    model.apply(&event, EventPosition { partition, offset });
+    /// The oracle: the log read back from the beginning by the reader rule, its valid events
+    /// folded from scratch, the rest counted.
+    pub async fn oracle(&self) -> Oracle {
+        let config = reader_config(&testing::kafka(), &testing::unique("proj-oracle"));
+        let plan = Plan::from_beginning(&self.layout.events, 0..self.layout.partitions).expect("plan");
+        let codec = Arc::clone(&self.codec);
+        let runtime = tokio::runtime::Handle::current();
+        tokio::task::spawn_blocking(move || {
+            let mut oracle = Oracle::default();
+            replay(&config, &plan, Duration::from_secs(60), &codec, &runtime, |record| {
+                oracle.ends.insert(record.partition, record.offset + 1);
+                match record.entry {
+                    Entry::Claim(_) => oracle.claims += 1,
+                    Entry::Void(why) => *oracle.void.entry(why.label()).or_default() += 1,
+                    Entry::Valid { record: Ok(LogRecord::Event(event)), .. } => {
+                        oracle.events += 1;
+                        let position = EventPosition { partition: record.partition, offset: record.offset };
+                        oracle.model.apply(&event, position);
+                    }
+                    Entry::Valid { record: Ok(LogRecord::Rejected(_)), .. } => oracle.rejected += 1,
+                    Entry::Valid { .. } => oracle.undecodable += 1,
                 }
-            }
-        }
-        (model, ends)
+            })
+            .expect("log read");
+            oracle
+        })
+        .await
+        .expect("reader thread")
+    }
+
+    /// The oracle's model and ends.
+    pub async fn expected(&self) -> (ReadModel, HashMap<i32, i64>) {
+        let oracle = self.oracle().await;
+        (oracle.model, oracle.ends)
     }
 
     /// Stored next offsets in PostgreSQL (none before the worker has migrated the database).
@@ -168,6 +251,26 @@ impl Stack {
                 .await
                 .unwrap_or_default();
         rows.into_iter().collect()
+    }
+
+    /// Stored tenures in PostgreSQL, per partition (live generation 0's table).
+    pub async fn stored_tenures(&self) -> HashMap<i32, Option<Tenure>> {
+        let rows: Vec<(i32, Option<uuid::Uuid>, Option<i64>)> = sqlx::query_as(
+            "SELECT partition, tenure_token, tenure_next_seq FROM projection_offsets WHERE topic = $1",
+        )
+        .bind(&self.layout.events)
+        .fetch_all(&self.pool)
+        .await
+        .unwrap_or_default();
+        rows.into_iter()
+            .map(|(partition, token, seq)| {
+                let tenure = token.zip(seq).map(|(token, seq)| Tenure {
+                    token: Token(token),
+                    next_seq: u64::try_from(seq).expect("non-negative"),
+                });
+                (partition, tenure)
+            })
+            .collect()
     }
 
     /// Waits until PostgreSQL has every partition at least at `ends`.
@@ -255,25 +358,31 @@ impl Stack {
 
     /// Deletes every Redis key of this test (what FLUSHALL does to a shared server).
     pub async fn flush_redis(&self) -> usize {
-        let redis = Redis::new(&self.redis).expect("redis");
-        let mut conn = redis.conn().await.expect("redis connection");
-        let keys: Vec<String> = redis::cmd("KEYS")
-            .arg(format!("{}*", self.redis.key_prefix))
-            .query_async(&mut conn)
-            .await
-            .expect("keys");
-        for key in &keys {
-            let () = redis::cmd("DEL").arg(key).query_async(&mut conn).await.expect("del");
-        }
-        keys.len()
+        delete_keys(&self.redis).await.expect("redis keys deleted")
     }
 
-    /// Drops the database and the topics.
+    /// Drops the database, the topics and every Redis key of the test (the generations a
+    /// rebuild made included: their prefixes start with the test's).
     pub async fn tear_down(self) {
         self.pool.close().await;
         self.database.drop_database().await.expect("database dropped");
         let _ = self.layout.delete(&testing::kafka()).await;
+        if let Err(error) = delete_keys(&self.redis).await {
+            eprintln!("redis keys of {} left behind: {error}", self.redis.key_prefix);
+        }
     }
+}
+
+/// Deletes every key under `redis`'s prefix; returns how many there were.
+pub async fn delete_keys(redis: &RedisArgs) -> Result<usize, redis::RedisError> {
+    let redis = Redis::new(redis)?;
+    let mut conn = redis.conn().await?;
+    let keys: Vec<String> =
+        redis::cmd("KEYS").arg(format!("{}*", redis.key_prefix)).query_async(&mut conn).await?;
+    for key in &keys {
+        let () = redis::cmd("DEL").arg(key).query_async(&mut conn).await?;
+    }
+    Ok(keys.len())
 }
 
 /// The Redis positions hash.
@@ -302,26 +411,101 @@ fn assert_rows_equal<T: PartialEq + std::fmt::Debug>(table: &str, actual: &[T], 
     );
 }
 
-/// Sends one record, waiting for queue space instead of failing when the queue is full.
-fn send(
-    producer: &BaseProducer,
-    topic: &str,
-    key: &str,
-    partition: Option<i32>,
-    payload: &[u8],
-) -> Result<(), KafkaError> {
-    let mut record = BaseRecord::to(topic).key(key).payload(payload);
-    if let Some(partition) = partition {
-        record = record.partition(partition);
+/// A one-partition log two owners fought over, as [`contested_log`] writes it, and what a
+/// reader must make of it.
+pub struct Contested {
+    /// Generates the valid events (continue it for more).
+    pub workload: Workload,
+    /// The current owner (its tenure continues with the next valid records).
+    pub owner: LogWriter,
+    /// Valid events written.
+    pub events: u64,
+    /// The sequence number the owner's next valid record carries.
+    pub next_seq: u64,
+    /// Claims written.
+    pub claims: u64,
+    /// Valid refused commands written.
+    pub rejected: u64,
+    /// Void records written, by reason.
+    pub void: BTreeMap<&'static str, u64>,
+    /// Resources only void records define or touch: they must never show in a read model.
+    pub ghosts: Vec<String>,
+}
+
+/// Writes to partition 0 of `stack` (one partition): a record before any claim; owner A's
+/// claim and valid events; owner B's claim and valid events; A's appends after B's claim (a
+/// zombie's); B's record with a sequence number from the future; an unmarked record; B's valid
+/// refused command; B's claim again and more valid events. Every void record carries an event
+/// that would change the read model if it were applied (resources `ghost-*`).
+pub async fn contested_log(stack: &Stack, prefix: &str, seed: u64) -> Contested {
+    assert_eq!(stack.layout.partitions, 1, "a one-partition log");
+    let partitions = stack.layout.partitions;
+    let mut workload = Workload::new(prefix, 6, seed);
+    let mut ghosts = Workload::new("ghost", 2, seed + 1);
+    let mut ghost_events = ghosts.definitions();
+    ghost_events.extend(ghosts.events(12));
+    let ghost_payload = stack.codec.encode(&ghost_events[0]).expect("encodes");
+    let (mut owner, mut zombie) = (stack.writer(), stack.writer());
+    let mut voided: BTreeMap<&'static str, u64> = BTreeMap::new();
+    let mut void = |reason: &'static str| *voided.entry(reason).or_default() += 1;
+
+    // Before any claim: no tenure.
+    let stray = holdfast_tenure::Mark::Data { token: Token::fresh(), seq: 0 };
+    stack.writer().raw(0, "ghost-0", &ghost_payload, stray).await;
+    void("no-tenure");
+    // A owns the partition.
+    let mut first = workload.definitions();
+    first.extend(workload.events(60));
+    zombie.claim(0).await;
+    for event in &first {
+        zombie.event(event, partitions).await;
     }
-    loop {
-        match producer.send(record) {
-            Ok(()) => return Ok(()),
-            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
-                producer.poll(Duration::from_millis(10));
-                record = back;
-            }
-            Err((error, _)) => return Err(error),
-        }
+    // B takes over; A goes on appending, fenced.
+    owner.claim(0).await;
+    let second = workload.events(40);
+    for event in &second {
+        owner.event(event, partitions).await;
+    }
+    for event in &ghost_events[..5] {
+        zombie.event(event, partitions).await;
+        void("other-writer");
+    }
+    // B's record from the future (a hole in its sequence), and an unmarked record.
+    let token = owner.token(0).expect("B claimed");
+    let far = holdfast_tenure::Mark::Data { token, seq: 1_000 };
+    owner.raw(0, "ghost-1", &ghost_payload, far).await;
+    void("out-of-sequence");
+    owner.raw(0, "ghost-1", &ghost_payload, Mark::Unmarked).await;
+    void("unmarked");
+    // A valid refused command (B's next sequence number), then B claims again, since its
+    // writer does not know that number went out.
+    let refused = holdfast_platform::codec::RejectedRecord {
+        resource_id: workload.states()[0].resource_id().clone(),
+        occurred_at: time::OffsetDateTime::now_utc(),
+        command_id: uuid::Uuid::now_v7(),
+        correlation_id: uuid::Uuid::now_v7(),
+        traceparent: None,
+        command: "place-hold".to_owned(),
+        rejection: holdfast_domain::Rejection::UnknownResource {
+            resource_id: workload.states()[0].resource_id().clone(),
+        },
+    };
+    let payload = stack.codec.encode_rejected(&refused).expect("encodes");
+    let seq = u64::try_from(second.len()).expect("small");
+    owner.raw(0, refused.resource_id.as_str(), &payload, Mark::Data { token, seq }).await;
+    owner.claim(0).await;
+    let third = workload.events(40);
+    for event in &third {
+        owner.event(event, partitions).await;
+    }
+    Contested {
+        workload,
+        owner,
+        events: u64::try_from(first.len() + second.len() + third.len()).expect("small"),
+        next_seq: u64::try_from(third.len()).expect("small"),
+        claims: 3,
+        rejected: 1,
+        void: voided,
+        ghosts: ghosts.states().iter().map(|s| s.resource_id().to_string()).collect(),
     }
 }
