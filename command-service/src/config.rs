@@ -43,6 +43,15 @@ pub struct Config {
     /// flight per connection, so an instance owning many partitions needs a few.
     #[arg(long, env = "HOLDFAST_APPEND_PRODUCERS", default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=32))]
     pub append_producers: u16,
+    /// How long an append may wait in the producer for more records to share its request.
+    /// None by default: a lone record leaves at once, and records queued behind a request in
+    /// flight travel together anyway.
+    #[arg(long, env = "HOLDFAST_APPEND_LINGER", default_value = "0ms", value_parser = parse_duration)]
+    pub append_linger: Duration,
+    /// How long the producer keeps trying one append before it reports it failed. Past it the
+    /// record's fate is unclear: the owner claims its partition again and restores.
+    #[arg(long, env = "HOLDFAST_APPEND_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub append_timeout: Duration,
     /// Consumer-group session timeout: how soon a silent instance loses its partitions.
     #[arg(long, env = "HOLDFAST_SESSION_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub session_timeout: Duration,

@@ -27,7 +27,7 @@ use tokio::net::TcpListener;
 pub use crate::config::Config;
 use crate::dispatch::{Dispatcher, Route};
 use crate::lane::LaneContext;
-use crate::lane::append::Appender;
+use crate::lane::append::{Appender, Sending};
 use crate::lane::restore::Restorer;
 use crate::lane::state::Memory;
 use crate::metrics::Metrics;
@@ -102,7 +102,11 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> R
         appender: Appender::new(
             &config.kafka,
             &instance,
-            usize::from(config.append_producers),
+            Sending {
+                producers: usize::from(config.append_producers),
+                linger: config.append_linger,
+                timeout: config.append_timeout,
+            },
             &layout.events,
             Arc::clone(&codec),
             metrics.clone(),

@@ -39,6 +39,8 @@ pub struct Metrics {
     pub restored_events: IntCounter,
     /// Void records skipped while restoring partitions.
     pub restore_void_records: IntCounter,
+    /// Restores that failed and are tried again (Kafka or the schema registry did not answer).
+    pub restore_retries: IntCounter,
     /// Partitions stopped because a valid record of theirs cannot be decoded (an operator must
     /// act: deploy a build that reads it, or repair the registry).
     pub stopped_partitions: IntGauge,
@@ -102,6 +104,10 @@ impl Metrics {
                 "restore_void_records_total",
                 "Void records skipped while restoring partitions.",
             )?,
+            restore_retries: IntCounter::new(
+                "restore_retries_total",
+                "Restores that failed on Kafka or the schema registry and are tried again.",
+            )?,
             stopped_partitions: IntGauge::new(
                 "stopped_partitions",
                 "Partitions stopped on a valid record that cannot be decoded.",
@@ -121,6 +127,7 @@ impl Metrics {
         registry.register(Box::new(metrics.restore_seconds.clone()))?;
         registry.register(Box::new(metrics.restored_events.clone()))?;
         registry.register(Box::new(metrics.restore_void_records.clone()))?;
+        registry.register(Box::new(metrics.restore_retries.clone()))?;
         registry.register(Box::new(metrics.stopped_partitions.clone()))?;
         registry.register(Box::new(metrics.owned_partitions.clone()))?;
         registry.register(Box::new(metrics.in_flight.0.clone()))?;

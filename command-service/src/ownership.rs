@@ -182,6 +182,9 @@ impl Member<'_> {
                     tracing::warn!(partition, %error, "cannot resume a partition's commands");
                 }
             }
+            LaneEvent::StillOwner { partition, answer } => {
+                let _ = answer.send(self.still_owner(partition));
+            }
             LaneEvent::Fenced(partition) => {
                 // Still assigned here means a newer claim came from an instance the group
                 // no longer counts (a zombie that woke up): claim again, but not at once, so two
@@ -195,18 +198,64 @@ impl Member<'_> {
         }
     }
 
+    /// Whether the group still counts this member as the owner of `partition`: it must still be
+    /// assigned here, and a synchronous offset commit for it must succeed (the coordinator
+    /// refuses commits from a member it expelled or from a stale generation).
+    fn still_owner(&mut self, partition: i32) -> bool {
+        let assigned = self.consumer.assignment().unwrap_or_default();
+        if assigned.find_partition(&self.settings.topic, partition).is_none() {
+            return false;
+        }
+        let offset = self
+            .owners
+            .get(partition)
+            .and_then(|lane| lane.progress())
+            .or_else(|| self.committed_offset(partition))
+            .unwrap_or(0);
+        let mut list = TopicPartitionList::new();
+        if list.add_partition_offset(&self.settings.topic, partition, Offset::Offset(offset)).is_err() {
+            return false;
+        }
+        match self.consumer.commit(&list, CommitMode::Sync) {
+            Ok(()) => {
+                self.committed.insert(partition, offset);
+                true
+            }
+            Err(error) => {
+                tracing::warn!(partition, %error, "the group did not confirm this member's ownership");
+                false
+            }
+        }
+    }
+
+    /// The offset committed for `partition`, if any.
+    fn committed_offset(&self, partition: i32) -> Option<i64> {
+        let mut list = TopicPartitionList::new();
+        list.add_partition(&self.settings.topic, partition);
+        let committed = self.consumer.committed_offsets(list, Duration::from_secs(10)).ok()?;
+        match committed.find_partition(&self.settings.topic, partition)?.offset() {
+            Offset::Offset(offset) => Some(offset),
+            _ => None,
+        }
+    }
+
     fn claim_again_when_due(&mut self) {
         let now = Instant::now();
         let due: Vec<i32> = self.refence.iter().filter(|(_, at)| **at <= now).map(|(p, _)| *p).collect();
         if due.is_empty() {
             return;
         }
-        let assigned = self.consumer.assignment().unwrap_or_default();
         for partition in due {
             self.refence.remove(&partition);
-            if assigned.find_partition(&self.settings.topic, partition).is_some() {
-                tracing::info!(partition, "still assigned after being fenced; claiming again");
+            let assigned = self.consumer.assignment().unwrap_or_default();
+            if assigned.find_partition(&self.settings.topic, partition).is_none() {
+                continue;
+            }
+            if self.still_owner(partition) {
+                tracing::info!(partition, "still the owner after being fenced; claiming again");
                 self.start(partition);
+            } else {
+                self.refence.insert(partition, Instant::now() + self.settings.session_timeout);
             }
         }
     }

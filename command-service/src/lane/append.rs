@@ -23,10 +23,6 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use super::core::Append;
 use crate::metrics::Metrics;
 
-/// How long the producer keeps trying one record before reporting it failed. Past it the
-/// record's fate is unclear and the lane claims again; callers have had their 503 by then.
-pub const DELIVERY_TIMEOUT: Duration = Duration::from_secs(10);
-
 /// Why a record could not be handed to a producer.
 #[derive(Debug, thiserror::Error)]
 pub enum AppendError {
@@ -40,6 +36,17 @@ pub enum AppendError {
 
 /// A delivery report: the record's offset, or `None` when it failed or its fate is unclear.
 pub type Delivered = futures::future::BoxFuture<'static, Option<i64>>;
+
+/// How the producers send.
+#[derive(Debug, Clone, Copy)]
+pub struct Sending {
+    /// Producers (connections), at least one.
+    pub producers: usize,
+    /// librdkafka's `linger.ms`.
+    pub linger: Duration,
+    /// librdkafka's `message.timeout.ms`: past it a record is reported failed (its fate unclear).
+    pub timeout: Duration,
+}
 
 /// The producers of one instance and what encoding needs.
 #[derive(Clone)]
@@ -60,22 +67,23 @@ impl std::fmt::Debug for Appender {
 }
 
 impl Appender {
-    /// `count` producers (at least one) appending to `topic`.
+    /// Producers appending to `topic` as `sending` says.
     ///
     /// # Errors
     /// When a producer cannot be created.
     pub fn new(
         kafka: &KafkaArgs,
         client_id: &str,
-        count: usize,
+        sending: Sending,
         topic: &str,
         codec: Arc<EventCodec>,
         metrics: Metrics,
     ) -> Result<Self, KafkaError> {
-        let producers = (0..count.max(1))
+        let producers = (0..sending.producers.max(1))
             .map(|n| {
                 producer_config(kafka, &format!("{client_id}-append-{n}"))
-                    .set("message.timeout.ms", millis(DELIVERY_TIMEOUT))
+                    .set("linger.ms", millis(sending.linger))
+                    .set("message.timeout.ms", millis(sending.timeout))
                     .create()
             })
             .collect::<Result<Vec<FutureProducer>, KafkaError>>()?;

@@ -93,12 +93,21 @@ pub enum Input {
 }
 
 /// What a lane tells the group member that runs the commands consumer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum LaneEvent {
     /// Claimed and restored: consume its commands.
     Ready(i32),
     /// Fenced by another writer's claim; the lane has ended.
     Fenced(i32),
+    /// The lane wants to claim its partition again (after a failed append): answer whether the
+    /// group still counts this instance as the partition's owner. A process that was paused
+    /// past its session (a zombie) must not claim what the group has given to another.
+    StillOwner {
+        /// The partition.
+        partition: i32,
+        /// Where the answer goes.
+        answer: oneshot::Sender<bool>,
+    },
 }
 
 /// The lane has ended and took nothing.
@@ -243,8 +252,10 @@ struct Shell {
 impl Shell {
     async fn run(mut self) {
         let partition = self.partition;
+        let mut again = false;
         loop {
-            let Some(lane) = self.establish().await else { break };
+            let Some(lane) = self.establish(again).await else { break };
+            again = true;
             self.ready.store(!self.closing, Ordering::Release);
             self.context.metrics.owned_partitions.inc();
             let _ = self.context.events.send(LaneEvent::Ready(partition));
@@ -281,13 +292,19 @@ impl Shell {
         tracing::info!(partition, "lane ended");
     }
 
-    /// Claims the partition and restores it up to the claim; `None` when closed first.
-    async fn establish(&mut self) -> Option<Lane<Caller>> {
+    /// Claims the partition and restores it up to the claim; `None` when closed first. A claim
+    /// after the first (`again`) waits until the group member proves the partition is still ours.
+    async fn establish(&mut self, again: bool) -> Option<Lane<Caller>> {
         let partition = self.partition;
         let mut backoff = Duration::from_millis(100);
         loop {
             if self.stopping() {
                 return None;
+            }
+            if again && !self.still_owner().await {
+                tracing::info!(partition, "not proven the partition's owner; waiting before claiming again");
+                self.pause(&mut backoff).await;
+                continue;
             }
             let token = Token::fresh();
             let claim = ClaimRecord {
@@ -340,6 +357,7 @@ impl Shell {
                     }
                     Ok(Err(error)) => {
                         tracing::warn!(partition, %error, "restore failed; retrying");
+                        self.context.metrics.restore_retries.inc();
                         self.pause(&mut backoff).await;
                     }
                     Err(join) => {
@@ -371,6 +389,8 @@ impl Shell {
             }
             let deadline = lane.next_deadline().map(sleep_until);
             let timers = deadline.is_some() && !self.closing;
+            // Biased: reports first (they answer callers), then due expiries (never starved by a
+            // steady stream of commands), then new commands.
             let progress = tokio::select! {
                 biased;
                 read = async {
@@ -389,28 +409,6 @@ impl Shell {
                     }
                 }
                 Some((seq, offset)) = deliveries.next(), if gap.is_none() => lane.delivered(seq, offset),
-                input = self.rx.recv(), if !self.closing => {
-                    match input {
-                        Some(Input::Command { envelope, caller }) => {
-                            if let Some(end) = self.decide(&mut lane, envelope, caller, &mut deliveries) {
-                                return end;
-                            }
-                            for _ in 0..DRAIN {
-                                match self.rx.try_recv() {
-                                    Ok(Input::Command { envelope, caller }) => {
-                                        if let Some(end) = self.decide(&mut lane, envelope, caller, &mut deliveries) {
-                                            return end;
-                                        }
-                                    }
-                                    Ok(Input::Close) => { self.closing = true; break; }
-                                    Err(_) => break,
-                                }
-                            }
-                        }
-                        Some(Input::Close) | None => self.closing = true,
-                    }
-                    continue;
-                }
                 () = async {
                     match deadline {
                         Some(due) => due.await,
@@ -435,6 +433,28 @@ impl Shell {
                 }, if close_by.is_some() => {
                     tracing::warn!(partition = self.partition, "appends still unreported at close; their callers are undecided");
                     return self.abandon(lane, End::Closed);
+                }
+                input = self.rx.recv(), if !self.closing => {
+                    match input {
+                        Some(Input::Command { envelope, caller }) => {
+                            if let Some(end) = self.decide(&mut lane, envelope, caller, &mut deliveries) {
+                                return end;
+                            }
+                            for _ in 0..DRAIN {
+                                match self.rx.try_recv() {
+                                    Ok(Input::Command { envelope, caller }) => {
+                                        if let Some(end) = self.decide(&mut lane, envelope, caller, &mut deliveries) {
+                                            return end;
+                                        }
+                                    }
+                                    Ok(Input::Close) => { self.closing = true; break; }
+                                    Err(_) => break,
+                                }
+                            }
+                        }
+                        Some(Input::Close) | None => self.closing = true,
+                    }
+                    continue;
                 }
             };
             if let Some(end) = self.settle(progress, &mut gap) {
@@ -584,6 +604,13 @@ impl Shell {
             Ok((seq, to, read))
         }
         .boxed()
+    }
+
+    /// Asks the group member whether the group still counts this instance as the owner.
+    async fn still_owner(&self) -> bool {
+        let (answer, proof) = oneshot::channel();
+        let asked = self.context.events.send(LaneEvent::StillOwner { partition: self.partition, answer });
+        asked.is_ok() && matches!(tokio::time::timeout(Duration::from_secs(30), proof).await, Ok(Ok(true)))
     }
 
     fn stopping(&self) -> bool {

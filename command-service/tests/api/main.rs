@@ -4,6 +4,8 @@
 mod decisions;
 mod failover;
 mod http;
+mod load;
 mod ops;
 mod reservations;
+mod restore;
 mod support;

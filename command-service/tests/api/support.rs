@@ -114,6 +114,11 @@ pub struct Process {
 impl Process {
     /// Starts the binary on 127.0.0.1:0 with `topics` and `instance` as its instance id.
     pub fn spawn(topics: &TopicArgs, instance: &str) -> Self {
+        Self::spawn_with(topics, instance, &[])
+    }
+
+    /// [`Process::spawn`] with more environment variables.
+    pub fn spawn_with(topics: &TopicArgs, instance: &str, env: &[(&str, &str)]) -> Self {
         use std::io::{BufRead, BufReader};
         let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_command-service"))
             .env("HOLDFAST_COMMAND_LISTEN", "127.0.0.1:0")
@@ -123,6 +128,7 @@ impl Process {
             .env("HOLDFAST_SESSION_TIMEOUT", "6s")
             .env("HOLDFAST_COMMAND_WAIT", "20s")
             .env("HOLDFAST_LOG_FORMAT", "json")
+            .envs(env.iter().copied())
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::piped())
             .spawn()
