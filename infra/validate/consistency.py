@@ -150,6 +150,13 @@ def check_overlay(overlay: str, docs: list[dict], code: dict, documented: set[st
         listen = env.get(listen_var)
         if listen is None or not listen.endswith(f":{port}") or not listen.startswith("0.0.0.0:"):
             fail(f"{where}: {name} must listen on 0.0.0.0:{port} ({listen_var}={listen})")
+        # Claims carry the owner's address: by default the listen address, which in a pod is
+        # 0.0.0.0 and reaches nobody. It must be set, to a real host and the listen port.
+        if "HOLDFAST_ADVERTISED_ADDRESS" in variables:
+            advertised = env.get("HOLDFAST_ADVERTISED_ADDRESS")
+            if not advertised or not advertised.endswith(f":{port}") or advertised.startswith(("0.0.0.0:", "127.", "localhost:")):
+                fail(f"{where}: {name} must advertise a reachable host on port {port} "
+                     f"(HOLDFAST_ADVERTISED_ADDRESS={advertised})")
         needed = {"HOLDFAST_PARTITIONS"}
         if "HOLDFAST_KAFKA_BROKERS" in variables:
             needed |= {"HOLDFAST_KAFKA_BROKERS", "HOLDFAST_KAFKA_PROPERTIES", "HOLDFAST_SCHEMA_REGISTRY_URL"}
@@ -201,11 +208,6 @@ def check_overlay(overlay: str, docs: list[dict], code: dict, documented: set[st
         partitions = int(env.get("HOLDFAST_PARTITIONS") or partitions_default)
         if hpa["spec"]["maxReplicas"] > partitions:
             fail(f"{where}: HPA {name} maxReplicas {hpa['spec']['maxReplicas']} > {partitions} partitions")
-        # Several processors per pod are several group members: count members, not pods.
-        members_per_pod = int(env.get("HOLDFAST_PROCESSORS") or variables.get("HOLDFAST_PROCESSORS") or 1)
-        if name in CONSUMERS and hpa["spec"]["maxReplicas"] * members_per_pod > partitions:
-            fail(f"{where}: {name} can reach {hpa['spec']['maxReplicas']} pods x {members_per_pod} processors "
-                 f"= {hpa['spec']['maxReplicas'] * members_per_pod} consumers > {partitions} partitions")
         groups = [m["external"]["metric"]["selector"]["matchLabels"].get("consumergroup")
                   for m in hpa["spec"]["metrics"] if m["type"] == "External"]
         if name in CONSUMERS:
