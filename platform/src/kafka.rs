@@ -20,6 +20,9 @@ fn base_config(args: &KafkaArgs, client_id: &str) -> ClientConfig {
         .set("bootstrap.servers", &args.brokers)
         .set("client.id", client_id)
         .set("socket.keepalive.enable", "true")
+        // Produce and fetch requests are small and pipelined (up to five in flight): Nagle's
+        // algorithm would hold one back until the broker acknowledges the previous one.
+        .set("socket.nagle.disable", "true")
         .set("log_level", "6");
     for (key, value) in &args.properties {
         config.set(key, value);

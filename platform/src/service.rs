@@ -41,8 +41,15 @@ pub enum ServiceError {
 /// # Errors
 /// When the server fails.
 pub async fn serve(listener: TcpListener, router: Router, shutdown: Shutdown) -> std::io::Result<()> {
+    use axum::serve::ListenerExt;
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "listening");
+    // Answers are small and written at once: never hold one back for the peer's ACK (Nagle).
+    let listener = listener.tap_io(|stream| {
+        if let Err(error) = stream.set_nodelay(true) {
+            tracing::debug!(%error, "cannot set TCP_NODELAY");
+        }
+    });
     axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(shutdown.cancelled_owned())
         .await

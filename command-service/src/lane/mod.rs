@@ -415,7 +415,7 @@ impl Shell {
                         None => futures::future::pending().await,
                     }
                 }, if timers => {
-                    let appends = lane.expire_due(OffsetDateTime::now_utc());
+                    let appends = lane.expire_due(now_micros());
                     for append in appends {
                         self.send(&append, &mut deliveries);
                     }
