@@ -16,8 +16,7 @@ mod support;
 
 use std::time::Duration;
 
-use holdfast_platform::testing;
-use holdfast_platform::topics::TopicLayout;
+use holdfast_platform::testing::{self, TopicsGuard};
 
 use crate::load::HttpLoad;
 use crate::support::Process;
@@ -34,8 +33,10 @@ async fn sample(process: &Process, name: &str) -> Option<f64> {
 async fn a_broker_restart_under_load_loses_no_decision_and_overbooks_nothing() {
     testing::init_logs();
     let topics = testing::topics("cmd-broker", PARTITIONS);
+    let _cleanup = TopicsGuard::new(&topics);
     // Appends fail 5 s after the broker went away: their outcome is unclear from then on.
-    let owner = Process::spawn_with(&topics, &testing::unique("broker"), &[("HOLDFAST_APPEND_TIMEOUT", "5s")]);
+    let owner =
+        Process::spawn_with(&topics, &testing::unique("broker"), &[("HOLDFAST_APPEND_TIMEOUT", "5s")]);
     assert!(owner.wait_ready(Duration::from_secs(90)).await);
     let resources = load::define(owner.addr, "hall", 24, 20).await;
     let load = HttpLoad::start(vec![owner.addr], &resources, 6, 900);
@@ -53,7 +54,9 @@ async fn a_broker_restart_under_load_loses_no_decision_and_overbooks_nothing() {
 
     load::assert_log_is_sound(&topics, &tally).await;
     let reclaims = sample(&owner, "holdfast_partition_reclaims_total{reason=\"append-failed\"} ").await;
-    assert!(reclaims.unwrap_or(0.0) > 0.0, "appends in flight failed, and the owner claimed again: {reclaims:?}");
+    assert!(
+        reclaims.unwrap_or(0.0) > 0.0,
+        "appends in flight failed, and the owner claimed again: {reclaims:?}"
+    );
     drop(owner);
-    TopicLayout::from_args(&topics).delete(&testing::kafka()).await.expect("topics deleted");
 }

@@ -398,3 +398,34 @@ impl LogWriter {
         delivered.offset
     }
 }
+
+/// Deletes the topics of a test's layout when dropped — also when the test fails half-way, so
+/// a failing test leaves no partitions behind on the shared broker.
+#[derive(Debug)]
+pub struct TopicsGuard {
+    kafka: KafkaArgs,
+    layout: crate::topics::TopicLayout,
+}
+
+impl TopicsGuard {
+    /// Guards the topics `topics` describes.
+    #[must_use]
+    pub fn new(topics: &TopicArgs) -> Self {
+        Self { kafka: kafka(), layout: crate::topics::TopicLayout::from_args(topics) }
+    }
+}
+
+impl Drop for TopicsGuard {
+    fn drop(&mut self) {
+        let (kafka, layout) = (self.kafka.clone(), self.layout.clone());
+        // A runtime of its own on a thread of its own: drop may run inside a test's runtime.
+        let deleted = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
+            runtime.block_on(layout.delete(&kafka)).ok()
+        })
+        .join();
+        if !matches!(deleted, Ok(Some(()))) {
+            eprintln!("could not delete the test's topics {:?}", self.layout.names());
+        }
+    }
+}

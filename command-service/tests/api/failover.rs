@@ -7,9 +7,7 @@
 
 use std::time::Duration;
 
-use holdfast_platform::TopicArgs;
-use holdfast_platform::testing;
-use holdfast_platform::topics::TopicLayout;
+use holdfast_platform::testing::{self, TopicsGuard};
 
 use crate::load::{self, HttpLoad};
 use crate::support::Process;
@@ -25,14 +23,11 @@ async fn owns(process: &Process, partitions: i64, deadline: Duration) -> bool {
     .is_some()
 }
 
-async fn delete_topics(topics: &TopicArgs) {
-    TopicLayout::from_args(topics).delete(&testing::kafka()).await.expect("topics deleted");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_paused_owner_resumed_after_the_new_owner_appended_is_never_acknowledged() {
     testing::init_logs();
     let topics = testing::topics("cmd-zombie", PARTITIONS);
+    let _cleanup = TopicsGuard::new(&topics);
     // Its appends wait 2 s in its producer before they are sent, and are tried for a minute:
     // what it decided just before the pause is sent only after it wakes, past the new owner's
     // claims — the writes of a zombie that does not know yet.
@@ -75,13 +70,13 @@ async fn a_paused_owner_resumed_after_the_new_owner_appended_is_never_acknowledg
     .await;
     assert!(expired.is_some(), "holds past their expiry are expired in the log");
     drop((zombie, survivor));
-    delete_topics(&topics).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_holds_survive_kill_9() {
     testing::init_logs();
     let topics = testing::topics("cmd-kill9", PARTITIONS);
+    let _cleanup = TopicsGuard::new(&topics);
     let victim = Process::spawn(&topics, &testing::unique("kill9-a"));
     assert!(victim.wait_ready(Duration::from_secs(90)).await);
     let survivor = Process::spawn(&topics, &testing::unique("kill9-b"));
@@ -99,13 +94,13 @@ async fn acknowledged_holds_survive_kill_9() {
 
     load::assert_log_is_sound(&topics, &tally).await;
     drop(survivor);
-    delete_topics(&topics).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn instances_trade_partitions_under_load() {
     testing::init_logs();
     let topics = testing::topics("cmd-trade", PARTITIONS);
+    let _cleanup = TopicsGuard::new(&topics);
     let first = Process::spawn(&topics, &testing::unique("trade-a"));
     assert!(first.wait_ready(Duration::from_secs(90)).await);
     let resources = load::define(first.addr, "hall", RESOURCES, 20).await;
@@ -137,5 +132,4 @@ async fn instances_trade_partitions_under_load() {
     let report = load::assert_log_is_sound(&topics, &tally).await;
     assert!(report.claims >= u64::try_from(PARTITIONS).unwrap_or(0) * 2, "partitions were claimed again");
     drop((second, third));
-    delete_topics(&topics).await;
 }

@@ -20,7 +20,7 @@ use holdfast_domain::{
 };
 use holdfast_platform::codec::{self, EventCodec, schemas, wire};
 use holdfast_platform::partitioner::partition_for;
-use holdfast_platform::testing::{self, LogWriter};
+use holdfast_platform::testing::{self, LogWriter, TopicsGuard};
 use holdfast_platform::topics::TopicLayout;
 use holdfast_tenure::Mark;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -102,6 +102,7 @@ fn sample(metrics: &str, name: &str) -> Option<f64> {
 async fn a_registry_outage_during_restore_is_waited_out_and_nothing_is_skipped() {
     testing::init_logs();
     let topics = testing::topics("cmd-registry", 1);
+    let _cleanup = TopicsGuard::new(&topics);
     let layout = TopicLayout::from_args(&topics);
     ensure(&layout).await;
     let codec = Arc::new(EventCodec::new(&testing::registry(), &layout.events).expect("codec"));
@@ -171,13 +172,13 @@ async fn a_registry_outage_during_restore_is_waited_out_and_nothing_is_skipped()
         .expect("answered");
     assert_eq!(answer.status().as_u16(), 409, "the old hold still takes both units");
     service.stop().await.expect("clean stop");
-    layout.delete(&testing::kafka()).await.expect("topics deleted");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_undecodable_valid_record_stops_only_its_partition() {
     testing::init_logs();
     let topics = testing::topics("cmd-undecodable", 2);
+    let _cleanup = TopicsGuard::new(&topics);
     let layout = TopicLayout::from_args(&topics);
     ensure(&layout).await;
     let codec = Arc::new(EventCodec::new(&testing::registry(), &layout.events).expect("codec"));
@@ -233,13 +234,13 @@ async fn an_undecodable_valid_record_stops_only_its_partition() {
     let answer = hold(&broken).await.expect("answered");
     assert_eq!(answer.status().as_u16(), 202, "queued for its partition, never decided past the record");
     service.stop().await.expect("clean stop");
-    layout.delete(&testing::kafka()).await.expect("topics deleted");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_owner_decides_without_the_commands_and_replies_topics() {
     testing::init_logs();
     let topics = testing::topics("cmd-fastpath", 4);
+    let _cleanup = TopicsGuard::new(&topics);
     let service = support::start(support::config(&topics)).await;
     let http = reqwest::Client::new();
     let post = |path: &str, body: serde_json::Value| http.post(service.url(path)).json(&body).send();
@@ -271,7 +272,6 @@ async fn the_owner_decides_without_the_commands_and_replies_topics() {
     .expect("joined");
     assert_eq!(records, 0, "no command or reply went through Kafka");
     service.stop().await.expect("clean stop");
-    layout.delete(&testing::kafka()).await.expect("topics deleted");
 }
 
 /// Creates the topics, waiting until the cluster shows them.
