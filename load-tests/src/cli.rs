@@ -30,7 +30,7 @@ pub struct Cli {
 pub enum Command {
     /// Drive the command (and query) API with an open-model workload and report latency and
     /// throughput.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
 }
 
 /// Settings of `holdfast-load run`.
@@ -130,7 +130,7 @@ impl RunArgs {
     pub fn from_flags<'a>(flags: impl IntoIterator<Item = &'a str>) -> Result<Self, clap::Error> {
         let argv = ["holdfast-load", "run"].into_iter().chain(flags);
         let Command::Run(args) = Cli::try_parse_from(argv)?.command;
-        Ok(args)
+        Ok(*args)
     }
 
     /// The recorded steps: `--steps`, or one step of `--rate` for `--duration`.

@@ -31,7 +31,7 @@ use crate::schedule::{Phase, Schedule, Tick, phase_at};
 use crate::setup;
 use crate::summary::{AcceptedSummary, OpSummary, Settings, StepSummary, Summary};
 use crate::timeline::{Recorder, StepSpan, Timeline};
-use crate::workload::{PendingHold, Planned, Reservations, Shape, Status, Workload};
+use crate::workload::{PendingHold, Planned, Reservations, Shape, Status, Undecided, Workload};
 
 /// What a run produced.
 #[derive(Debug)]
@@ -41,24 +41,33 @@ pub struct Report {
     /// The run second by second (faults and lag are added by the harness).
     pub timeline: Timeline,
     /// Every hold answered 2xx, with what the run knows became of it (for the audit),
-    /// including holds first answered 202 and accepted when asked again after the load.
+    /// including holds first answered 202 or 503 and accepted when asked again after the load.
     pub accepted: Vec<AcceptedRecord>,
-    /// What became of the holds answered 202.
-    pub pending: PendingSettled,
+    /// What became of the holds answered 202 or 503.
+    pub settled: Settled,
 }
 
-/// What became of the holds answered 202 (decided later), asked again with their
-/// idempotency keys after the load: the service answers each with its first decision.
+/// What became of the holds answered without a decision, by answer.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Settled {
+    /// Holds answered 202.
+    pub pending: PendingSettled,
+    /// Holds answered 503.
+    pub unavailable: PendingSettled,
+}
+
+/// What became of the holds answered without a decision — 202 (queued, decided later) or 503
+/// (the append failed or was fenced) — asked again with their idempotency keys after the load:
+/// the service answers each with its decision, the first one if it made one.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PendingSettled {
-    /// Holds answered 202 during the run.
+    /// Holds answered so during the run.
     pub pending: u64,
     /// Accepted in the end (their reservations are audited with the others).
     pub accepted: u64,
     /// Refused in the end (409 and the like).
     pub rejected: u64,
-    /// Still without a decision when the wait ran out: acknowledged commands the service
-    /// never decided.
+    /// Still without a decision when the wait ran out.
     pub undecided: u64,
 }
 
@@ -139,13 +148,13 @@ where
         stopped_early
     };
     let (stopped_early, beside) = tokio::join!(load, beside(start, watching));
-    let pending = driver.settle_pending(args.harness.audit_wait).await;
+    let settled = driver.settle_pending(args.harness.audit_wait).await;
 
     let summary = driver.summary(args, seed, started_at, stopped_early, define);
     output::write(out_dir, &summary, &driver.workload, &driver.reservations)?;
     let accepted = driver.accepted();
     let timeline = driver.timeline();
-    Ok((Report { summary, timeline, accepted, pending }, beside))
+    Ok((Report { summary, timeline, accepted, settled }, beside))
 }
 
 /// The load alone against the flags' targets (no faults, no lag sampling, no audit), writing
@@ -343,9 +352,10 @@ impl Driver {
                 let client::Reservation { id, expires_at, position } = reservation;
                 self.reservations.add(id, hold, expires_at, position);
             }
-            (Planned::Hold(hold), Answer::Response { status: 202, location, .. }) => {
+            (Planned::Hold(hold), Answer::Response { status: status @ (202 | 503), location, .. }) => {
                 let key = self.key(finished.seq).into_boxed_str();
-                self.reservations.add_pending(PendingHold { key, hold, location });
+                let why = if status == 202 { Undecided::Pending } else { Undecided::Unavailable };
+                self.reservations.add_pending(PendingHold { key, hold, location, why });
             }
             (Planned::Confirm(index, _) | Planned::Cancel(index, _), answer) => {
                 self.reservations.settle(index, op, answer.verdict());
@@ -370,9 +380,9 @@ impl Driver {
         Timeline { seconds: self.timeline.seconds(), faults: Vec::new(), steps }
     }
 
-    /// Asks every hold answered 202 again with its idempotency key and body until it is
+    /// Asks every hold answered 202 or 503 again with its idempotency key and body until it is
     /// decided or `wait` has passed; accepted ones join the accepted reservations.
-    async fn settle_pending(&mut self, wait: Duration) -> PendingSettled {
+    async fn settle_pending(&mut self, wait: Duration) -> Settled {
         let deadline = Instant::now() + wait;
         let requests: Vec<(PendingHold, Vec<u8>)> = self
             .reservations
@@ -380,7 +390,7 @@ impl Driver {
             .iter()
             .map(|pending| (pending.clone(), self.workload.hold_body(&pending.hold)))
             .collect();
-        let mut settled = PendingSettled { pending: requests.len() as u64, ..PendingSettled::default() };
+        let mut settled = [PendingSettled::default(); 2];
         let target = &self.target;
         let answers: Vec<(PendingHold, Answer)> = futures::stream::iter(requests)
             .map(|(pending, body)| async move {
@@ -397,17 +407,20 @@ impl Driver {
             .collect()
             .await;
         for (pending, answer) in answers {
+            let tally = &mut settled[usize::from(pending.why == Undecided::Unavailable)];
+            tally.pending += 1;
             match answer {
                 Answer::Response { reservation: Some(reservation), .. } => {
                     let client::Reservation { id, expires_at, position } = reservation;
                     self.reservations.add(id, pending.hold, expires_at, position);
-                    settled.accepted += 1;
+                    tally.accepted += 1;
                 }
-                answer if answer.decided() => settled.rejected += 1,
-                _ => settled.undecided += 1,
+                answer if answer.decided() => tally.rejected += 1,
+                _ => tally.undecided += 1,
             }
         }
-        settled
+        let [pending, unavailable] = settled;
+        Settled { pending, unavailable }
     }
 
     /// Every hold answered 2xx, as the audit reads them.
@@ -477,7 +490,8 @@ impl Driver {
                 cancelled: reservations.count(Status::Cancelled),
                 expired: reservations.count(Status::Expired),
                 uncertain: reservations.uncertain(),
-                pending_holds: reservations.pending().len() as u64,
+                pending_holds: reservations.undecided(Undecided::Pending),
+                unavailable_holds: reservations.undecided(Undecided::Unavailable),
             },
         }
     }

@@ -13,12 +13,14 @@
 //! - [`client`]: sending a request and classifying the answer;
 //! - [`record`], [`summary`], [`progress`], [`output`]: histograms, the report and its files;
 //! - [`setup`]: defining the resources before the run;
-//! - [`driver`]: the run itself ([`run`]).
+//! - [`driver`]: the run itself; [`harness`] around it ([`run`]): [`services`], [`fault`]s,
+//!   [`baseline`]s, the [`audit`], the [`report`] and its [`compare`]ison with the baselines.
 
 pub mod audit;
 pub mod baseline;
 pub mod cli;
 pub mod client;
+pub mod compare;
 pub mod driver;
 pub mod fault;
 pub mod harness;
@@ -29,6 +31,7 @@ pub mod progress;
 pub mod record;
 pub mod report;
 pub mod schedule;
+pub mod services;
 pub mod setup;
 pub mod stack;
 pub mod summary;

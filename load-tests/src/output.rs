@@ -1,6 +1,6 @@
 //! The results folder: `summary.json`, `summary.md`, `accepted.jsonl` (every hold the service
 //! accepted, with its answer's position, and what became of it, for a later audit against the
-//! event log) and `pending.jsonl` (holds answered 202, with their idempotency keys).
+//! event log) and `pending.jsonl` (holds answered 202 or 503, with their idempotency keys).
 
 use std::fs::{self, File};
 use std::io::{BufWriter, Write};
@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use crate::LoadError;
 use crate::summary::Summary;
-use crate::workload::{HoldPlan, Reservations, Status, Workload};
+use crate::workload::{HoldPlan, Reservations, Status, Undecided, Workload};
 
 /// File names inside the results folder.
 pub const SUMMARY_JSON: &str = "summary.json";
@@ -18,7 +18,7 @@ pub const SUMMARY_JSON: &str = "summary.json";
 pub const SUMMARY_MD: &str = "summary.md";
 /// Accepted reservations, one JSON object per line.
 pub const ACCEPTED_JSONL: &str = "accepted.jsonl";
-/// Holds answered 202, one JSON object per line.
+/// Holds answered 202 or 503, one JSON object per line.
 pub const PENDING_JSONL: &str = "pending.jsonl";
 
 /// One line of `accepted.jsonl`.
@@ -40,6 +40,8 @@ struct AcceptedLine<'a> {
 #[derive(Debug, Serialize)]
 struct PendingLine<'a> {
     idempotency_key: &'a str,
+    /// `pending` (202) or `unavailable` (503).
+    answered: Undecided,
     location: Option<&'a str>,
     resource_id: &'a str,
     from: &'a str,
@@ -94,6 +96,7 @@ pub fn write(
             let (resource_id, (from, to)) = range(&pending.hold);
             let line = PendingLine {
                 idempotency_key: &pending.key,
+                answered: pending.why,
                 location: pending.location.as_deref(),
                 resource_id,
                 from,

@@ -1,6 +1,7 @@
 //! The full report of a run (`report.json`, `report.md` and the plots): the load's summary,
-//! the audit's verdict, the baselines and the efficiency ratio, the faults with their error
-//! bursts and recovery times, the machine, and the run second by second.
+//! the audit's verdict, the baselines and the run's figures beside them ([`crate::compare`]),
+//! the faults with their error bursts and recovery times, the machine, and the run second by
+//! second.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -9,9 +10,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::LoadError;
 use crate::audit::AuditReport;
-use crate::baseline::{BaselineError, ProduceBaseline, UpsertBaseline};
+use crate::baseline::{AppendBaseline, BaselineError, KafkaBaselines, ProduceBaseline, UpsertBaseline};
 use crate::client::is_decision;
-use crate::driver::PendingSettled;
+use crate::compare::{Comparison, compare};
+use crate::driver::{PendingSettled, Settled};
 use crate::plot;
 use crate::summary::Summary;
 use crate::timeline::Timeline;
@@ -24,10 +26,15 @@ pub const REPORT_MD: &str = "report.md";
 /// The baselines measured before the load (an error text where one could not be).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Baselines {
-    /// Raw transactional produce of events of the same size.
-    pub produce: Option<ProduceBaseline>,
-    /// Why it is missing.
-    pub produce_error: Option<String>,
+    /// Records written to warm the Kafka baselines' fresh topic up, unmeasured.
+    #[serde(default)]
+    pub warmup_records: u64,
+    /// One raw idempotent append at a time: latency.
+    pub append: Option<AppendBaseline>,
+    /// Raw idempotent produce of events of the same size, per producer count: records/s.
+    pub produce: Vec<ProduceBaseline>,
+    /// Why the Kafka baselines are missing.
+    pub kafka_error: Option<String>,
     /// Raw batched upserts into PostgreSQL.
     pub upsert: Option<UpsertBaseline>,
     /// Why it is missing.
@@ -38,12 +45,24 @@ impl Baselines {
     /// From the two measurements.
     #[must_use]
     pub fn new(
-        produce: Result<ProduceBaseline, BaselineError>,
+        kafka: Result<KafkaBaselines, BaselineError>,
         upsert: Result<UpsertBaseline, BaselineError>,
     ) -> Self {
-        let (produce, produce_error) = split(produce);
+        let (kafka, kafka_error) = split(kafka);
         let (upsert, upsert_error) = split(upsert);
-        Self { produce, produce_error, upsert, upsert_error }
+        let (warmup_records, append, produce) =
+            kafka.map_or((0, None, Vec::new()), |k| (k.warmup_records, Some(k.append), k.produce));
+        Self { warmup_records, append, produce, kafka_error, upsert, upsert_error }
+    }
+
+    /// The produce baseline with `producers` producers, or the one with the most when that
+    /// count was not measured.
+    #[must_use]
+    pub fn produce_with(&self, producers: usize) -> Option<&ProduceBaseline> {
+        self.produce
+            .iter()
+            .find(|p| p.producers == producers)
+            .or_else(|| self.produce.iter().max_by_key(|p| p.producers))
     }
 }
 
@@ -59,18 +78,32 @@ fn split<T>(result: Result<T, BaselineError>) -> (Option<T>, Option<String>) {
 pub struct Throughput {
     /// Seconds of recorded load.
     pub load_s: f64,
-    /// Answers that were decisions (2xx, 4xx but 429), per second of load.
+    /// Answers that were decisions (2xx, 4xx but 429), per second of load, holds answered
+    /// 202 and decided in the end included.
     pub decisions_per_s: f64,
     /// Holds, confirms and cancels answered 2xx (each one event in the log), per second,
     /// holds answered 202 and accepted in the end included.
     pub accepted_per_s: f64,
     /// Accepted decisions per second until the projection had applied them all (load plus
-    /// the audit's catch-up time): accepted, committed and projected, end to end. `None`
+    /// the audit's catch-up time): accepted, appended and projected, end to end. `None`
     /// when the projection did not catch up or was not audited.
     pub end_to_end_per_s: Option<f64>,
-    /// `end_to_end_per_s` (or `accepted_per_s` without an audit) over the raw transactional
-    /// produce baseline's events per second.
-    pub efficiency: Option<f64>,
+    /// Requests of the recorded steps answered 202 (queued, decided later).
+    #[serde(default)]
+    pub answered_202: u64,
+    /// Requests of the recorded steps answered 503 (the append failed or was fenced, or the
+    /// service was not ready).
+    #[serde(default)]
+    pub answered_503: u64,
+}
+
+/// The audit's verdict, or why there is none.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AuditOutcome {
+    /// The verdict; `None` when skipped or when it could not run.
+    pub audit: Option<AuditReport>,
+    /// Why it could not run.
+    pub error: Option<String>,
 }
 
 /// Where the numbers came from.
@@ -112,8 +145,14 @@ pub struct RunReport {
     pub summary: Summary,
     /// What became of the holds answered 202, asked again after the load.
     pub pending: PendingSettled,
-    /// Rates and the efficiency ratio.
+    /// What became of the holds answered 503, asked again after the load.
+    #[serde(default)]
+    pub unavailable: PendingSettled,
+    /// Rates.
     pub throughput: Throughput,
+    /// The best recorded step's figures beside the baselines and the peer.
+    #[serde(default)]
+    pub comparison: Option<Comparison>,
     /// The audit's verdict; `None` when skipped or when it could not run.
     pub audit: Option<AuditReport>,
     /// Why the audit could not run.
@@ -129,21 +168,26 @@ pub struct RunReport {
 }
 
 impl RunReport {
-    /// The report of a finished run.
+    /// The report of a finished run; `append_producers` is the command service's producer
+    /// count (which produce baseline its decisions are compared with).
     #[must_use]
     pub fn new(
         summary: Summary,
-        pending: PendingSettled,
+        settled: Settled,
         timeline: Timeline,
-        audit: Option<AuditReport>,
-        audit_error: Option<String>,
+        audited: AuditOutcome,
         baselines: Option<Baselines>,
+        append_producers: usize,
     ) -> Self {
-        let throughput = throughput(&summary, &pending, audit.as_ref(), baselines.as_ref());
+        let AuditOutcome { audit, error: audit_error } = audited;
+        let throughput = throughput(&summary, &settled.pending, audit.as_ref());
+        let comparison = compare(&summary, &timeline, baselines.as_ref(), append_producers);
         Self {
             summary,
-            pending,
+            pending: settled.pending,
+            unavailable: settled.unavailable,
             throughput,
+            comparison,
             audit,
             audit_error,
             baselines,
@@ -199,60 +243,32 @@ impl RunReport {
         let _ = writeln!(
             out,
             "\n## throughput\n\n{:.1} decisions/s and {:.1} accepted/s over {:.0} s of load; end to end \
-             (accepted, committed and projected): {}; efficiency vs raw transactional produce: {}",
+             (accepted, appended and projected): {}; {} requests answered 202, {} answered 503",
             t.decisions_per_s,
             t.accepted_per_s,
             t.load_s,
             t.end_to_end_per_s.map_or_else(|| "n/a".to_owned(), |r| format!("{r:.1}/s")),
-            t.efficiency.map_or_else(|| "n/a".to_owned(), |e| format!("{e:.3}")),
+            t.answered_202,
+            t.answered_503,
         );
-        let p = &self.pending;
-        if p.pending > 0 {
-            let _ = writeln!(
-                out,
-                "\n{} holds were answered 202 (decided later); asked again with their idempotency keys after \
-                 the load: {} accepted (audited with the others), {} refused, {} still undecided.",
-                p.pending, p.accepted, p.rejected, p.undecided
-            );
+        for (answer, settled, then) in [
+            ("202 (queued, decided later)", &self.pending, "audited with the others"),
+            ("503 (append failed or fenced)", &self.unavailable, "audited with the others"),
+        ] {
+            if settled.pending > 0 {
+                let _ = writeln!(
+                    out,
+                    "\n{} holds were answered {answer}; asked again with their idempotency keys after the \
+                     load: {} accepted ({then}), {} refused, {} still undecided.",
+                    settled.pending, settled.accepted, settled.rejected, settled.undecided
+                );
+            }
         }
         if let Some(b) = &self.baselines {
-            out.push_str("\n## baselines (same machine, right before the load)\n\n");
-            match (&b.produce, &b.produce_error) {
-                (Some(p), _) => {
-                    let _ = writeln!(
-                        out,
-                        "- raw transactional produce: **{:.0} events/s** ({:.0} transactions/s, {} events of {} bytes \
-                         per transaction, {} producers, {} partitions, {:.1} s)",
-                        p.events_per_s,
-                        p.transactions_per_s,
-                        p.batch,
-                        p.event_bytes,
-                        p.producers,
-                        p.partitions,
-                        p.seconds
-                    );
-                }
-                (None, error) => {
-                    let _ = writeln!(
-                        out,
-                        "- raw transactional produce: failed: {}",
-                        error.as_deref().unwrap_or("?")
-                    );
-                }
-            }
-            match (&b.upsert, &b.upsert_error) {
-                (Some(u), _) => {
-                    let _ = writeln!(
-                        out,
-                        "- raw PostgreSQL batched upsert: **{:.0} rows/s** ({} rows per statement, {:.1} s)",
-                        u.rows_per_s, u.batch, u.seconds
-                    );
-                }
-                (None, error) => {
-                    let _ =
-                        writeln!(out, "- raw PostgreSQL upsert: failed: {}", error.as_deref().unwrap_or("?"));
-                }
-            }
+            baselines_markdown(&mut out, b);
+        }
+        if let Some(c) = &self.comparison {
+            comparison_markdown(&mut out, c);
         }
         if !self.timeline.faults.is_empty() {
             out.push_str(
@@ -275,30 +291,7 @@ impl RunReport {
         }
         out.push_str("\n## audit\n\n");
         match (&self.audit, &self.audit_error) {
-            (Some(a), _) => {
-                let verdict = if a.passed { "**passed**" } else { "**FAILED**" };
-                let _ = writeln!(
-                    out,
-                    "{verdict}: {} events read from the log, {} reservations in it, {} accepted holds checked; \
-                     read model audited: {}, {} PostgreSQL rows and {} Redis resources compared; projection \
-                     caught up {} after the load; audit took {:.1} s.",
-                    a.events,
-                    a.reservations_in_log,
-                    a.accepted_checked,
-                    a.read_model_audited,
-                    a.rows_compared,
-                    a.cached_resources_compared,
-                    a.projection_caught_up_s
-                        .map_or_else(|| "not within the wait".to_owned(), |s| format!("{s:.1} s")),
-                    a.took_s
-                );
-                for (kind, count) in &a.violations {
-                    let _ = writeln!(out, "- {kind}: {count}");
-                }
-                for example in a.examples.iter().take(10) {
-                    let _ = writeln!(out, "  - `{}`", serde_json::to_string(example).unwrap_or_default());
-                }
-            }
+            (Some(a), _) => audit_markdown(&mut out, a),
             (None, Some(error)) => {
                 let _ = writeln!(out, "**could not run**: {error}");
             }
@@ -314,15 +307,122 @@ impl RunReport {
     }
 }
 
-/// Rates of the recorded steps and, with an audit and a baseline, end to end.
-fn throughput(
-    summary: &Summary,
-    pending: &PendingSettled,
-    audit: Option<&AuditReport>,
-    baselines: Option<&Baselines>,
-) -> Throughput {
+/// The baselines section.
+fn baselines_markdown(out: &mut String, b: &Baselines) {
+    out.push_str("\n## baselines (same machine, right before the load)\n\n");
+    if b.warmup_records > 0 {
+        let _ = writeln!(
+            out,
+            "Kafka baselines on a fresh topic after {} records of warm-up:\n",
+            b.warmup_records
+        );
+    }
+    if let Some(a) = &b.append {
+        let _ = writeln!(
+            out,
+            "- single idempotent append (acks=all, linger 0), one at a time: **p50 {:.2} ms, p99 {:.2} ms**, \
+             max {:.2} ms, mean {:.2} ms ({} appends of {} bytes over {} partitions, {:.1} s)",
+            a.p50_ms, a.p99_ms, a.max_ms, a.mean_ms, a.appends, a.event_bytes, a.partitions, a.seconds
+        );
+    }
+    for p in &b.produce {
+        let _ = writeln!(
+            out,
+            "- raw idempotent produce, {} producer{}: **{:.0} records/s** ({} records of {} bytes over {} \
+             partitions, {:.1} s)",
+            p.producers,
+            if p.producers == 1 { "" } else { "s" },
+            p.records_per_s,
+            p.records,
+            p.event_bytes,
+            p.partitions,
+            p.seconds
+        );
+    }
+    if let Some(error) = &b.kafka_error {
+        let _ = writeln!(out, "- raw Kafka baselines: failed: {error}");
+    }
+    match (&b.upsert, &b.upsert_error) {
+        (Some(u), _) => {
+            let _ = writeln!(
+                out,
+                "- raw PostgreSQL batched upsert: **{:.0} rows/s** ({} rows per statement, {:.1} s)",
+                u.rows_per_s, u.batch, u.seconds
+            );
+        }
+        (None, error) => {
+            let _ = writeln!(out, "- raw PostgreSQL upsert: failed: {}", error.as_deref().unwrap_or("?"));
+        }
+    }
+}
+
+/// The comparison section.
+fn comparison_markdown(out: &mut String, c: &Comparison) {
+    let num =
+        |v: Option<f64>, precision: usize| v.map_or_else(|| "n/a".to_owned(), |v| format!("{v:.precision$}"));
+    let _ = writeln!(
+        out,
+        "\n## against the baselines ({}, offered {:.0}/s)\n\n\
+         | figure | value | baseline | ratio |\n|---|--:|--:|--:|\n\
+         | hold p99 ms ÷ single-append p99 ms | {} | {} | {} |\n\
+         | decisions/s ÷ raw produce records/s ({} producers) | {:.0} | {} | {} |\n\
+         | decisions/s ÷ peer (cqrs-es + postgres-es) | {:.0} | {:.0} | {:.2} |",
+        c.step,
+        c.offered_per_s,
+        num(c.hold_p99_ms, 1),
+        num(c.append_p99_ms, 2),
+        num(c.p99_over_append_p99, 1),
+        c.raw_producers.map_or_else(|| "n/a".to_owned(), |n| n.to_string()),
+        c.decided_per_s,
+        num(c.raw_produce_per_s, 0),
+        num(c.decided_over_raw_produce, 3),
+        c.decided_per_s,
+        c.peer_decisions_per_s,
+        c.decided_over_peer,
+    );
+}
+
+/// The audit's verdict.
+fn audit_markdown(out: &mut String, a: &AuditReport) {
+    let verdict = if a.passed { "**passed**" } else { "**FAILED**" };
+    let _ = writeln!(
+        out,
+        "{verdict}: {} valid events read from the log, {} reservations in it, {} accepted holds checked; \
+         read model audited: {}, {} PostgreSQL rows and {} Redis resources compared; projection caught up {} \
+         after the load; audit took {:.1} s.",
+        a.events,
+        a.reservations_in_log,
+        a.accepted_checked,
+        a.read_model_audited,
+        a.rows_compared,
+        a.cached_resources_compared,
+        a.projection_caught_up_s.map_or_else(|| "not within the wait".to_owned(), |s| format!("{s:.1} s")),
+        a.took_s
+    );
+    let void = if a.void.is_empty() {
+        String::new()
+    } else {
+        let reasons: Vec<String> = a.void.iter().map(|(why, n)| format!("{why} {n}")).collect();
+        format!(" ({})", reasons.join(", "))
+    };
+    let _ = writeln!(
+        out,
+        "\nThe log also holds {} claims, {} recorded rejections and {} void records{void}: void records \
+         (a fenced writer's, or after a failed append) are skipped by every reader and are no violation.\n",
+        a.claims, a.rejected, a.void_total
+    );
+    for (kind, count) in &a.violations {
+        let _ = writeln!(out, "- {kind}: {count}");
+    }
+    for example in a.examples.iter().take(10) {
+        let _ = writeln!(out, "  - `{}`", serde_json::to_string(example).unwrap_or_default());
+    }
+}
+
+/// Rates of the recorded steps and, with an audit, end to end.
+fn throughput(summary: &Summary, pending: &PendingSettled, audit: Option<&AuditReport>) -> Throughput {
     let load_s: f64 = summary.steps.iter().map(|s| s.duration_s).sum();
-    let (mut decisions, mut accepted) = (0_u64, 0_u64);
+    let (mut decisions, mut accepted, mut answered_202, mut answered_503) = (0_u64, 0_u64, 0_u64, 0_u64);
     for step in &summary.steps {
         for op in step.ops.values() {
             for (status, count) in &op.status {
@@ -333,6 +433,11 @@ fn throughput(
                 if (200..300).contains(&code) && code != 202 {
                     accepted += count;
                 }
+                match code {
+                    202 => answered_202 += count,
+                    503 => answered_503 += count,
+                    _ => {}
+                }
             }
         }
         // Reads answer 200 too but write nothing.
@@ -342,20 +447,21 @@ fn throughput(
             }
         }
     }
-    // Holds answered 202 and accepted in the end were decided during the load too.
+    // Holds answered 202 and decided in the end were decided during the load too (from the
+    // commands topic). Holds answered 503 are not counted: their decision may have been made
+    // only when they were asked again, after the load.
     accepted += pending.accepted;
     decisions += pending.accepted + pending.rejected;
     #[allow(clippy::cast_precision_loss, reason = "counts are far below 2^53")]
     let per_s = |n: u64, s: f64| if s > 0.0 { n as f64 / s } else { 0.0 };
     let end_to_end_per_s =
         audit.and_then(|a| a.projection_caught_up_s).map(|catch_up| per_s(accepted, load_s + catch_up));
-    let produce = baselines.and_then(|b| b.produce.as_ref()).map(|p| p.events_per_s).filter(|r| *r > 0.0);
-    let efficiency = produce.map(|raw| end_to_end_per_s.unwrap_or_else(|| per_s(accepted, load_s)) / raw);
     Throughput {
         load_s,
         decisions_per_s: per_s(decisions, load_s),
         accepted_per_s: per_s(accepted, load_s),
         end_to_end_per_s,
-        efficiency,
+        answered_202,
+        answered_503,
     }
 }

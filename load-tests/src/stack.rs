@@ -2,9 +2,9 @@
 //! owns everything it measures: its own topics, database and Redis key prefix, and processes
 //! it can kill, pause and restart while the load goes on ([`crate::fault`]).
 //!
-//! Started: `--command-instances` command services (each with `--processors` partition
-//! processors), one projection worker and one query service, from release binaries, logging
-//! to `<out>/services/`. Kafka, PostgreSQL and Redis are the running local stack; restarting
+//! Started: `--command-instances` command services (each appending through
+//! `--append-producers` idempotent producers), one projection worker and one query service,
+//! from release binaries, logging to `<out>/services/`. Kafka, PostgreSQL and Redis are the running local stack; restarting
 //! them goes through the stack script (`--stack-control`).
 
 use std::collections::HashMap;
@@ -12,9 +12,6 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use holdfast_platform::topics::TopicLayout;
-use holdfast_platform::{KafkaArgs, TopicArgs};
-use rdkafka::admin::AdminOptions;
 use secrecy::{ExposeSecret as _, SecretString};
 use tokio::process::{Child, Command};
 
@@ -56,7 +53,9 @@ pub enum Role {
 }
 
 impl Role {
-    fn binary(self) -> &'static str {
+    /// The binary the role runs (`command-service`, `projection-workers`, `query-service`).
+    #[must_use]
+    pub fn binary(self) -> &'static str {
         match self {
             Self::Command(_) => "command-service",
             Self::Projection => "projection-workers",
@@ -90,8 +89,8 @@ pub struct SpawnSettings {
     pub bin_dir: PathBuf,
     /// Command-service instances.
     pub command_instances: u16,
-    /// Partition processors per instance.
-    pub processors: u16,
+    /// Idempotent producers each command-service instance appends through.
+    pub append_producers: u16,
     /// The run's topic prefix.
     pub topic_prefix: String,
     /// Partitions of its topics.
@@ -146,6 +145,15 @@ impl Spawned {
         Ok(spawned)
     }
 
+    /// The process id of every running service, by role.
+    #[must_use]
+    pub fn pids(&self) -> Vec<(Role, u32)> {
+        let mut pids: Vec<(Role, u32)> =
+            self.children.iter().filter_map(|(role, child)| child.id().map(|pid| (*role, pid))).collect();
+        pids.sort_by_key(|(role, _)| role.name());
+        pids
+    }
+
     /// Base URLs of the command-service instances.
     #[must_use]
     pub fn command_urls(&self) -> Vec<String> {
@@ -177,7 +185,7 @@ impl Spawned {
             .env("HOLDFAST_POSTGRES_URLS", s.database_url.expose_secret())
             .env("HOLDFAST_REDIS_KEY_PREFIX", &s.redis_prefix)
             .env("HOLDFAST_PROJECTION_GROUP", format!("{}projection", s.topic_prefix))
-            .env("HOLDFAST_PROCESSORS", s.processors.to_string())
+            .env("HOLDFAST_APPEND_PRODUCERS", s.append_producers.to_string())
             .env("HOLDFAST_SESSION_TIMEOUT", "6s")
             .env("HOLDFAST_LOG", "warn")
             .env("HOLDFAST_LOG_FORMAT", "json")
@@ -298,21 +306,6 @@ async fn signal(flag: &str, pid: u32) -> Result<(), String> {
 /// A port that was free a moment ago.
 fn free_port() -> std::io::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
-/// Deletes the run's topics (a single local broker must not collect thousands of
-/// partitions); topics already gone are fine.
-///
-/// # Errors
-/// When the admin client cannot be created or the broker does not answer.
-pub async fn delete_topics(kafka: &KafkaArgs, topics: &TopicArgs) -> Result<(), rdkafka::error::KafkaError> {
-    let layout = TopicLayout::from_args(topics);
-    let names = [&layout.commands, &layout.events, &layout.replies, &layout.events_dlq, &layout.snapshots];
-    let names: Vec<&str> = names.iter().map(|n| n.as_str()).collect();
-    let admin = holdfast_platform::kafka::admin(kafka, "holdfast-load")?;
-    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
-    admin.delete_topics(&names, &options).await?;
-    Ok(())
 }
 
 /// Where logs of the spawned services go inside a results folder.

@@ -153,6 +153,9 @@ pub struct AcceptedSummary {
     pub uncertain: u64,
     /// Holds answered 202 (decided later; listed in `pending.jsonl`).
     pub pending_holds: u64,
+    /// Holds answered 503 (the append failed or was fenced; listed in `pending.jsonl`).
+    #[serde(default)]
+    pub unavailable_holds: u64,
 }
 
 impl Latency {
@@ -313,8 +316,16 @@ impl Summary {
         let _ = writeln!(
             out,
             "\n## accepted reservations\n\n{} holds accepted: {} held, {} confirmed, {} cancelled, {} expired, \
-             {} uncertain; {} holds answered 202 (pending). Listed in `accepted.jsonl` and `pending.jsonl`.",
-            a.accepted, a.held, a.confirmed, a.cancelled, a.expired, a.uncertain, a.pending_holds
+             {} uncertain; {} holds answered 202 (pending), {} answered 503 (unavailable). Listed in \
+             `accepted.jsonl` and `pending.jsonl`.",
+            a.accepted,
+            a.held,
+            a.confirmed,
+            a.cancelled,
+            a.expired,
+            a.uncertain,
+            a.pending_holds,
+            a.unavailable_holds
         );
         out
     }

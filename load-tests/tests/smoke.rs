@@ -2,7 +2,8 @@
 //! in-process on port 0 with topics, a database and a Redis prefix of their own on the local
 //! stack: a short run at a low rate must be answered in full, with business rejections
 //! reported by problem type and every accepted hold written out, and the audit of the log,
-//! PostgreSQL and Redis at the end must pass, with the report and its plots written.
+//! PostgreSQL and Redis at the end must pass, with the report and its plots written. The
+//! test deletes its topics, database and Redis keys afterwards.
 
 use std::time::Duration;
 
@@ -11,6 +12,7 @@ use holdfast_command_service::Config;
 use holdfast_load_tests::RunArgs;
 use holdfast_load_tests::output::{ACCEPTED_JSONL, SUMMARY_JSON, SUMMARY_MD};
 use holdfast_platform::testing::{self, RunningService, TestDatabase};
+use holdfast_platform::topics::TopicLayout;
 use holdfast_platform::{PostgresArgs, RedisArgs, TopicArgs};
 
 const INSUFFICIENT_CAPACITY: &str = "https://holdfast.dev/problems/insufficient-capacity";
@@ -21,7 +23,6 @@ async fn command_service(topics: &TopicArgs) -> RunningService {
     config.topics = topics.clone();
     config.registry = testing::registry();
     config.session_timeout = Duration::from_secs(6);
-    config.transaction_timeout = Duration::from_secs(10);
     let service =
         RunningService::start(|listener, shutdown| holdfast_command_service::run(config, listener, shutdown))
             .await;
@@ -92,11 +93,11 @@ async fn a_short_open_model_run_is_answered_and_reported() {
         out.to_str().expect("utf-8 temp dir"),
     ];
     let mut args = RunArgs::from_flags(flags).expect("valid flags");
-    args.harness.topics = topics.clone();
-    args.harness.kafka = testing::kafka();
-    args.harness.registry = testing::registry();
-    args.harness.postgres = database.postgres_args();
-    args.harness.redis = redis;
+    args.harness.services.topics = topics.clone();
+    args.harness.services.kafka = testing::kafka();
+    args.harness.services.registry = testing::registry();
+    args.harness.services.postgres = database.postgres_args();
+    args.harness.services.redis = redis.clone();
     args.harness.audit_wait = Duration::from_secs(60);
     args.harness.projection_metrics = Some(worker.url("/metrics"));
     let report = holdfast_load_tests::run(&args, std::future::pending()).await.expect("the run completes");
@@ -152,6 +153,8 @@ async fn a_short_open_model_run_is_answered_and_reported() {
     assert!(audit.read_model_audited && audit.projection_caught_up_s.is_some(), "{audit:?}");
     assert_eq!(audit.accepted_checked, accepted, "{audit:?}");
     assert!(audit.events >= 5 + accepted, "definitions and holds are in the log: {audit:?}");
+    assert!(audit.claims >= 1, "the owner claimed its partitions in the log: {audit:?}");
+    assert!(audit.rejected >= rejected, "every refused hold is recorded: {audit:?}");
     assert!(audit.reservations_in_log >= accepted, "{audit:?}");
     assert!(audit.rows_compared > 0 && audit.cached_resources_compared == 5, "{audit:?}");
     assert!(report.throughput.accepted_per_s > 0.0, "{:?}", report.throughput);
@@ -167,4 +170,20 @@ async fn a_short_open_model_run_is_answered_and_reported() {
     service.stop().await.expect("the service stops cleanly");
     worker.stop().await.expect("the worker stops cleanly");
     database.drop_database().await.expect("database dropped");
+    TopicLayout::from_args(&topics).delete(&testing::kafka()).await.expect("topics deleted");
+    delete_keys(&redis).await;
+}
+
+/// Deletes every Redis key under the test's prefix.
+async fn delete_keys(redis: &RedisArgs) {
+    use secrecy::ExposeSecret as _;
+    let url = redis.urls.first().expect("a Redis URL").expose_secret().to_owned();
+    let client = redis::Client::open(url).expect("Redis client");
+    let mut conn = client.get_multiplexed_async_connection().await.expect("Redis connection");
+    let pattern = format!("{}*", redis.key_prefix);
+    let keys: Vec<String> =
+        redis::cmd("KEYS").arg(&pattern).query_async(&mut conn).await.expect("keys listed");
+    if !keys.is_empty() {
+        redis::cmd("DEL").arg(&keys).query_async::<()>(&mut conn).await.expect("keys deleted");
+    }
 }

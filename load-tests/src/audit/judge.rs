@@ -60,7 +60,8 @@ pub enum Violation {
         /// `ReservationHeld` events found.
         holds: u32,
     },
-    /// A hold answered 2xx that the log does not have: an acknowledged decision was lost.
+    /// A hold answered 2xx that no valid record of the log has (it may sit in a void one): an
+    /// acknowledged decision was lost.
     Lost {
         /// The reservation.
         reservation_id: String,
@@ -116,6 +117,13 @@ pub enum Violation {
         /// How many.
         holds: u64,
     },
+    /// Holds answered 503 that were still undecided when asked again with their idempotency
+    /// keys after the load (for the whole wait): the service never became able to decide
+    /// them, though nothing stopped it any more.
+    Unresolved {
+        /// How many.
+        holds: u64,
+    },
     /// Events the projection had still not applied when the audit stopped waiting.
     NotCaughtUp {
         /// Events behind, summed over partitions.
@@ -138,6 +146,7 @@ impl Violation {
             Self::WrongInPostgres { .. } => "wrong-in-postgres",
             Self::ReadModelDiffers { .. } => "read-model-differs",
             Self::Undecided { .. } => "undecided",
+            Self::Unresolved { .. } => "unresolved",
             Self::NotCaughtUp { .. } => "not-caught-up",
         }
     }
@@ -147,7 +156,9 @@ impl Violation {
 /// several shards hold it).
 pub type PostgresStatuses = HashMap<String, Vec<String>>;
 
-/// The log's own violations: overbooked slots, undecodable records, duplicated holds.
+/// The log's own violations: overbooked slots, undecodable records, duplicated holds — all
+/// judged on the valid records alone (`log` is the reader rule's fold); void records are no
+/// violation.
 #[must_use]
 pub fn log_violations(log: &LogAudit) -> Vec<Violation> {
     let mut violations: Vec<Violation> = log
@@ -175,8 +186,9 @@ pub fn log_violations(log: &LogAudit) -> Vec<Violation> {
     violations
 }
 
-/// Checks every accepted hold against the log and PostgreSQL: present exactly once, as
-/// answered, with a status the run's answers allow, and the same status in PostgreSQL.
+/// Checks every accepted hold against the log and PostgreSQL: valid exactly once (a hold only
+/// a void record carries is lost), as answered, with a status the run's answers allow, and
+/// the same status in PostgreSQL.
 /// `postgres` is `None` when the read model was not audited.
 #[must_use]
 pub fn accepted_violations(

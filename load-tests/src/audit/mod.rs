@@ -1,11 +1,16 @@
 //! The correctness audit at the end of a run, judged from the event log and the read models,
 //! never from the services' word:
 //!
-//! 1. wait (bounded) until the projection has applied every committed event, and time it;
-//! 2. read the whole events topic back (`read_committed`) and fold it: no slot may ever be
-//!    over capacity, every record must decode, no reservation may be held twice;
-//! 3. every hold the run was answered 2xx for must be in the log exactly once, as answered,
-//!    with a status the run's answers allow, and in PostgreSQL with the log's status;
+//! 1. wait (bounded) until the projection has applied every event in the log, and time it;
+//! 2. read the whole events topic back by the reader rule
+//!    ([`holdfast_platform::audit::audit_log`]) and fold its **valid** records only: no slot
+//!    may ever be over capacity, every valid record must decode, no reservation may be held
+//!    twice. Claims, void records (by reason) and recorded rejections are counted and
+//!    reported; void records are no violation (a fenced writer, a zombie, makes them) but
+//!    they count for nothing either;
+//! 3. every hold the run was answered 2xx for must be valid in the log exactly once, as
+//!    answered, with a status the run's answers allow, and in PostgreSQL with the log's
+//!    status — a hold that exists only in void records is lost;
 //! 4. the whole read model (PostgreSQL rows, Redis fields) must equal the log's
 //!    recomputation (`holdfast-replay verify`).
 //!
@@ -56,8 +61,21 @@ pub struct AuditSettings {
 pub struct AuditReport {
     /// No violation.
     pub passed: bool,
-    /// Committed events read from the log.
+    /// Valid events read from the log (the only records folded).
     pub events: u64,
+    /// Claims read: tenures started (one per partition and owner change at least).
+    #[serde(default)]
+    pub claims: u64,
+    /// Valid `CommandRejected` records: refused commands the owners recorded.
+    #[serde(default)]
+    pub rejected: u64,
+    /// Void records skipped, by reason (`other-writer`, `out-of-sequence`, `no-tenure`,
+    /// `unmarked`): appended by fenced writers or after a failed append. No violation.
+    #[serde(default)]
+    pub void: BTreeMap<String, u64>,
+    /// All void records.
+    #[serde(default)]
+    pub void_total: u64,
     /// Reservations the log holds.
     pub reservations_in_log: u64,
     /// Holds answered 2xx that were checked.
@@ -86,7 +104,7 @@ impl AuditReport {
         self.violations.values().sum()
     }
 
-    /// Adds a violation found outside the audit (the run's own, like undecided commands).
+    /// Adds a violation found outside the audit (the run's own, like undecided holds).
     pub fn add(&mut self, violation: Violation) {
         *self.violations.entry(violation.kind().to_owned()).or_default() += 1;
         if self.examples.len() < MAX_EXAMPLES {
@@ -126,6 +144,10 @@ pub async fn run(settings: &AuditSettings, accepted: &[AcceptedRecord]) -> Resul
     let mut report = AuditReport {
         passed: false,
         events: 0,
+        claims: 0,
+        rejected: 0,
+        void: BTreeMap::new(),
+        void_total: 0,
         reservations_in_log: 0,
         accepted_checked: accepted.len() as u64,
         read_model_audited: settings.read_model.is_some(),
@@ -153,6 +175,10 @@ pub async fn run(settings: &AuditSettings, accepted: &[AcceptedRecord]) -> Resul
     )
     .await?;
     report.events = log.events;
+    report.claims = log.claims;
+    report.rejected = log.rejected;
+    report.void = log.void.iter().map(|(why, n)| ((*why).to_owned(), *n)).collect();
+    report.void_total = log.void_total();
     report.reservations_in_log = log.holds.len() as u64;
     violations.extend(judge::log_violations(&log));
 

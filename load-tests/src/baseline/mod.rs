@@ -1,28 +1,38 @@
-//! Baselines measured right before a run: raw transactional produce rate and the read model's
-//! batched upsert rate on the same machine.
+//! Baselines measured right before a run, on the same machine and the same Kafka and
+//! PostgreSQL: what the raw clients do with Holdfast's write shapes and nothing in between.
 //!
-//! A load run's end-to-end rate means little on its own on a shared machine; divided by what
-//! the same Kafka and PostgreSQL do with nothing but Holdfast's write shapes in between, it
-//! becomes an efficiency ratio that can be compared across machines. Each baseline uses the
-//! write shape of the service it stands for:
+//! A load run's figures mean little on their own on a shared machine; beside what the same
+//! broker does for one raw append, or for raw appends as fast as it takes them, they become
+//! ratios that can be compared across machines and runs ([`crate::compare`]). Each baseline
+//! uses the write shape of the service it stands for:
 //!
-//! - [`produce`] (`produce.rs`): transactional producers (the command service's settings, from
-//!   [`holdfast_platform::kafka::transactional_producer_config`]) each committing `batch`
-//!   records of event size per transaction, waiting for every delivery before the commit as
-//!   the partition processor does, into a topic of its own (warmed up first, see
-//!   [`produce_into`]) that is deleted afterwards;
+//! - [`append`] (`append.rs`): one idempotent `acks=all` producer with the command service's
+//!   settings ([`holdfast_platform::kafka::producer_config`], linger 0) appending one record
+//!   of event size at a time, waiting for each acknowledgement, spread over the partitions:
+//!   the latency floor of a decision;
+//! - [`produce`] (`produce.rs`): idempotent producers (1 and 2 by default; the command service
+//!   appends through `HOLDFAST_APPEND_PRODUCERS` of them) appending records of event size over
+//!   every partition as fast as the broker acknowledges them: the throughput ceiling of
+//!   decisions;
+//! - both into a topic of their own with the events topic's partition count, deleted
+//!   afterwards ([`kafka`]). The topic is warmed up first with a few seconds of raw produce:
+//!   on this machine the first seconds of writes to a fresh 480-partition topic run at a
+//!   fraction of the later rate (and single appends wait longer), a cost a long-lived events
+//!   topic never pays;
 //! - [`upsert`] (`upsert.rs`): batches of reservations written through the projection's own
 //!   write path ([`holdfast_projection_workers::store::write::changes`]), one transaction
 //!   each, into the projection's own schema (its migrations) in a scratch database that is
 //!   dropped afterwards;
-//! - [`typical_event_bytes`]: the record size [`produce`] should use, measured by encoding a
+//! - [`typical_event_bytes`]: the record size the Kafka baselines use, measured by encoding a
 //!   typical `ReservationHeld` through the platform's codec.
 //!
-//! This module owns the settings, the results and the errors of both. It must leave nothing
-//! behind on the services it measures (topics, databases), and it never touches Holdfast's own
-//! topics or databases.
+//! This module owns the settings, the results and the errors. It must leave nothing behind
+//! on the services it measures (topics, databases), and it never touches Holdfast's own topics
+//! or databases.
 
+mod append;
 mod produce;
+mod topic;
 mod upsert;
 
 use std::time::Duration;
@@ -35,21 +45,28 @@ use holdfast_platform::{RegistryArgs, TopicArgs};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use serde::{Deserialize, Serialize};
 
-use self::produce::{QUEUE_FULL_PATIENCE, VISIBLE_PATIENCE};
-pub use self::produce::{produce, produce_into};
+pub use self::append::append_into;
+pub use self::produce::produce_into;
+pub use self::topic::kafka;
+use self::topic::{QUEUE_FULL_PATIENCE, VISIBLE_PATIENCE};
 pub use self::upsert::upsert;
 
 /// Settings of the baselines (sane defaults via [`Default`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BaselineSettings {
-    /// How long each baseline runs (10 s by default).
+    /// How long each throughput baseline runs (10 s by default): every producer count of
+    /// [`Self::producers`] and the upserts.
     pub seconds: Duration,
-    /// Partitions of the produce baseline's topic (480 by default, like the events topic).
+    /// How long the Kafka baselines' fresh topic is written to, unmeasured, before they start
+    /// (5 s by default).
+    pub warmup: Duration,
+    /// Partitions of the Kafka baselines' topic (480 by default, like the events topic).
     pub partitions: i32,
-    /// Records per transaction (200 by default).
-    pub batch: usize,
-    /// Concurrent transactional producers, one thread each (4 by default).
-    pub producers: usize,
+    /// Sequential single appends whose latency is measured (2,000 by default).
+    pub appends: usize,
+    /// Producer counts the produce baseline runs with, one after the other (1 and 2 by
+    /// default).
+    pub producers: Vec<usize>,
     /// Rows per upsert batch, one transaction each (500 by default).
     pub upsert_batch: usize,
 }
@@ -58,9 +75,10 @@ impl Default for BaselineSettings {
     fn default() -> Self {
         Self {
             seconds: Duration::from_secs(10),
+            warmup: Duration::from_secs(5),
             partitions: 480,
-            batch: 200,
-            producers: 4,
+            appends: 2_000,
+            producers: vec![1, 2],
             upsert_batch: 500,
         }
     }
@@ -82,38 +100,68 @@ impl BaselineSettings {
         if self.partitions < 1 {
             return wrong("partitions must be at least 1");
         }
-        if self.batch == 0 || self.upsert_batch == 0 {
-            return wrong("batch and upsert_batch must be at least 1");
+        if self.appends == 0 || self.upsert_batch == 0 {
+            return wrong("appends and upsert_batch must be at least 1");
         }
-        if self.producers == 0 {
-            return wrong("producers must be at least 1");
+        if self.producers.is_empty() || self.producers.contains(&0) {
+            return wrong("producers must list counts of at least 1");
         }
         Ok(())
     }
 }
 
-/// What the produce baseline measured.
+/// What the single-append baseline measured: the latency of one acknowledged append.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
-pub struct ProduceBaseline {
-    /// Committed records per second, all producers together.
-    pub events_per_s: f64,
-    /// Committed transactions per second, all producers together.
-    pub transactions_per_s: f64,
+pub struct AppendBaseline {
+    /// Appends measured, one after the other.
+    pub appends: u64,
+    /// Median latency from send to acknowledgement (ms).
+    pub p50_ms: f64,
+    /// 99th percentile (ms).
+    pub p99_ms: f64,
+    /// Largest (ms).
+    pub max_ms: f64,
+    /// Mean (ms).
+    pub mean_ms: f64,
     /// Payload size of every record.
     pub event_bytes: usize,
-    /// Records per transaction.
-    pub batch: usize,
-    /// Concurrent producers.
-    pub producers: usize,
-    /// Partitions of the topic written to.
+    /// Partitions the appends were spread over (in turn).
     pub partitions: i32,
-    /// Measured duration, from the first transaction to the end of the last one.
+    /// Measured duration (s).
     pub seconds: f64,
-    /// Records in committed transactions.
-    pub events: u64,
-    /// Records committed before the clock started (one per partition, see [`produce_into`]);
-    /// not in `events`.
-    pub warmup_events: u64,
+    /// Records appended before the clock started (one per partition); not measured.
+    pub warmup_records: u64,
+}
+
+/// What one produce baseline measured: acknowledged records per second.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct ProduceBaseline {
+    /// Acknowledged records per second, all producers together.
+    pub records_per_s: f64,
+    /// Concurrent producers, one thread each.
+    pub producers: usize,
+    /// Payload size of every record.
+    pub event_bytes: usize,
+    /// Partitions the records were spread over.
+    pub partitions: i32,
+    /// Measured duration, from the first send to the last acknowledgement (s).
+    pub seconds: f64,
+    /// Records acknowledged in that time.
+    pub records: u64,
+    /// Records appended before the clock started (one per partition and producer); not in
+    /// `records`.
+    pub warmup_records: u64,
+}
+
+/// Both Kafka baselines, measured on one scratch topic.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct KafkaBaselines {
+    /// Records written to warm the fresh topic up before any baseline was measured.
+    pub warmup_records: u64,
+    /// The single-append latency.
+    pub append: AppendBaseline,
+    /// The produce throughput, once per producer count.
+    pub produce: Vec<ProduceBaseline>,
 }
 
 /// What the upsert baseline measured.
@@ -297,8 +345,9 @@ mod tests {
         };
         assert!(zero(|s| s.seconds = Duration::ZERO));
         assert!(zero(|s| s.partitions = 0));
-        assert!(zero(|s| s.batch = 0));
-        assert!(zero(|s| s.producers = 0));
+        assert!(zero(|s| s.appends = 0));
+        assert!(zero(|s| s.producers = Vec::new()));
+        assert!(zero(|s| s.producers = vec![1, 0]));
         assert!(zero(|s| s.upsert_batch = 0));
     }
 
@@ -312,6 +361,7 @@ mod tests {
         };
         assert_eq!(BaselineSettings::like(&topics).partitions, 15);
         assert_eq!(BaselineSettings::default().partitions, 480);
+        assert_eq!(BaselineSettings::default().producers, vec![1, 2]);
     }
 
     #[test]

@@ -11,10 +11,8 @@ use holdfast_load_tests::{RunArgs, describe, output, run};
 
 fn main() -> ExitCode {
     let Cli { command: Command::Run(args) } = Cli::parse();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(usize::from(args.threads))
-        .enable_all()
-        .build();
+    let threads = usize::from(args.threads);
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(threads).enable_all().build();
     let outcome = match runtime {
         Ok(runtime) => runtime.block_on(run_and_print(&args)),
         Err(error) => Err(format!("cannot start the runtime: {error}")),
@@ -28,6 +26,11 @@ fn main() -> ExitCode {
     }
 }
 
+/// Prints `text` on stdout.
+fn print(text: &str) -> Result<(), String> {
+    std::io::stdout().lock().write_all(text.as_bytes()).map_err(|e| format!("cannot print the report: {e}"))
+}
+
 /// Runs until the schedule ends or ctrl-c/SIGTERM, then prints the report.
 async fn run_and_print(args: &RunArgs) -> Result<(), String> {
     let report = run(args, stop_signal()).await.map_err(|e| describe(&e))?;
@@ -36,10 +39,7 @@ async fn run_and_print(args: &RunArgs) -> Result<(), String> {
     } else {
         report.to_markdown()
     };
-    std::io::stdout()
-        .lock()
-        .write_all(text.as_bytes())
-        .map_err(|e| format!("cannot print the report: {e}"))?;
+    print(&text)?;
     let out = output::results_dir(args.out.as_deref(), &report.summary.run_id);
     eprintln!("results in {}", out.display());
     if report.passed() {

@@ -156,13 +156,18 @@ async fn reads_go_to_the_query_target_and_ryw_waits_for_the_hold_position() {
     assert_eq!(first["position"].as_str(), Some(format!("0.{n}").as_str()), "{first}");
 }
 
-/// Answers a hold 202 the first time its idempotency key is seen and, when the key's number
-/// is even, 201 with the same reservation every time after; odd keys stay pending forever.
-async fn deciding_later_api() -> SocketAddr {
+/// Answers a hold `first` (202 or 503) the first time its idempotency key is seen and, when
+/// the key's number is even, 201 with the same reservation every time after; odd keys are
+/// answered `first` forever. Anything else (defining resources) is answered 201.
+async fn deciding_later_api(first: StatusCode) -> SocketAddr {
     let seen: Arc<Mutex<std::collections::HashMap<String, u32>>> = Arc::default();
-    let answer = move |headers: axum::http::HeaderMap| {
+    let answer = move |uri: Uri, headers: axum::http::HeaderMap| {
         let seen = Arc::clone(&seen);
         async move {
+            if uri.path() != "/v1/reservations" {
+                return (StatusCode::CREATED, [("content-type", "application/json")], "{}".to_owned())
+                    .into_response();
+            }
             let key = headers.get("idempotency-key").and_then(|k| k.to_str().ok()).unwrap_or("").to_owned();
             let times = {
                 let mut seen = seen.lock().expect("lock");
@@ -172,9 +177,12 @@ async fn deciding_later_api() -> SocketAddr {
             };
             let number: u64 = key.rsplit('-').next().and_then(|n| n.parse().ok()).unwrap_or(1);
             if times == 1 || number % 2 == 1 {
-                let body = r#"{"command_id":"x","status":"pending","location":"/v1/commands/x"}"#;
-                return (StatusCode::ACCEPTED, [("content-type", "application/json")], body.to_owned())
-                    .into_response();
+                let body = if first == StatusCode::ACCEPTED {
+                    r#"{"command_id":"x","status":"pending","location":"/v1/commands/x"}"#
+                } else {
+                    r#"{"type":"https://holdfast.dev/problems/unavailable","status":503}"#
+                };
+                return (first, [("content-type", "application/json")], body.to_owned()).into_response();
             }
             let body = format!(
                 r#"{{"reservation_id":"r1_{number:032x}_fake","status":"held","position":"0.{number}"}}"#
@@ -190,14 +198,37 @@ async fn deciding_later_api() -> SocketAddr {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn holds_answered_202_are_asked_again_until_decided() {
-    let addr = deciding_later_api().await;
+    let addr = deciding_later_api(StatusCode::ACCEPTED).await;
     let (args, out) = args(addr, &["--rate", "20", "--duration", "1s", "--audit-wait", "2s"]);
     let report = run_load(&args, std::future::pending()).await.expect("run");
     let _ = std::fs::remove_dir_all(&out);
     assert_eq!(report.summary.steps[0].ops["hold"].status.get("202"), Some(&20), "{:?}", report.summary);
-    assert_eq!(report.pending, PendingSettled { pending: 20, accepted: 10, rejected: 0, undecided: 10 });
+    assert_eq!(
+        report.settled.pending,
+        PendingSettled { pending: 20, accepted: 10, rejected: 0, undecided: 10 }
+    );
+    assert_eq!(report.settled.unavailable, PendingSettled::default());
     let mut ids: Vec<&str> = report.accepted.iter().map(|a| a.reservation_id.as_str()).collect();
     ids.sort_unstable();
     ids.dedup();
     assert_eq!(ids.len(), 10, "each even key's hold is accepted once: {ids:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn holds_answered_503_are_asked_again_and_audited_like_202s() {
+    let addr = deciding_later_api(StatusCode::SERVICE_UNAVAILABLE).await;
+    let (args, out) = args(addr, &["--rate", "20", "--duration", "1s", "--audit-wait", "2s"]);
+    let report = run_load(&args, std::future::pending()).await.expect("run");
+    let pending = std::fs::read_to_string(out.join(crate::output::PENDING_JSONL)).expect("pending.jsonl");
+    let _ = std::fs::remove_dir_all(&out);
+    assert_eq!(report.summary.steps[0].ops["hold"].status.get("503"), Some(&20), "{:?}", report.summary);
+    assert_eq!(
+        report.settled.unavailable,
+        PendingSettled { pending: 20, accepted: 10, rejected: 0, undecided: 10 }
+    );
+    assert_eq!(report.settled.pending, PendingSettled::default(), "no 202s");
+    assert_eq!(report.summary.accepted_reservations.unavailable_holds, 20);
+    assert_eq!(report.accepted.len(), 10, "the even keys' holds join the audit: {:?}", report.accepted);
+    assert_eq!(pending.lines().count(), 20);
+    assert!(pending.lines().all(|line| line.contains(r#""answered":"unavailable""#)), "{pending}");
 }

@@ -84,6 +84,7 @@ fn sample() -> Summary {
             expired: 0,
             uncertain: 1,
             pending_holds: 0,
+            unavailable_holds: 0,
         },
     }
 }

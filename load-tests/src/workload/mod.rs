@@ -18,7 +18,7 @@ use serde::Serialize;
 use time::Date;
 
 pub use self::mix::{Mix, Op};
-pub use self::pool::{Accepted, PendingHold, Reservations, Status, Verdict};
+pub use self::pool::{Accepted, PendingHold, Reservations, Status, Undecided, Verdict};
 
 /// Distinct customer ids the holds are spread over.
 const CUSTOMERS: u32 = 10_000;

@@ -60,15 +60,28 @@ pub enum Verdict {
     Unknown,
 }
 
-/// A hold answered 202: decided later, findable through its idempotency key.
+/// Why a hold was answered without a decision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Undecided {
+    /// 202: durably queued on the commands topic, decided later by the partition's owner.
+    Pending,
+    /// 503: the decision's append failed or was fenced (or the service was not ready); the
+    /// hold may still have become valid in the log. The caller retries with its key.
+    Unavailable,
+}
+
+/// A hold answered 202 or 503: findable through its idempotency key.
 #[derive(Debug, Clone)]
 pub struct PendingHold {
     /// The idempotency key it was sent with.
     pub key: Box<str>,
     /// What was asked for.
     pub hold: HoldPlan,
-    /// Where its outcome can be polled.
+    /// Where its outcome can be polled (a 202's).
     pub location: Option<Box<str>>,
+    /// How it was answered.
+    pub why: Undecided,
 }
 
 /// Every accepted reservation of the run.
@@ -76,7 +89,7 @@ pub struct PendingHold {
 pub struct Reservations {
     /// All of them, in the order they were accepted.
     all: Vec<Accepted>,
-    /// Holds answered 202.
+    /// Holds answered 202 or 503.
     pending: Vec<PendingHold>,
     /// Indices of held ones with no request in flight.
     held: Vec<u32>,
@@ -98,15 +111,21 @@ impl Reservations {
         self.held.push(index);
     }
 
-    /// Notes a hold answered 202 (it cannot be confirmed or cancelled by id yet).
+    /// Notes a hold answered 202 or 503 (it cannot be confirmed or cancelled by id yet).
     pub fn add_pending(&mut self, pending: PendingHold) {
         self.pending.push(pending);
     }
 
-    /// The holds answered 202.
+    /// The holds answered 202 or 503, in the order they were answered.
     #[must_use]
     pub fn pending(&self) -> &[PendingHold] {
         &self.pending
+    }
+
+    /// How many holds were answered `why`.
+    #[must_use]
+    pub fn undecided(&self, why: Undecided) -> u64 {
+        self.pending.iter().filter(|p| p.why == why).count() as u64
     }
 
     /// Takes a random held reservation to confirm, or `None` when none is free.
