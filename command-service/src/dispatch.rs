@@ -125,7 +125,10 @@ impl Dispatcher {
                         self.remember(&outcome);
                         return Ok(outcome);
                     }
-                    Ok(Ok(Reply::Answer(Answer::Undecided))) | Err(_) => {
+                    Ok(Ok(Reply::Answer(Answer::Undecided))) => return Err(SubmitError::Undecided { command_id }),
+                    // Decided in memory, perhaps appended, but not known valid within the wait.
+                    Err(_) => {
+                        self.metrics.undecided.inc();
                         return Err(SubmitError::Undecided { command_id });
                     }
                     // The lane gave the partition up before deciding: the other way.
@@ -158,6 +161,7 @@ impl Dispatcher {
             // Not acknowledged yet: it may still land and be decided, so this is no 202.
             Err(_) => {
                 self.forget_closed(command_id);
+                self.metrics.undecided.inc();
                 return Err(SubmitError::Undecided { command_id });
             }
         }

@@ -31,7 +31,8 @@ pub struct Metrics {
     pub reclaims: IntCounterVec,
     /// Tenures fenced: another writer claimed the partition after us.
     pub fenced: IntCounter,
-    /// Callers answered "undecided" (503) because their decision's append failed or was fenced.
+    /// Callers answered "undecided" (503): their decision's append failed or was fenced, or it
+    /// was not known valid (or the command not queued) within the wait.
     pub undecided: IntCounter,
     /// Time to restore one partition's state from the log, up to its claim.
     pub restore_seconds: Histogram,

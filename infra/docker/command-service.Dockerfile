@@ -1,5 +1,5 @@
 # syntax=docker/dockerfile:1.7
-# command-service: command API and partition processors
+# command-service: command API and the partitions' owners (single writers of the events log)
 # Build from the repository root:
 #   docker build -f infra/docker/command-service.Dockerfile -t holdfast/command-service .
 # Stages: chef (cargo-chef) -> planner (dependency recipe) -> builder (dependencies cached in
@@ -31,7 +31,7 @@ FROM gcr.io/distroless/cc-debian12:nonroot AS runtime
 ARG VERSION=dev
 ARG REVISION=unknown
 LABEL org.opencontainers.image.title="holdfast-command-service" \
-      org.opencontainers.image.description="Holdfast command API and partition processors" \
+      org.opencontainers.image.description="Holdfast command API and the single writers of the events log" \
       org.opencontainers.image.version="${VERSION}" \
       org.opencontainers.image.revision="${REVISION}" \
       org.opencontainers.image.licenses="Apache-2.0" \
