@@ -215,7 +215,9 @@ fn main() {
     let mut times = Vec::with_capacity(runs);
     for run in 1..=runs {
         let started = Instant::now();
-        let (mut state, restored) = restorer.restore(0, end).expect("restore");
+        let claims = std::collections::HashMap::from([(0, end)]);
+        let mut restored = restorer.restore(&claims).expect("restore");
+        let (mut state, restored) = restored.remove(&0).expect("partition 0").expect("restored");
         let elapsed = started.elapsed();
         state.arm_timers();
         let reservations: usize = state.resources.values().map(ResourceState::reservation_count).sum();

@@ -125,7 +125,9 @@ impl Dispatcher {
                         self.remember(&outcome);
                         return Ok(outcome);
                     }
-                    Ok(Ok(Reply::Answer(Answer::Undecided))) => return Err(SubmitError::Undecided { command_id }),
+                    Ok(Ok(Reply::Answer(Answer::Undecided))) => {
+                        return Err(SubmitError::Undecided { command_id });
+                    }
                     // Decided in memory, perhaps appended, but not known valid within the wait.
                     Err(_) => {
                         self.metrics.undecided.inc();

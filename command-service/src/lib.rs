@@ -28,7 +28,7 @@ pub use crate::config::Config;
 use crate::dispatch::{Dispatcher, Route};
 use crate::lane::LaneContext;
 use crate::lane::append::{Appender, Sending};
-use crate::lane::restore::Restorer;
+use crate::lane::restore::{Restorer, Restores};
 use crate::lane::state::Memory;
 use crate::metrics::Metrics;
 use crate::owners::Owners;
@@ -111,14 +111,14 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> R
             Arc::clone(&codec),
             metrics.clone(),
         )?,
-        restorer: Arc::new(Restorer::new(
+        restores: Restores::start(Arc::new(Restorer::new(
             &config.kafka,
             &format!("{instance}-restore"),
             &layout.events,
             Arc::clone(&codec),
             tokio::runtime::Handle::current(),
             memory,
-        )),
+        ))),
         reader: reader_config(&config.kafka, &format!("{instance}-gaps")),
         replies: producer_config(&config.kafka, &format!("{instance}-replies-out")).create()?,
         replies_topic: layout.replies.clone(),

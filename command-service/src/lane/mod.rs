@@ -38,7 +38,7 @@ use tokio::sync::{mpsc, oneshot};
 use self::append::Appender;
 use self::core::{Answer, Decided, Lane, Next, Progress, outcome_label};
 use self::rebuild::RebuildError;
-use self::restore::{RestoreError, Restorer};
+use self::restore::{RestoreError, Restores};
 use crate::envelope::{CommandEnvelope, Outcome, Verdict};
 use crate::metrics::Metrics;
 
@@ -156,8 +156,8 @@ impl LaneHandle {
 pub struct LaneContext {
     /// Appends records.
     pub appender: Appender,
-    /// Restores partitions.
-    pub restorer: Arc<Restorer>,
+    /// Restores partitions (several at once when lanes ask together).
+    pub restores: Restores,
     /// Reader settings for gap checks.
     pub reader: ClientConfig,
     /// Publishes outcomes of commands that came through the commands topic.
@@ -331,11 +331,8 @@ impl Shell {
                 if self.stopping() {
                     return None;
                 }
-                let restorer = Arc::clone(&self.context.restorer);
-                let restored =
-                    tokio::task::spawn_blocking(move || restorer.restore(partition, claim_offset)).await;
-                match restored {
-                    Ok(Ok((state, restored))) => {
+                match self.context.restores.restore(partition, claim_offset).await {
+                    Ok((state, restored)) => {
                         let metrics = &self.context.metrics;
                         metrics.restore_seconds.observe(restored.elapsed.as_secs_f64());
                         metrics.restored_events.inc_by(restored.valid);
@@ -346,7 +343,7 @@ impl Shell {
                         );
                         return Some(Lane::new(partition, state, token, claim_offset));
                     }
-                    Ok(Err(RestoreError::Rebuild(RebuildError::Undecodable { offset, error }))) => {
+                    Err(RestoreError::Rebuild(RebuildError::Undecodable { offset, error })) => {
                         tracing::error!(
                             partition, offset, %error,
                             "a valid record cannot be decoded: the partition is stopped until it can be"
@@ -355,13 +352,9 @@ impl Shell {
                         self.idle(STOPPED_RETRY).await;
                         self.context.metrics.stopped_partitions.dec();
                     }
-                    Ok(Err(error)) => {
+                    Err(error) => {
                         tracing::warn!(partition, %error, "restore failed; retrying");
                         self.context.metrics.restore_retries.inc();
-                        self.pause(&mut backoff).await;
-                    }
-                    Err(join) => {
-                        tracing::error!(partition, error = %join, "restore task failed; retrying");
                         self.pause(&mut backoff).await;
                     }
                 }

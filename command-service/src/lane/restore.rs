@@ -1,10 +1,14 @@
-//! Restoring a partition up to its owner's claim: every record before the claim, read by the
-//! reader rule ([`holdfast_platform::replay`]) and folded by [`Rebuild`]. Blocking: run it on
-//! the blocking pool.
+//! Restoring partitions up to their owner's claims: every record before a claim, read by the
+//! reader rule ([`holdfast_platform::replay`]) and folded by [`Rebuild`].
 //!
 //! The read stops at the claim's offset, not at the partition's end: records after the claim
 //! belong to no earlier tenure (a zombie's are void), and the owner's own come later.
+//!
+//! Lanes claim together (an instance is assigned many partitions at once), so [`Restores`]
+//! gathers the restores asked for at about the same time into one read: one consumer and one
+//! set of decoder threads for all of them, instead of a client each.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -15,6 +19,7 @@ use holdfast_platform::replay::{Plan, replay};
 use rdkafka::ClientConfig;
 use rdkafka::error::KafkaError;
 use time::OffsetDateTime;
+use tokio::sync::{mpsc, oneshot};
 
 use super::rebuild::{Rebuild, RebuildError};
 use super::state::{Memory, PartitionState};
@@ -73,37 +78,117 @@ impl Restorer {
         Self { reader: reader_config(kafka, client_id), topic: topic.to_owned(), codec, runtime, memory }
     }
 
-    /// The state of `partition` folded from every record before `claim_offset`.
+    /// The state of each partition of `claims` (partition → claim offset) folded from every
+    /// record before its claim. A partition whose fold stops (see [`RebuildError`]) fails alone.
+    /// Blocking: run it on the blocking pool.
     ///
     /// # Errors
-    /// See [`RestoreError`]; a registry outage is [`RebuildError::Registry`] (retry), a valid
-    /// record that does not decode [`RebuildError::Undecodable`] (stop).
-    pub fn restore(
-        &self,
-        partition: i32,
-        claim_offset: i64,
-    ) -> Result<(PartitionState, Restored), RestoreError> {
+    /// When Kafka fails while reading: every partition failed.
+    pub fn restore(&self, claims: &HashMap<i32, i64>) -> Result<HashMap<i32, Restore>, KafkaError> {
         let started = Instant::now();
-        let mut plan = Plan::from_beginning(&self.topic, [partition])?;
-        plan.ends.insert(partition, claim_offset);
-        let mut rebuild = Rebuild::new(partition, self.memory, OffsetDateTime::now_utc());
-        let mut failure = None;
+        let mut plan = Plan::from_beginning(&self.topic, claims.keys().copied())?;
+        plan.ends.clone_from(claims);
+        let now = OffsetDateTime::now_utc();
+        let mut folds: HashMap<i32, Result<Rebuild, RebuildError>> =
+            claims.keys().map(|&p| (p, Ok(Rebuild::new(p, self.memory, now)))).collect();
         replay(&self.reader, &plan, Duration::MAX, &self.codec, &self.runtime, |record| {
-            if failure.is_none()
+            let Some(fold) = folds.get_mut(&record.partition) else { return };
+            if let Ok(rebuild) = fold
                 && let Err(error) = rebuild.apply(record.offset, record.entry)
             {
-                failure = Some(error);
+                *fold = Err(error);
             }
         })?;
-        if let Some(error) = failure {
-            return Err(error.into());
+        let elapsed = started.elapsed();
+        Ok(folds
+            .into_iter()
+            .map(|(partition, fold)| {
+                let restore = fold.map(|rebuild| {
+                    let restored = Restored {
+                        valid: rebuild.valid,
+                        void: rebuild.void,
+                        claims: rebuild.claims,
+                        elapsed,
+                    };
+                    (rebuild.finish(), restored)
+                });
+                (partition, restore.map_err(RestoreError::from))
+            })
+            .collect())
+    }
+}
+
+/// A partition's restored state, or why it could not be restored.
+pub type Restore = Result<(PartitionState, Restored), RestoreError>;
+
+/// One lane's request: its partition, its claim's offset, where the result goes.
+type Request = (i32, i64, oneshot::Sender<Restore>);
+
+/// Gathers the restores lanes ask for at about the same time into one read.
+#[derive(Debug, Clone)]
+pub struct Restores {
+    requests: mpsc::UnboundedSender<Request>,
+}
+
+/// How long the first request of a batch waits for others (lanes assigned together claim
+/// within milliseconds of each other).
+const GATHER: Duration = Duration::from_millis(20);
+
+impl Restores {
+    /// Starts the restoring task on the current runtime.
+    #[must_use]
+    pub fn start(restorer: Arc<Restorer>) -> Self {
+        let (requests, mut queue) = mpsc::unbounded_channel::<Request>();
+        tokio::spawn(async move {
+            while let Some(first) = queue.recv().await {
+                tokio::time::sleep(GATHER).await;
+                let mut batch: HashMap<i32, (i64, oneshot::Sender<Restore>)> = HashMap::new();
+                let mut next = Some(first);
+                while let Some((partition, claim, answer)) = next.take().or_else(|| queue.try_recv().ok()) {
+                    // Asked twice (an old lane and its successor): the older ask is retried.
+                    if let Some((_, older)) = batch.insert(partition, (claim, answer)) {
+                        let _ = older.send(Err(RestoreError::Kafka(KafkaError::Canceled)));
+                    }
+                }
+                let claims: HashMap<i32, i64> = batch.iter().map(|(p, (c, _))| (*p, *c)).collect();
+                let restorer = Arc::clone(&restorer);
+                let read = tokio::task::spawn_blocking(move || restorer.restore(&claims)).await;
+                let mut results = match read {
+                    Ok(Ok(results)) => results,
+                    Ok(Err(error)) => {
+                        answer_all(batch, |_| Err(RestoreError::Kafka(error.clone())));
+                        continue;
+                    }
+                    Err(_) => {
+                        answer_all(batch, |_| Err(RestoreError::Kafka(KafkaError::Canceled)));
+                        continue;
+                    }
+                };
+                for (partition, (_, answer)) in batch {
+                    let result =
+                        results.remove(&partition).unwrap_or(Err(RestoreError::Kafka(KafkaError::Canceled)));
+                    let _ = answer.send(result);
+                }
+            }
+        });
+        Self { requests }
+    }
+
+    /// The state of `partition` up to its claim at `claim_offset`.
+    ///
+    /// # Errors
+    /// See [`RestoreError`].
+    pub async fn restore(&self, partition: i32, claim_offset: i64) -> Restore {
+        let (answer, result) = oneshot::channel();
+        if self.requests.send((partition, claim_offset, answer)).is_err() {
+            return Err(RestoreError::Kafka(KafkaError::Canceled));
         }
-        let restored = Restored {
-            valid: rebuild.valid,
-            void: rebuild.void,
-            claims: rebuild.claims,
-            elapsed: started.elapsed(),
-        };
-        Ok((rebuild.finish(), restored))
+        result.await.unwrap_or(Err(RestoreError::Kafka(KafkaError::Canceled)))
+    }
+}
+
+fn answer_all(batch: HashMap<i32, (i64, oneshot::Sender<Restore>)>, result: impl Fn(i32) -> Restore) {
+    for (partition, (_, answer)) in batch {
+        let _ = answer.send(result(partition));
     }
 }
