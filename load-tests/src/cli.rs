@@ -31,6 +31,8 @@ pub enum Command {
     /// Drive the command (and query) API with an open-model workload and report latency and
     /// throughput.
     Run(Box<RunArgs>),
+    /// Measure the CPU the broker and the services use with no load (share of one core).
+    Idle(Box<crate::idle::IdleArgs>),
 }
 
 /// Settings of `holdfast-load run`.
@@ -129,8 +131,10 @@ impl RunArgs {
     /// Clap's error for unknown or invalid flags.
     pub fn from_flags<'a>(flags: impl IntoIterator<Item = &'a str>) -> Result<Self, clap::Error> {
         let argv = ["holdfast-load", "run"].into_iter().chain(flags);
-        let Command::Run(args) = Cli::try_parse_from(argv)?.command;
-        Ok(*args)
+        match Cli::try_parse_from(argv)?.command {
+            Command::Run(args) => Ok(*args),
+            Command::Idle(_) => Err(clap::Error::new(clap::error::ErrorKind::InvalidSubcommand)),
+        }
     }
 
     /// The recorded steps: `--steps`, or one step of `--rate` for `--duration`.

@@ -14,7 +14,8 @@
 //! - [`record`], [`summary`], [`progress`], [`output`]: histograms, the report and its files;
 //! - [`setup`]: defining the resources before the run;
 //! - [`driver`]: the run itself; [`harness`] around it ([`run`]): [`services`], [`fault`]s,
-//!   [`baseline`]s, the [`audit`], the [`report`] and its [`compare`]ison with the baselines.
+//!   [`baseline`]s, the [`audit`], the [`report`] and its [`compare`]ison with the baselines;
+//! - [`idle`]: CPU of the broker and the services with no load (`holdfast-load idle`).
 
 pub mod audit;
 pub mod baseline;
@@ -24,6 +25,7 @@ pub mod compare;
 pub mod driver;
 pub mod fault;
 pub mod harness;
+pub mod idle;
 pub mod monitor;
 pub mod output;
 pub mod plot;
