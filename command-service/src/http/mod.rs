@@ -54,8 +54,9 @@ const PENDING_REMEMBERED: usize = 100_000;
 pub struct AppState {
     /// Sends commands and waits for their outcomes.
     pub dispatcher: Arc<Dispatcher>,
-    /// The service's metrics (request latency is recorded here).
-    pub metrics: Metrics,
+    /// The service's metrics (request latency is recorded here). Behind an `Arc`: the state is
+    /// cloned for every request, and the metrics are a dozen reference-counted handles.
+    pub metrics: Arc<Metrics>,
     /// Commands allowed in flight at once; beyond it requests get 429 `rate-limited`.
     pub max_in_flight: usize,
     /// Longest a request may take before it is answered 503 `timeout`.
@@ -70,7 +71,7 @@ impl AppState {
     pub fn new(dispatcher: Arc<Dispatcher>, metrics: Metrics) -> Self {
         Self {
             dispatcher,
-            metrics,
+            metrics: Arc::new(metrics),
             max_in_flight: DEFAULT_MAX_IN_FLIGHT,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             limiter: Arc::default(),
