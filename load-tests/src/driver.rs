@@ -45,6 +45,9 @@ pub struct Report {
     pub accepted: Vec<AcceptedRecord>,
     /// What became of the holds answered 202 or 503.
     pub settled: Settled,
+    /// When the last request of the schedule had its answer (before the holds answered 202
+    /// or 503 were asked again).
+    pub load_ended: std::time::Instant,
 }
 
 /// What became of the holds answered without a decision, by answer.
@@ -145,16 +148,16 @@ where
     let load = async {
         let stopped_early = driver.drive(stop).await;
         let _ = done.send(true);
-        stopped_early
+        (stopped_early, std::time::Instant::now())
     };
-    let (stopped_early, beside) = tokio::join!(load, beside(start, watching));
+    let ((stopped_early, load_ended), beside) = tokio::join!(load, beside(start, watching));
     let settled = driver.settle_pending(args.harness.audit_wait).await;
 
     let summary = driver.summary(args, seed, started_at, stopped_early, define);
     output::write(out_dir, &summary, &driver.workload, &driver.reservations)?;
     let accepted = driver.accepted();
     let timeline = driver.timeline();
-    Ok((Report { summary, timeline, accepted, settled }, beside))
+    Ok((Report { summary, timeline, accepted, settled, load_ended }, beside))
 }
 
 /// The load alone against the flags' targets (no faults, no lag sampling, no audit), writing

@@ -166,6 +166,7 @@ pub async fn run(args: &RunArgs, stop: impl Future<Output = ()>) -> Result<RunRe
             registry: h.services.registry.clone(),
             read_model: Some((services.postgres.clone(), services.redis.clone())),
             catch_up: h.audit_wait,
+            load_ended: Some(load.load_ended),
             deadline: Duration::from_secs(600),
         };
         match audit::run(&settings, &load.accepted).await {

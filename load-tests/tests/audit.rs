@@ -64,6 +64,7 @@ impl Log {
             registry: testing::registry(),
             read_model: None,
             catch_up: Duration::from_secs(1),
+            load_ended: None,
             deadline: Duration::from_secs(60),
         };
         let report = audit::run(&settings, accepted).await;

@@ -1,7 +1,8 @@
 //! The correctness audit at the end of a run, judged from the event log and the read models,
 //! never from the services' word:
 //!
-//! 1. wait (bounded) until the projection has applied every event in the log, and time it;
+//! 1. wait (bounded) until the projection has applied every event in the log, and time it
+//!    from the end of the load;
 //! 2. read the whole events topic back by the reader rule
 //!    ([`holdfast_platform::audit::audit_log`]) and fold its **valid** records only: no slot
 //!    may ever be over capacity, every valid record must decode, no reservation may be held
@@ -52,6 +53,9 @@ pub struct AuditSettings {
     pub read_model: Option<(PostgresArgs, RedisArgs)>,
     /// How long to wait for the projection to apply every committed event.
     pub catch_up: Duration,
+    /// When the load ended: the projection's catch-up is timed from there (from the audit's
+    /// start when `None`).
+    pub load_ended: Option<Instant>,
     /// How long one read of the whole log may take.
     pub deadline: Duration,
 }
@@ -82,8 +86,10 @@ pub struct AuditReport {
     pub accepted_checked: u64,
     /// Whether the read model was audited (else the log only).
     pub read_model_audited: bool,
-    /// Seconds from the start of the audit (the end of the load) until the projection had
-    /// applied every committed event; `None` when it had not within the wait.
+    /// Seconds from the end of the load until the projection had applied every event of the
+    /// log; `None` when it had not within the wait. Holds answered 202 or 503 are asked again
+    /// before the audit starts checking: when the projection had caught up by then, this is
+    /// an upper bound.
     pub projection_caught_up_s: Option<f64>,
     /// PostgreSQL rows compared with the log.
     pub rows_compared: u64,
@@ -162,7 +168,8 @@ pub async fn run(settings: &AuditSettings, accepted: &[AcceptedRecord]) -> Resul
         settings.read_model.as_ref().map(|(postgres, redis)| replay_context(settings, postgres, redis));
     let context = context.transpose()?;
     if let Some(context) = &context {
-        report.projection_caught_up_s = wait_caught_up(context, settings.catch_up).await?;
+        report.projection_caught_up_s =
+            wait_caught_up(context, settings.catch_up, settings.load_ended).await?;
     }
 
     let codec = Arc::new(EventCodec::new(&settings.registry, &layout.events)?);
@@ -263,12 +270,17 @@ async fn behind(context: &Context) -> Result<u64, AuditError> {
 }
 
 /// Waits until the projection has applied every committed event or `wait` has passed;
-/// returns how long it took.
-async fn wait_caught_up(context: &Context, wait: Duration) -> Result<Option<f64>, AuditError> {
+/// returns how long it took since `since` (now when `None`).
+async fn wait_caught_up(
+    context: &Context,
+    wait: Duration,
+    since: Option<Instant>,
+) -> Result<Option<f64>, AuditError> {
     let started = Instant::now();
+    let since = since.unwrap_or(started);
     loop {
         if behind(context).await? == 0 {
-            return Ok(Some(started.elapsed().as_secs_f64()));
+            return Ok(Some(since.elapsed().as_secs_f64()));
         }
         if started.elapsed() >= wait {
             return Ok(None);
