@@ -41,7 +41,7 @@ pub struct Config {
     /// Producers the partition owners append through (one connection each, partitions spread
     /// over them). librdkafka sends one partition per produce request with at most five in
     /// flight per connection, so an instance owning many partitions needs a few.
-    #[arg(long, env = "HOLDFAST_APPEND_PRODUCERS", default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=32))]
+    #[arg(long, env = "HOLDFAST_APPEND_PRODUCERS", default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub append_producers: u16,
     /// How long an append may wait in the producer for more records to share its request.
     /// None by default: a lone record leaves at once, and records queued behind a request in

@@ -373,6 +373,11 @@ impl Shell {
             }
         }
         let mut close_by: Option<tokio::time::Instant> = None;
+        // Made once and re-armed only when the next hold deadline changes: a lane loops once per
+        // command batch and report, and a timer made per loop would cost more than the decision.
+        let mut expiry = std::pin::pin!(tokio::time::sleep(Duration::ZERO));
+        let mut armed_for: Option<OffsetDateTime> = None;
+        let mut stopped = std::pin::pin!(self.context.shutdown.clone().cancelled_owned());
         loop {
             if self.closing {
                 if lane.is_settled() && gap.is_none() {
@@ -380,8 +385,14 @@ impl Shell {
                 }
                 close_by.get_or_insert_with(|| tokio::time::Instant::now() + CLOSE_GRACE);
             }
-            let deadline = lane.next_deadline().map(sleep_until);
-            let timers = deadline.is_some() && !self.closing;
+            let next_deadline = lane.next_deadline();
+            if next_deadline != armed_for {
+                if let Some(at) = next_deadline {
+                    expiry.as_mut().reset(instant_of(at));
+                }
+                armed_for = next_deadline;
+            }
+            let timers = armed_for.is_some() && !self.closing;
             // Biased: reports first (they answer callers), then due expiries (never starved by a
             // steady stream of commands), then new commands.
             let progress = tokio::select! {
@@ -402,19 +413,14 @@ impl Shell {
                     }
                 }
                 Some((seq, offset)) = deliveries.next(), if gap.is_none() => lane.delivered(seq, offset),
-                () = async {
-                    match deadline {
-                        Some(due) => due.await,
-                        None => futures::future::pending().await,
-                    }
-                }, if timers => {
+                () = &mut expiry, if timers => {
                     let appends = lane.expire_due(now_micros());
                     for append in appends {
                         self.send(&append, &mut deliveries);
                     }
                     continue;
                 }
-                () = self.context.shutdown.cancelled(), if !self.closing => {
+                () = &mut stopped, if !self.closing => {
                     self.closing = true;
                     continue;
                 }
@@ -634,10 +640,9 @@ impl Shell {
     }
 }
 
-/// A sleep until `at` (now when it has passed).
-fn sleep_until(at: OffsetDateTime) -> BoxFuture<'static, ()> {
-    let wait = Duration::try_from(at - OffsetDateTime::now_utc()).unwrap_or(Duration::ZERO);
-    tokio::time::sleep(wait).boxed()
+/// The runtime instant of the wall-clock time `at` (now when it has passed).
+fn instant_of(at: OffsetDateTime) -> tokio::time::Instant {
+    tokio::time::Instant::now() + Duration::try_from(at - OffsetDateTime::now_utc()).unwrap_or(Duration::ZERO)
 }
 
 /// The current time at the precision events are stored with (microseconds), so state rebuilt
