@@ -28,7 +28,7 @@ pub struct ServiceArgs {
     /// Idempotent producers each command-service instance appends its decisions through
     /// (`HOLDFAST_APPEND_PRODUCERS`) with `--spawn`; without it, what the target uses. The
     /// produce baseline with as many producers is the one decisions are compared with.
-    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=64))]
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub append_producers: u16,
     /// The local stack script (`restart kafka|postgres`).
     #[arg(long, env = "HOLDFAST_LOAD_STACK_CONTROL", default_value = "infra/local/stack")]
