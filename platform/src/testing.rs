@@ -372,6 +372,19 @@ impl LogWriter {
         (partition, self.send(partition, &key, &payload, mark).await)
     }
 
+    /// Appends `payload` — whatever its bytes — as the next valid record of the current tenure
+    /// of `partition` (claiming first when there is none). Returns its offset.
+    ///
+    /// # Panics
+    /// When Kafka does not take the record.
+    pub async fn valid_raw(&mut self, partition: i32, key: &str, payload: &[u8]) -> i64 {
+        if !self.tenures.contains_key(&partition) {
+            self.claim(partition).await;
+        }
+        let mark = self.tenures.get_mut(&partition).map(holdfast_tenure::Writer::next_mark).expect("tenure");
+        self.send(partition, key, payload, mark).await
+    }
+
     /// Appends `payload` to `partition` under any `mark` (a zombie's token, a wrong sequence
     /// number, none). Returns its offset.
     ///

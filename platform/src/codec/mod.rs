@@ -241,22 +241,41 @@ impl EventCodec {
     /// # Errors
     /// As [`Self::decode`].
     pub async fn decode_record(&self, bytes: &[u8]) -> Result<LogRecord, CodecError> {
+        self.read(bytes, |writer, id, body| self.decode_record_with(writer, id, body)).await
+    }
+
+    /// [`Self::decode_record`] without waiting; `None` when the writer schema must be fetched.
+    pub fn decode_record_cached(&self, bytes: &[u8]) -> Option<Result<LogRecord, CodecError>> {
+        self.read_cached(bytes, |writer, id, body| self.decode_record_with(writer, id, body))
+    }
+
+    /// Splits the framing off `bytes` and reads the body with its writer schema, fetching an
+    /// unseen schema once.
+    async fn read<T>(
+        &self,
+        bytes: &[u8],
+        read: impl FnOnce(&Writer, u32, &[u8]) -> Result<T, CodecError>,
+    ) -> Result<T, CodecError> {
         let (schema_id, body) = wire::split(bytes)?;
         let writer = match self.cached(schema_id) {
             Some(writer) => writer,
             None => self.fetch(schema_id).await?,
         };
-        self.decode_record_with(&writer, schema_id, body)
+        read(&writer, schema_id, body)
     }
 
-    /// [`Self::decode_record`] without waiting; `None` when the writer schema must be fetched.
-    pub fn decode_record_cached(&self, bytes: &[u8]) -> Option<Result<LogRecord, CodecError>> {
+    /// [`Self::read`] without waiting: `None` when the writer schema is not known yet.
+    fn read_cached<T>(
+        &self,
+        bytes: &[u8],
+        read: impl FnOnce(&Writer, u32, &[u8]) -> Result<T, CodecError>,
+    ) -> Option<Result<T, CodecError>> {
         let (schema_id, body) = match wire::split(bytes) {
             Ok(split) => split,
             Err(error) => return Some(Err(error)),
         };
         let writer = self.cached(schema_id)?;
-        Some(self.decode_record_with(&writer, schema_id, body))
+        Some(read(&writer, schema_id, body))
     }
 
     fn decode_record_with(
@@ -303,12 +322,7 @@ impl EventCodec {
     /// Every [`CodecError`] decoding variant; only [`CodecError::RegistryUnreachable`] is
     /// worth retrying.
     pub async fn decode(&self, bytes: &[u8]) -> Result<Event, CodecError> {
-        let (schema_id, body) = wire::split(bytes)?;
-        let writer = match self.cached(schema_id) {
-            Some(writer) => writer,
-            None => self.fetch(schema_id).await?,
-        };
-        self.decode_with(&writer, schema_id, body)
+        self.read(bytes, |writer, id, body| self.decode_with(writer, id, body)).await
     }
 
     /// Decodes `bytes` without waiting, when their writer schema is already known (every
@@ -316,12 +330,7 @@ impl EventCodec {
     /// must first be fetched with [`EventCodec::decode`]. For replays that decode on threads
     /// of their own.
     pub fn decode_cached(&self, bytes: &[u8]) -> Option<Result<Event, CodecError>> {
-        let (schema_id, body) = match wire::split(bytes) {
-            Ok(split) => split,
-            Err(error) => return Some(Err(error)),
-        };
-        let writer = self.cached(schema_id)?;
-        Some(self.decode_with(&writer, schema_id, body))
+        self.read_cached(bytes, |writer, id, body| self.decode_with(writer, id, body))
     }
 
     fn decode_with(&self, writer: &Writer, schema_id: u32, body: &[u8]) -> Result<Event, CodecError> {

@@ -1,12 +1,12 @@
-//! Transactions on a 480-partition topic: committed records are seen by a `read_committed`
-//! reader exactly once and on the partition Java clients would choose; aborted ones never.
+//! Appends with the idempotent producer on a 480-partition topic: every record is read back
+//! exactly once, on the partition Java clients would choose for its key.
 
 use std::collections::{BTreeSet, HashSet};
 use std::time::{Duration, Instant};
 
-use holdfast_platform::kafka::{reader_config, transactional_producer_config};
+use holdfast_platform::kafka::{producer_config, reader_config};
 use holdfast_platform::partitioner::partition_for;
-use holdfast_platform::testing;
+use holdfast_platform::testing::{self, TopicsGuard};
 use holdfast_platform::topics::TopicLayout;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
@@ -18,53 +18,41 @@ use rdkafka::{Offset, TopicPartitionList};
 const PARTITIONS: i32 = 480;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn transactional_records_are_read_committed_on_murmur2_partitions() {
+async fn appended_records_are_read_once_on_murmur2_partitions() {
     testing::init_logs();
     let kafka = testing::kafka();
     // Only the events topic matters here; the layout names it uniquely for this test.
-    let layout = TopicLayout::from_args(&testing::topics("txn", PARTITIONS));
-    let topic = layout.events.clone();
+    let topics = testing::topics("append", PARTITIONS);
+    let _deleted_at_end = TopicsGuard::new(&topics);
+    let topic = TopicLayout::from_args(&topics).events;
     testing::create_topic(&kafka, &topic, PARTITIONS).await.expect("topic created");
 
-    let (committed, aborted) = tokio::task::spawn_blocking({
+    let sent = tokio::task::spawn_blocking({
         let (kafka, topic) = (kafka.clone(), topic.clone());
-        move || -> Result<(Vec<String>, Vec<String>), KafkaError> {
-            let txn_id = testing::unique("smoke-txn");
-            let producer: BaseProducer =
-                transactional_producer_config(&kafka, "smoke", &txn_id, Duration::from_secs(10)).create()?;
-            producer.init_transactions(Duration::from_secs(30))?;
-
-            let committed: Vec<String> = (0..2_000).map(|i| format!("resource-{i}")).collect();
-            producer.begin_transaction()?;
-            for key in &committed {
-                send(&producer, &topic, key, "committed")?;
+        move || -> Result<Vec<String>, KafkaError> {
+            let producer: BaseProducer = producer_config(&kafka, "append-test").create()?;
+            let keys: Vec<String> = (0..2_000).map(|i| format!("resource-{i}")).collect();
+            for key in &keys {
+                send(&producer, &topic, key)?;
             }
-            producer.commit_transaction(Duration::from_secs(30))?;
-
-            let aborted: Vec<String> = (0..300).map(|i| format!("aborted-{i}")).collect();
-            producer.begin_transaction()?;
-            for key in &aborted {
-                send(&producer, &topic, key, "aborted")?;
-            }
+            // Everything acknowledged, or the test fails here.
             producer.flush(Duration::from_secs(30))?;
-            producer.abort_transaction(Duration::from_secs(30))?;
-            Ok((committed, aborted))
+            Ok(keys)
         }
     })
     .await
     .expect("producer thread")
-    .expect("transactions succeed");
+    .expect("appends succeed");
 
-    let seen = tokio::task::spawn_blocking(move || read_all_committed(&kafka, &topic))
+    let seen = tokio::task::spawn_blocking(move || read_all(&kafka, &topic))
         .await
         .expect("consumer thread")
         .expect("read back");
 
     let keys: Vec<&str> = seen.iter().map(|(key, _)| key.as_str()).collect();
     let unique: HashSet<&str> = keys.iter().copied().collect();
-    assert_eq!(keys.len(), committed.len(), "every committed record exactly once");
-    assert_eq!(unique, committed.iter().map(String::as_str).collect::<HashSet<_>>());
-    assert!(aborted.iter().all(|key| !unique.contains(key.as_str())), "no aborted record is visible");
+    assert_eq!(keys.len(), sent.len(), "every record exactly once");
+    assert_eq!(unique, sent.iter().map(String::as_str).collect::<HashSet<_>>());
     for (key, partition) in &seen {
         assert_eq!(*partition, partition_for(key.as_bytes(), PARTITIONS), "partition of {key}");
     }
@@ -73,8 +61,8 @@ async fn transactional_records_are_read_committed_on_murmur2_partitions() {
 }
 
 /// Sends one record, waiting for queue space instead of failing when the queue is full.
-fn send(producer: &BaseProducer, topic: &str, key: &str, payload: &str) -> Result<(), KafkaError> {
-    let mut record = BaseRecord::to(topic).key(key).payload(payload);
+fn send(producer: &BaseProducer, topic: &str, key: &str) -> Result<(), KafkaError> {
+    let mut record = BaseRecord::to(topic).key(key).payload("appended");
     loop {
         match producer.send(record) {
             Ok(()) => return Ok(()),
@@ -87,13 +75,10 @@ fn send(producer: &BaseProducer, topic: &str, key: &str, payload: &str) -> Resul
     }
 }
 
-/// Reads every partition from the beginning up to its end (the last stable offset for a
-/// `read_committed` reader) and returns (key, partition) of each record.
-fn read_all_committed(
-    kafka: &holdfast_platform::KafkaArgs,
-    topic: &str,
-) -> Result<Vec<(String, i32)>, KafkaError> {
-    let consumer: BaseConsumer = reader_config(kafka, &testing::unique("smoke-reader")).create()?;
+/// Reads every partition from the beginning up to its end and returns (key, partition) of
+/// each record.
+fn read_all(kafka: &holdfast_platform::KafkaArgs, topic: &str) -> Result<Vec<(String, i32)>, KafkaError> {
+    let consumer: BaseConsumer = reader_config(kafka, &testing::unique("append-reader")).create()?;
     let mut assignment = TopicPartitionList::new();
     for partition in 0..PARTITIONS {
         assignment.add_partition_offset(topic, partition, Offset::Beginning)?;

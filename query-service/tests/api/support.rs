@@ -1,6 +1,6 @@
 //! Shared set-up: a test's own topics, database(s) and Redis prefix; events decided by the
-//! real domain and produced the way the command service writes them (Avro, in Kafka
-//! transactions), projected by the real projection worker running in-process; and the query
+//! real domain and appended the way a partition's owner writes them (Avro, a claim and then
+//! marked records of its tenure), projected by the real projection worker running in-process; and the query
 //! service under test in front of it all.
 
 use std::collections::HashMap;
@@ -13,12 +13,10 @@ use holdfast_domain::{
     ResourceName, ResourceState, SlotRange, decide,
 };
 use holdfast_platform::codec::EventCodec;
-use holdfast_platform::kafka::transactional_producer_config;
-use holdfast_platform::testing::{self, RunningService, TestDatabase};
+use holdfast_platform::testing::{self, LogWriter, RunningService, TestDatabase};
 use holdfast_platform::topics::TopicLayout;
 use holdfast_platform::{PostgresArgs, RedisArgs, TopicArgs};
 use holdfast_query_service::{Config, run};
-use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use time::OffsetDateTime;
 
 /// Everything one test owns on the local stack.
@@ -31,7 +29,7 @@ pub struct Stack {
     pub databases: Vec<TestDatabase>,
     /// The test's Redis settings (own key prefix).
     pub redis: RedisArgs,
-    codec: Arc<EventCodec>,
+    writer: tokio::sync::Mutex<LogWriter>,
     states: Mutex<HashMap<ResourceId, ResourceState>>,
 }
 
@@ -52,7 +50,8 @@ impl Stack {
         }
         let codec = Arc::new(EventCodec::new(&testing::registry(), &layout.events).expect("codec"));
         codec.register_all().await.expect("schemas registered");
-        Self { redis: testing::redis(name), topics, layout, databases, codec, states: Mutex::default() }
+        let writer = tokio::sync::Mutex::new(LogWriter::new(&testing::kafka(), &layout.events, codec));
+        Self { redis: testing::redis(name), topics, layout, databases, writer, states: Mutex::default() }
     }
 
     /// Settings of every shard.
@@ -137,35 +136,15 @@ impl Stack {
         (reservation_id, events)
     }
 
-    /// Produces `events` in one Kafka transaction; returns each partition's position token
-    /// after its last event (what a command answer would carry).
+    /// Appends `events` as their partitions' owner would; returns each partition's position
+    /// token after its last event (what a command answer would carry).
     pub async fn produce(&self, events: &[Event]) -> HashMap<i32, String> {
-        let txn = testing::unique("query-producer");
-        let producer: FutureProducer =
-            transactional_producer_config(&testing::kafka(), &txn, &txn, Duration::from_secs(10))
-                .create()
-                .expect("producer");
-        let begin = producer.clone();
-        tokio::task::spawn_blocking(move || {
-            begin.init_transactions(Duration::from_secs(30))?;
-            begin.begin_transaction()
-        })
-        .await
-        .expect("producer thread")
-        .expect("transaction begun");
+        let mut writer = self.writer.lock().await;
         let mut positions = HashMap::new();
         for event in events {
-            let key = event.envelope.resource_id.to_string();
-            let payload = self.codec.encode(event).expect("encodes");
-            let record = FutureRecord::to(&self.layout.events).key(&key).payload(&payload);
-            let delivery =
-                producer.send(record, Duration::from_secs(10)).await.map_err(|(e, _)| e).expect("sent");
-            positions.insert(delivery.partition, format!("{}.{}", delivery.partition, delivery.offset + 1));
+            let (partition, offset) = writer.event(event, self.topics.partitions).await;
+            positions.insert(partition, format!("{partition}.{}", offset + 1));
         }
-        tokio::task::spawn_blocking(move || producer.commit_transaction(Duration::from_secs(30)))
-            .await
-            .expect("producer thread")
-            .expect("committed");
         positions
     }
 
