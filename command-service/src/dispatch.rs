@@ -10,7 +10,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use holdfast_platform::partitioner::partition_for;
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use holdfast_platform::producer::Producer;
+use rdkafka::producer::FutureRecord;
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
@@ -59,7 +60,7 @@ pub struct Route {
 
 /// Sends commands and matches outcomes to the callers waiting for them.
 pub struct Dispatcher {
-    producer: FutureProducer,
+    producer: Producer,
     route: Route,
     owners: Arc<Owners>,
     wait: Duration,
@@ -79,7 +80,7 @@ impl Dispatcher {
     /// with `producer`, waits up to `wait` for outcomes and remembers the last `remember`.
     #[must_use]
     pub fn new(
-        producer: FutureProducer,
+        producer: Producer,
         route: Route,
         owners: Arc<Owners>,
         wait: Duration,
@@ -156,7 +157,7 @@ impl Dispatcher {
         let record = FutureRecord::to(&self.route.commands_topic).key(key).payload(&payload);
         match tokio::time::timeout_at(deadline, self.producer.send(record, self.wait)).await {
             Ok(Ok(_)) => {}
-            Ok(Err((error, _))) => {
+            Ok(Err(error)) => {
                 self.forget_closed(command_id);
                 return Err(SubmitError::Unavailable(error.to_string()));
             }

@@ -20,6 +20,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use holdfast_platform::codec::EventCodec;
 use holdfast_platform::kafka::{KafkaProbe, producer_config, reader_config};
+use holdfast_platform::producer::Producer;
 use holdfast_platform::topics::{TopicError, TopicLayout};
 use holdfast_platform::{Ops, Readiness, ServiceError, Shutdown, retry, service};
 use tokio::net::TcpListener;
@@ -80,7 +81,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> R
         reply_partition: replies::partition_of(&instance, layout.partitions),
     };
     let dispatcher = Arc::new(Dispatcher::new(
-        producer_config(&config.kafka, &format!("{instance}-commands")).create()?,
+        Producer::new(&producer_config(&config.kafka, &format!("{instance}-commands")))?,
         route,
         Arc::clone(&owners),
         config.command_wait,
@@ -120,7 +121,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> R
             memory,
         ))),
         reader: reader_config(&config.kafka, &format!("{instance}-gaps")),
-        replies: producer_config(&config.kafka, &format!("{instance}-replies-out")).create()?,
+        replies: Producer::new(&producer_config(&config.kafka, &format!("{instance}-replies-out")))?,
         replies_topic: layout.replies.clone(),
         instance: instance.clone(),
         address,

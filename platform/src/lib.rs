@@ -12,6 +12,7 @@ pub mod kafka;
 pub mod ops;
 pub mod partitioner;
 pub mod postgres;
+pub mod producer;
 pub mod redis;
 pub mod registry;
 pub mod replay;

@@ -91,7 +91,10 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> R
         shards: shards.clone(),
         cache: Cache::new(redis, config.redis_timeout),
         dead_letters: DeadLetters::new(
-            producer_config(&config.kafka, &format!("{instance}-dlq")).create()?,
+            holdfast_platform::producer::Producer::new(&producer_config(
+                &config.kafka,
+                &format!("{instance}-dlq"),
+            ))?,
             layout.events_dlq.clone(),
             group_id,
         ),

@@ -16,9 +16,10 @@ use holdfast_platform::KafkaArgs;
 use holdfast_platform::codec::{ClaimRecord, CodecError, EventCodec, LogRecord};
 use holdfast_platform::headers::RecordHeaders;
 use holdfast_platform::kafka::{millis, producer_config};
+use holdfast_platform::producer::Producer;
 use holdfast_tenure::Mark;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::FutureRecord;
 
 use super::core::Append;
 use crate::metrics::Metrics;
@@ -51,7 +52,7 @@ pub struct Sending {
 /// The producers of one instance and what encoding needs.
 #[derive(Clone)]
 pub struct Appender {
-    producers: Arc<[FutureProducer]>,
+    producers: Arc<[Producer]>,
     topic: String,
     codec: Arc<EventCodec>,
     metrics: Metrics,
@@ -81,12 +82,13 @@ impl Appender {
     ) -> Result<Self, KafkaError> {
         let producers = (0..sending.producers.max(1))
             .map(|n| {
-                producer_config(kafka, &format!("{client_id}-append-{n}"))
-                    .set("linger.ms", millis(sending.linger))
-                    .set("message.timeout.ms", millis(sending.timeout))
-                    .create()
+                Producer::new(
+                    producer_config(kafka, &format!("{client_id}-append-{n}"))
+                        .set("linger.ms", millis(sending.linger))
+                        .set("message.timeout.ms", millis(sending.timeout)),
+                )
             })
-            .collect::<Result<Vec<FutureProducer>, KafkaError>>()?;
+            .collect::<Result<Vec<Producer>, KafkaError>>()?;
         Ok(Self { producers: producers.into(), topic: topic.to_owned(), codec, metrics })
     }
 
@@ -159,8 +161,8 @@ impl Appender {
             .map(move |report| {
                 metrics.append_seconds.observe(started.elapsed().as_secs_f64());
                 match report {
-                    Ok(Ok(delivered)) if delivered.partition == partition => Some(delivered.offset),
-                    Ok(Ok(_)) | Ok(Err(_)) | Err(_) => None,
+                    Ok(delivered) if delivered.partition == partition => Some(delivered.offset),
+                    Ok(_) | Err(_) => None,
                 }
             })
             .boxed())

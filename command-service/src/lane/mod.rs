@@ -27,10 +27,11 @@ use holdfast_platform::Shutdown;
 use holdfast_platform::codec::ClaimRecord;
 use holdfast_platform::headers::RecordHeaders;
 use holdfast_platform::kafka::read_until;
+use holdfast_platform::producer::Producer;
 use holdfast_tenure::{Mark, Token};
 use rdkafka::ClientConfig;
 use rdkafka::error::KafkaError;
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::FutureRecord;
 use rdkafka::{Offset, TopicPartitionList};
 use time::OffsetDateTime;
 use tokio::sync::{mpsc, oneshot};
@@ -161,7 +162,7 @@ pub struct LaneContext {
     /// Reader settings for gap checks.
     pub reader: ClientConfig,
     /// Publishes outcomes of commands that came through the commands topic.
-    pub replies: FutureProducer,
+    pub replies: Producer,
     /// The replies topic.
     pub replies_topic: String,
     /// This instance's id (in its claims).

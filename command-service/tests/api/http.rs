@@ -15,7 +15,7 @@ use holdfast_command_service::http::{AppState, idempotency, router};
 use holdfast_command_service::metrics::Metrics;
 use holdfast_domain::ReservationStatus;
 use holdfast_platform::kafka::producer_config;
-use rdkafka::producer::FutureProducer;
+use holdfast_platform::producer::Producer;
 use serde_json::{Value, json};
 use time::macros::datetime;
 use tower::ServiceExt;
@@ -37,7 +37,7 @@ fn app_with(max_in_flight: usize, timeout: Duration, message_timeout_ms: &str) -
     let mut kafka = holdfast_platform::testing::kafka();
     kafka.brokers = "127.0.0.1:1".to_owned();
     kafka.properties = vec![("message.timeout.ms".to_owned(), message_timeout_ms.to_owned())];
-    let producer: FutureProducer = producer_config(&kafka, "http-test").create().expect("producer");
+    let producer = Producer::new(&producer_config(&kafka, "http-test")).expect("producer");
     let route = Route { commands_topic: "commands".to_owned(), partitions: 4, reply_partition: 0 };
     let owners = Arc::new(holdfast_command_service::owners::Owners::default());
     let dispatcher =

@@ -11,6 +11,7 @@ use holdfast_command_service::metrics::Metrics;
 use holdfast_command_service::owners::Owners;
 use holdfast_command_service::{Config, replies, run};
 use holdfast_domain::{Command, CommandMeta};
+use holdfast_platform::producer::Producer;
 use holdfast_platform::testing::{self, RunningService};
 use holdfast_platform::{Shutdown, TopicArgs};
 use time::OffsetDateTime;
@@ -46,8 +47,8 @@ impl RemoteClient {
     pub fn new(topics: &TopicArgs) -> Self {
         let layout = holdfast_platform::topics::TopicLayout::from_args(topics);
         let kafka = testing::kafka();
-        let producer =
-            holdfast_platform::kafka::producer_config(&kafka, "test-client").create().expect("producer");
+        let producer = Producer::new(&holdfast_platform::kafka::producer_config(&kafka, "test-client"))
+            .expect("producer");
         let metrics = Metrics::register(&prometheus::Registry::new()).expect("metrics");
         let instance = testing::unique("test-client");
         let route = Route {

@@ -43,8 +43,7 @@ pub async fn append_into(
             latency.saturating_record(micros(sent.elapsed()));
         }
         let seconds = started.elapsed().as_secs_f64();
-        // Dropping a producer blocks (it flushes and joins its poll thread): done here, off
-        // the reactor.
+        // Dropped here, off the reactor: tearing a librdkafka client down may block.
         drop(appender);
         Ok(AppendBaseline {
             appends: latency.len(),

@@ -60,7 +60,7 @@ pub async fn produce_into(
         }
     }
     if let Some(error) = first_error {
-        // Dropping a producer blocks (it flushes and joins its poll thread).
+        // Off the reactor: tearing a librdkafka client down may block.
         let _ = tokio::task::spawn_blocking(move || drop(appenders)).await;
         return Err(error);
     }
@@ -93,8 +93,8 @@ pub async fn produce_into(
     if let Some(error) = failed {
         return Err(error);
     }
-    // Until the last acknowledgement, not until the threads ended: dropping a producer may
-    // wait out a poll tick of its background thread.
+    // Until the last acknowledgement, not until the threads ended: tearing the producers down
+    // is not producing.
     let seconds = last.duration_since(started).as_secs_f64();
     #[allow(clippy::cast_precision_loss, reason = "counts are far below 2^53")]
     let records_per_s = records as f64 / seconds;

@@ -9,12 +9,13 @@ use std::time::{Duration, Instant};
 
 use futures::future::join_all;
 use holdfast_platform::kafka::{admin, producer_config};
+use holdfast_platform::producer::{Delivery, DeliveryFuture, Producer};
 use holdfast_platform::{KafkaArgs, TopicArgs};
 use rand::rngs::SmallRng;
 use rand::{Rng as _, RngCore as _, SeedableRng as _};
 use rdkafka::admin::{AdminOptions, NewTopic, TopicReplication};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer as _};
+use rdkafka::producer::FutureRecord;
 
 use super::{BaselineError, BaselineSettings, KafkaBaselines, append_into, produce_into};
 
@@ -106,7 +107,7 @@ pub async fn kafka(
 /// One idempotent producer (`acks=all`, linger 0: the command service's settings) on the
 /// baseline topic, with a buffer for records of event size. Every method blocks.
 pub(super) struct Appender {
-    pub(super) producer: FutureProducer,
+    pub(super) producer: Producer,
     topic: String,
     partitions: i32,
     rng: SmallRng,
@@ -125,11 +126,10 @@ impl Appender {
         let mut config = producer_config(kafka_args, client_id);
         // A missing topic must fail the baseline, not be created with the broker's defaults.
         config.set("allow.auto.create.topics", "false");
-        let producer: FutureProducer = config.create().map_err(kafka_error("create producer"))?;
+        let producer = Producer::new(&config).map_err(kafka_error("create producer"))?;
         let deadline = Instant::now() + VISIBLE_PATIENCE;
         let partitions = loop {
             let metadata = producer
-                .client()
                 .fetch_metadata(Some(topic), Duration::from_secs(10))
                 .map_err(kafka_error("metadata"))?;
             let ready = metadata.topics().iter().find(|t| t.name() == topic).filter(|t| {
@@ -207,15 +207,6 @@ impl Appender {
 }
 
 /// A delivery's outcome as the baseline sees it: acknowledged, or the error that ends it.
-pub(super) fn acknowledged(
-    delivery: Result<
-        rdkafka::producer::future_producer::OwnedDeliveryResult,
-        futures::channel::oneshot::Canceled,
-    >,
-) -> Result<(), BaselineError> {
-    match delivery {
-        Ok(Ok(_)) => Ok(()),
-        Ok(Err((error, _))) => Err(kafka_error("produce")(error)),
-        Err(_) => Err(kafka_error("produce")(KafkaError::Canceled)),
-    }
+pub(super) fn acknowledged(delivery: Delivery) -> Result<(), BaselineError> {
+    delivery.map(|_| ()).map_err(kafka_error("produce"))
 }

@@ -13,9 +13,10 @@ use std::time::Duration;
 /// How long dead letters may take to be acknowledged before the batch is retried.
 const DELIVERY_TIMEOUT: Duration = Duration::from_secs(30);
 
+use holdfast_platform::producer::Producer;
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders, OwnedMessage};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::FutureRecord;
 
 /// Header: the reason code (stable, low cardinality; see `CodecError::reason_code`).
 pub const REASON: &str = "holdfast.dlq.reason";
@@ -43,7 +44,7 @@ pub struct DeadLetter<'a> {
 
 /// Producer of dead letters.
 pub struct DeadLetters {
-    producer: FutureProducer,
+    producer: Producer,
     topic: String,
     group: String,
 }
@@ -57,7 +58,7 @@ impl std::fmt::Debug for DeadLetters {
 impl DeadLetters {
     /// Dead letters go to `topic` on behalf of consumer group `group`.
     #[must_use]
-    pub fn new(producer: FutureProducer, topic: String, group: String) -> Self {
+    pub fn new(producer: Producer, topic: String, group: String) -> Self {
         Self { producer, topic, group }
     }
 
@@ -97,13 +98,6 @@ impl DeadLetters {
         let acknowledged = tokio::time::timeout(DELIVERY_TIMEOUT, futures::future::join_all(deliveries))
             .await
             .map_err(|_| KafkaError::Canceled)?;
-        for delivery in acknowledged {
-            match delivery {
-                Ok(Ok(_)) => {}
-                Ok(Err((error, _))) => return Err(error),
-                Err(_) => return Err(KafkaError::Canceled),
-            }
-        }
-        Ok(())
+        acknowledged.into_iter().try_for_each(|delivery| delivery.map(|_| ()))
     }
 }
