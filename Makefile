@@ -54,7 +54,7 @@ demo: up ## the main job: everything up, a short real workload, then a short aud
 	@infra/local/demo
 	@infra/local/bench --short
 
-bench: toolchain stack build ## the benchmark suite (reference, 10x, saturation, hot, faults), audited, into results/
+bench: toolchain stack build ## the benchmark suite (reference, saturation, hot, idle, faults), audited, into results/
 	@infra/local/bench
 
 test: toolchain stack ## start the stack and run every test
