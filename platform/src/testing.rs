@@ -310,19 +310,10 @@ pub fn run_then_sigterm(binary: &str, env: &[(&str, &str)]) -> Result<std::proce
 /// protocol would count (a zombie's, an out-of-sequence one), for tests of every reader.
 #[derive(Debug)]
 pub struct LogWriter {
-    producer: LogProducer,
+    producer: crate::producer::Producer,
     topic: String,
     codec: std::sync::Arc<crate::codec::EventCodec>,
     tenures: std::collections::HashMap<i32, holdfast_tenure::Writer>,
-}
-
-/// librdkafka's producer has no `Debug`.
-struct LogProducer(rdkafka::producer::FutureProducer);
-
-impl std::fmt::Debug for LogProducer {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("FutureProducer")
-    }
 }
 
 impl LogWriter {
@@ -332,8 +323,10 @@ impl LogWriter {
     /// When the producer cannot be created.
     #[must_use]
     pub fn new(kafka: &KafkaArgs, topic: &str, codec: std::sync::Arc<crate::codec::EventCodec>) -> Self {
-        let producer = crate::kafka::producer_config(kafka, "holdfast-test-log").create().expect("producer");
-        Self { producer: LogProducer(producer), topic: topic.to_owned(), codec, tenures: Default::default() }
+        let producer =
+            crate::producer::Producer::new(&crate::kafka::producer_config(kafka, "holdfast-test-log"))
+                .expect("producer");
+        Self { producer, topic: topic.to_owned(), codec, tenures: Default::default() }
     }
 
     /// Appends a claim to `partition` with a fresh token; later [`Self::event`]s belong to it.
@@ -364,12 +357,8 @@ impl LogWriter {
     pub async fn event(&mut self, event: &holdfast_domain::Event, partitions: i32) -> (i32, i64) {
         let key = event.envelope.resource_id.as_str().to_owned();
         let partition = crate::partitioner::partition_for(key.as_bytes(), partitions);
-        if !self.tenures.contains_key(&partition) {
-            self.claim(partition).await;
-        }
-        let mark = self.tenures.get_mut(&partition).map(holdfast_tenure::Writer::next_mark).expect("tenure");
         let payload = self.codec.encode(event).expect("event encoded");
-        (partition, self.send(partition, &key, &payload, mark).await)
+        (partition, self.valid_raw(partition, &key, &payload).await)
     }
 
     /// Appends `payload` — whatever its bytes — as the next valid record of the current tenure
@@ -407,7 +396,7 @@ impl LogWriter {
             .key(key)
             .payload(payload)
             .headers(headers);
-        let delivered = self.producer.0.send(record, Duration::from_secs(30)).await.expect("appended");
+        let delivered = self.producer.send(record, Duration::from_secs(30)).await.expect("appended");
         delivered.offset
     }
 }
