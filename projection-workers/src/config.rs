@@ -41,6 +41,17 @@ pub struct Config {
     /// Most events applied in one PostgreSQL transaction.
     #[arg(long, env = "HOLDFAST_PROJECTION_MAX_BATCH", default_value_t = 5000)]
     pub max_batch: usize,
+    /// Longest the broker holds the worker's fetch to gather records (librdkafka's
+    /// `fetch.wait.max.ms`): the projection's added lag under light load. Every fetch names
+    /// each of the worker's partitions (librdkafka has no incremental fetch sessions), so a
+    /// fetch per arriving record would cost the broker a scan of hundreds of partitions each time.
+    #[arg(long, env = "HOLDFAST_PROJECTION_FETCH_WAIT", default_value = "50ms", value_parser = parse_fetch_wait)]
+    pub fetch_wait: Duration,
+    /// Bytes the broker gathers before it answers a fetch early (librdkafka's `fetch.min.bytes`):
+    /// under load fetches fill up and come back before [`Config::fetch_wait`].
+    #[arg(long, env = "HOLDFAST_PROJECTION_FETCH_MIN_BYTES", default_value_t = 1 << 20,
+        value_parser = clap::value_parser!(u32).range(1..=100_000_000))]
+    pub fetch_min_bytes: u32,
     /// Consumer-group session timeout: how soon a silent worker loses its partitions.
     #[arg(long, env = "HOLDFAST_SESSION_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub session_timeout: Duration,
@@ -55,6 +66,15 @@ pub struct Config {
     pub redis_timeout: Duration,
 }
 
+/// A fetch wait of 0 to 10 s.
+fn parse_fetch_wait(text: &str) -> Result<Duration, String> {
+    let wait = parse_duration(text)?;
+    if wait > Duration::from_secs(10) {
+        return Err(format!("{text} is longer than 10s: the projection would lag that much"));
+    }
+    Ok(wait)
+}
+
 #[cfg(test)]
 mod tests {
     use clap::CommandFactory;
@@ -64,5 +84,12 @@ mod tests {
     #[test]
     fn flags_and_variables_are_consistent() {
         Config::command().debug_assert();
+    }
+
+    #[test]
+    fn fetch_wait_is_bounded() {
+        assert_eq!(super::parse_fetch_wait("50ms"), Ok(std::time::Duration::from_millis(50)));
+        assert!(super::parse_fetch_wait("11s").is_err());
+        assert!(super::parse_fetch_wait("soon").is_err());
     }
 }

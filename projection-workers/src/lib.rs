@@ -86,6 +86,8 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> R
             max_batch: config.max_batch,
             session_timeout: config.session_timeout,
             cache_check_interval: config.cache_check_interval,
+            fetch_wait: config.fetch_wait,
+            fetch_min_bytes: config.fetch_min_bytes,
         },
         codec: Arc::new(EventCodec::new(&config.registry, &layout.events).map_err(anyhow::Error::new)?),
         shards: shards.clone(),

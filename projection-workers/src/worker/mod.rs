@@ -52,11 +52,6 @@ use progress::Progress;
 /// How long a poll waits for the first record of a batch (a local wait on the consumer's
 /// queue; it bounds how soon assignments and cache checks are handled when nothing comes).
 const POLL_WAIT: Duration = Duration::from_millis(100);
-/// How long a broker holds a fetch that finds nothing new. Empty fetches over hundreds of
-/// partitions cost the broker CPU at every round, so an idle worker should ask rarely; it
-/// costs no latency, since `fetch.min.bytes=1` answers as soon as any record arrives.
-/// librdkafka's default.
-const FETCH_WAIT: Duration = Duration::from_millis(500);
 /// Pause before positioning partitions again after a failure.
 const RETRY_AFTER: Duration = Duration::from_millis(500);
 
@@ -77,6 +72,10 @@ pub struct WorkerSettings {
     pub session_timeout: Duration,
     /// How often Redis is compared with PostgreSQL.
     pub cache_check_interval: Duration,
+    /// Longest the broker holds a fetch to gather records.
+    pub fetch_wait: Duration,
+    /// Bytes that answer a fetch before [`WorkerSettings::fetch_wait`].
+    pub fetch_min_bytes: u32,
 }
 
 /// Everything a worker uses.
@@ -127,7 +126,13 @@ impl Worker {
             .set("session.timeout.ms", settings.session_timeout.as_millis().to_string())
             .set("heartbeat.interval.ms", (settings.session_timeout.as_millis() / 4).max(100).to_string())
             .set("statistics.interval.ms", "1000")
-            .set("fetch.wait.max.ms", holdfast_platform::kafka::millis(FETCH_WAIT))
+            // A fetch names every partition of the worker (librdkafka has no incremental fetch
+            // sessions), and the broker scans them all for each. Answered at the first record,
+            // a worker behind a steady trickle of events would fetch once per event: at 167
+            // events/s over 480 partitions that kept the broker busier than one core. Held
+            // until a megabyte gathers or the wait passes, fetches come at most 1/wait a second.
+            .set("fetch.wait.max.ms", holdfast_platform::kafka::millis(settings.fetch_wait))
+            .set("fetch.min.bytes", settings.fetch_min_bytes.to_string())
             // When the local queue is full librdkafka pauses fetching for this long (1 s by
             // default); a worker catching up drains the queue much faster than that.
             .set("fetch.queue.backoff.ms", "20");
