@@ -104,7 +104,9 @@ pub async fn run(args: &RunArgs, stop: impl Future<Output = ()>) -> Result<RunRe
     }
     let mut services = Services::start(&h.services, &run_id, &out_dir, h.pause, args.quiet).await?;
     let baselines = if h.baseline {
-        Some(measure_baselines(h, &services.topics, &services.postgres, args.quiet).await)
+        let baselines = measure_baselines(h, &services.topics, &services.postgres, args.quiet).await;
+        settle(args.quiet).await;
+        Some(baselines)
     } else {
         None
     };
@@ -197,6 +199,30 @@ pub async fn run(args: &RunArgs, stop: impl Future<Output = ()>) -> Result<RunRe
 }
 
 /// The baselines; one that fails is reported as such, not fatal.
+/// How long the broker keeps a deleted topic's files before it removes them: the local stack
+/// sets `file.delete.delay.ms` to 1 s (Kafka's default is a minute).
+const BROKER_DELETE_DELAY: Duration = Duration::from_secs(1);
+
+/// Lets the machine absorb the baselines before the load starts. The raw produce baseline
+/// writes about a gigabyte that the kernel then writes back, and the broker removes its
+/// topic's files a delete delay after it was deleted. Measured on top of that, a reference
+/// run's hold p99 rose from ~15 ms to over 200 ms, with a 700 ms stall when the files went.
+/// So: wait out the delete delay, then flush every dirty page (`sync`) before the warm-up.
+async fn settle(quiet: bool) {
+    tokio::time::sleep(BROKER_DELETE_DELAY * 3).await;
+    let started = Instant::now();
+    let synced = tokio::process::Command::new("sync").status().await;
+    if !quiet {
+        match synced {
+            Ok(status) if status.success() => {
+                eprintln!("baselines written back to disk in {:.1} s", started.elapsed().as_secs_f64());
+            }
+            Ok(status) => eprintln!("sync after the baselines failed ({status}); going on"),
+            Err(error) => eprintln!("cannot run sync after the baselines ({error}); going on"),
+        }
+    }
+}
+
 async fn measure_baselines(
     h: &HarnessArgs,
     topics: &TopicArgs,
