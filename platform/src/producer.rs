@@ -128,6 +128,10 @@ impl Producer {
     /// # Errors
     /// When librdkafka refuses the record (a full queue, an unknown partition); the record
     /// comes back with the error.
+    #[allow(
+        clippy::result_large_err,
+        reason = "the refused record comes back to be sent again, as rdkafka's own send does"
+    )]
     pub fn send_result<'a, K, P>(
         &self,
         record: FutureRecord<'a, K, P>,
