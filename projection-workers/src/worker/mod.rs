@@ -126,11 +126,8 @@ impl Worker {
             .set("session.timeout.ms", settings.session_timeout.as_millis().to_string())
             .set("heartbeat.interval.ms", (settings.session_timeout.as_millis() / 4).max(100).to_string())
             .set("statistics.interval.ms", "1000")
-            // A fetch names every partition of the worker (librdkafka has no incremental fetch
-            // sessions), and the broker scans them all for each. Answered at the first record,
-            // a worker behind a steady trickle of events would fetch once per event: at 167
-            // events/s over 480 partitions that kept the broker busier than one core. Held
-            // until a megabyte gathers or the wait passes, fetches come at most 1/wait a second.
+            // Held by the broker until enough gathers or the wait passes, not answered at the
+            // first record: see `Config::fetch_wait` for why.
             .set("fetch.wait.max.ms", holdfast_platform::kafka::millis(settings.fetch_wait))
             .set("fetch.min.bytes", settings.fetch_min_bytes.to_string())
             // When the local queue is full librdkafka pauses fetching for this long (1 s by
