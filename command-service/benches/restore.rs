@@ -8,7 +8,8 @@
 //! sequence number) by an idempotent producer. Then restores that partition
 //! `HOLDFAST_BENCH_RUNS` times (default 5) through the lanes' own [`Restorer`] — reader rule,
 //! parallel decoding, the fold with its outcome memory — and prints the median, minimum and
-//! maximum. The topics are deleted at the end.
+//! maximum, beside the time a plain read of the same records takes (the baseline: no
+//! reader rule, no decoding, no fold). The topics are deleted at the end.
 //!
 //! `cargo bench -p holdfast-command-service --bench restore`
 
@@ -174,6 +175,22 @@ fn send(producer: &BaseProducer, layout: &TopicLayout, key: &str, payload: &[u8]
     }
 }
 
+/// The baseline: the same records read by the same kind of consumer up to `end`, touched
+/// (payload length summed) but neither judged nor decoded nor folded.
+fn raw_read(layout: &TopicLayout, end: i64) -> StdDuration {
+    let config = holdfast_platform::kafka::reader_config(&testing::kafka(), "restore-bench-raw");
+    let plan = holdfast_platform::replay::Plan::from_beginning(&layout.events, [0]).unwrap();
+    let ends = std::collections::HashMap::from([(0, end)]);
+    let started = Instant::now();
+    let mut bytes = 0_usize;
+    holdfast_platform::kafka::read_until(&config, &plan.assignment, &ends, StdDuration::MAX, |message| {
+        bytes += message.payload_len();
+    })
+    .expect("raw read");
+    assert!(bytes > 0, "records were read");
+    started.elapsed()
+}
+
 fn main() {
     let events = env_number("HOLDFAST_BENCH_EVENTS", 1_000_000);
     let runs = env_number("HOLDFAST_BENCH_RUNS", 5).max(1);
@@ -185,7 +202,8 @@ fn main() {
     if let Some(prefix) = &reuse {
         args.topic_prefix.clone_from(prefix);
     }
-    let keep = reuse.is_some() || std::env::var("HOLDFAST_BENCH_KEEP").is_ok_and(|v| v == "1");
+    // Reused topics are kept unless `HOLDFAST_BENCH_KEEP=0` says this is their last run.
+    let keep = std::env::var("HOLDFAST_BENCH_KEEP").map_or(reuse.is_some(), |v| v == "1");
     let layout = TopicLayout::from_args(&args);
     runtime.block_on(layout.ensure(&testing::kafka())).expect("topics");
     let codec = Arc::new(EventCodec::new(&testing::registry(), &layout.events).expect("codec"));
@@ -213,7 +231,9 @@ fn main() {
     let (_, end) =
         reader.fetch_watermarks(&layout.events, 0, StdDuration::from_secs(10)).expect("watermarks");
     let mut times = Vec::with_capacity(runs);
+    let mut raw_times = Vec::with_capacity(runs);
     for run in 1..=runs {
+        let raw = raw_read(&layout, end);
         let started = Instant::now();
         let claims = std::collections::HashMap::from([(0, end)]);
         let mut restored = restorer.restore(&claims).expect("restore");
@@ -232,16 +252,22 @@ fn main() {
             state.remembered(),
         );
         assert_eq!(restored.valid, written as u64, "every event restored");
+        println!("         raw read of the same records: {:.3} s", raw.as_secs_f64());
         times.push(elapsed);
+        raw_times.push(raw);
     }
     times.sort();
+    raw_times.sort();
     let median = times[times.len() / 2];
+    let raw = raw_times[raw_times.len() / 2];
     println!(
-        "restore of one partition holding {written} events: median {:.3} s ({:.0} events/s), min {:.3} s, max {:.3} s over {runs} runs",
+        "restore of one partition holding {written} events: median {:.3} s ({:.0} events/s), min {:.3} s, max {:.3} s over {runs} runs; raw read median {:.3} s (restore / raw read {:.2})",
         median.as_secs_f64(),
         written as f64 / median.as_secs_f64(),
         times[0].as_secs_f64(),
         times[times.len() - 1].as_secs_f64(),
+        raw.as_secs_f64(),
+        median.as_secs_f64() / raw.as_secs_f64(),
     );
     if keep {
         println!("topics kept: HOLDFAST_BENCH_TOPIC_PREFIX={}", args.topic_prefix);

@@ -27,12 +27,23 @@ impl RecordHeaders {
         let Some(headers) = message.headers() else {
             return Self { mark: Mark::Unmarked, fingerprint: None };
         };
-        let pairs = || headers.iter().map(|h| (h.key, h.value.unwrap_or_default()));
-        let fingerprint = pairs()
-            .find(|(name, _)| *name == FINGERPRINT_HEADER)
-            .and_then(|(_, value)| std::str::from_utf8(value).ok())
-            .and_then(|value| u64::from_str_radix(value, 16).ok());
-        Self { mark: Mark::from_headers(pairs()), fingerprint }
+        // One pass over the headers (each access goes through librdkafka): the first
+        // fingerprint header is taken aside, everything else is the mark's.
+        let mut fingerprint = None;
+        let mut seen = false;
+        let mark = Mark::from_headers(headers.iter().map(|h| (h.key, h.value.unwrap_or_default())).filter(
+            |&(name, value)| {
+                if name != FINGERPRINT_HEADER {
+                    return true;
+                }
+                if !std::mem::replace(&mut seen, true) {
+                    fingerprint =
+                        std::str::from_utf8(value).ok().and_then(|value| u64::from_str_radix(value, 16).ok());
+                }
+                false
+            },
+        ));
+        Self { mark, fingerprint }
     }
 
     /// The headers to produce a record with.

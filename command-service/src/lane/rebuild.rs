@@ -109,23 +109,29 @@ impl Rebuild {
         let state = self.state.resource_mut(&envelope.resource_id);
         state.apply(event);
         let Some(command) = command_kind(envelope.event_type) else { return };
-        let reservation = event.payload.reservation_id().and_then(|id| {
-            let reservation = state.reservation(id)?;
-            Some(ReservationView { reservation_id: id.clone(), status: reservation.status })
-        });
+        // Built only for outcomes that are remembered: most of a long log is older than the
+        // horizon, and the view costs a lookup and a copy of the id.
+        let reservation = || {
+            event.payload.reservation_id().and_then(|id| {
+                let reservation = state.reservation(id)?;
+                Some(ReservationView { reservation_id: id.clone(), status: reservation.status })
+            })
+        };
         let position = Position { partition: self.partition, next_offset: offset + 1 };
         if let Some(current) = self.current.as_mut().filter(|c| c.command_id == envelope.command_id) {
             if let Verdict::Accepted { events, reservation: seen } = &mut current.verdict {
                 *events += 1;
-                *seen = reservation.or(seen.take());
+                *seen = reservation().or(seen.take());
             }
             current.position = position;
             return;
         }
-        self.flush();
         if envelope.occurred_at < self.horizon {
+            self.flush();
             return;
         }
+        let reservation = reservation();
+        self.flush();
         self.current = Some(Outcome {
             v: FORMAT_VERSION,
             command_id: envelope.command_id,

@@ -44,7 +44,12 @@ impl PartitionState {
 
     /// The state of `resource`, created empty when the partition has not seen it.
     pub fn resource_mut(&mut self, resource: &ResourceId) -> &mut ResourceState {
-        self.resources.entry(resource.clone()).or_insert_with(|| ResourceState::new(resource.clone()))
+        // Looked up before inserting: `entry` would need an owned (allocated) key for every
+        // event of a restore, though nearly all of them find their resource.
+        if !self.resources.contains_key(resource) {
+            self.resources.insert(resource.clone(), ResourceState::new(resource.clone()));
+        }
+        self.resources.get_mut(resource).expect("inserted above")
     }
 
     /// Re-arms the expiry timer of every hold in the partition (after a restore).

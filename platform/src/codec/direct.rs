@@ -22,7 +22,7 @@ use serde::ser::{SerializeStruct, SerializeTuple, Serializer};
 
 use super::fields::{date_to_days, instant_to_micros};
 use super::record::{WireRecord, released_symbol};
-use super::visit::{Named, Positional};
+use super::visit::Named;
 
 /// How a schema can be read and written directly.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,37 +66,32 @@ pub(crate) fn write(
         .write_ser(out, &Direct { event, positional: layout.positional })
 }
 
-/// Reads a datum of `schema`, a schema of `event_type`.
+/// Reads a datum of `schema`, a schema of `event_type` whose fields are read by name (a
+/// positional one goes through [`super::positional`]).
 pub(crate) fn read(
     input: &mut impl Read,
     schema: &Schema,
     layout: Layout,
     event_type: EventType,
-) -> apache_avro::AvroResult<Box<WireRecord>> {
+) -> apache_avro::AvroResult<Box<WireRecord<'static>>> {
     let reader = GenericDatumReader::builder(schema)
         .resolved_writer_schemata(names(schema, layout)?)
         .human_readable(true)
         .build()?;
-    // Serde's entry points are per type, so each event type has types of its own.
+    // Serde's entry points are per type, so each event type has a type of its own.
     fn read_as<const K: usize>(
         reader: &GenericDatumReader<'_>,
         input: &mut impl Read,
-        positional: bool,
-    ) -> apache_avro::AvroResult<Box<WireRecord>> {
-        if positional {
-            reader.read_deser::<Positional<K>>(input).map(|r| r.0)
-        } else {
-            reader.read_deser::<Named<K>>(input).map(|r| r.0)
-        }
+    ) -> apache_avro::AvroResult<Box<WireRecord<'static>>> {
+        reader.read_deser::<Named<K>>(input).map(|r| r.0)
     }
-    let p = layout.positional;
     match event_type {
-        EventType::ResourceDefined => read_as::<0>(&reader, input, p),
-        EventType::CapacityChanged => read_as::<1>(&reader, input, p),
-        EventType::ReservationHeld => read_as::<2>(&reader, input, p),
-        EventType::ReservationConfirmed => read_as::<3>(&reader, input, p),
-        EventType::ReservationCancelled => read_as::<4>(&reader, input, p),
-        EventType::HoldExpired => read_as::<5>(&reader, input, p),
+        EventType::ResourceDefined => read_as::<0>(&reader, input),
+        EventType::CapacityChanged => read_as::<1>(&reader, input),
+        EventType::ReservationHeld => read_as::<2>(&reader, input),
+        EventType::ReservationConfirmed => read_as::<3>(&reader, input),
+        EventType::ReservationCancelled => read_as::<4>(&reader, input),
+        EventType::HoldExpired => read_as::<5>(&reader, input),
     }
 }
 

@@ -7,6 +7,7 @@ use holdfast_domain::{Event, EventType};
 
 use super::{from_avro, to_avro};
 use crate::codec::direct::{self, Layout};
+use crate::codec::positional;
 use crate::codec::samples;
 use crate::codec::{CodecError, schemas, wire};
 
@@ -129,17 +130,21 @@ fn the_direct_path_writes_the_same_bytes_and_reads_the_same_events() {
                 direct::write(&mut bytes, &schema, layout, &event).expect("direct");
                 assert_eq!(bytes, generic, "{event_type} seed {seed} {layout:?}");
                 let body = &bytes[wire::HEADER_LEN..];
-                let record =
+                let event_read = if layout.positional {
+                    positional::read(7, body, event_type).expect("read").into_event(event_type)
+                } else {
                     wire::read_datum(7, body, |input| direct::read(input, &schema, layout, event_type))
-                        .expect("read");
-                assert_eq!(record.into_event(event_type).expect("event"), event);
+                        .expect("read")
+                        .into_event(event_type)
+                };
+                assert_eq!(event_read.expect("event"), event, "{event_type} seed {seed} {layout:?}");
             }
         }
     }
 }
 
 #[test]
-fn the_direct_reader_reports_every_cut_as_truncation() {
+fn the_direct_readers_report_every_cut_as_truncation() {
     let event = samples::event(EventType::ReservationCancelled, 5);
     let schema = schema(EventType::ReservationCancelled);
     for positional in [true, false] {
@@ -148,12 +153,75 @@ fn the_direct_reader_reports_every_cut_as_truncation() {
         direct::write(&mut bytes, &schema, layout, &event).expect("direct");
         let body = &bytes[wire::HEADER_LEN..];
         for cut in 0..body.len() {
-            let result = wire::read_datum(1, &body[..cut], |input| {
-                direct::read(input, &schema, layout, EventType::ReservationCancelled)
-            });
+            let result = if positional {
+                positional::read(1, &body[..cut], EventType::ReservationCancelled).map(|_| ())
+            } else {
+                wire::read_datum(1, &body[..cut], |input| {
+                    direct::read(input, &schema, layout, EventType::ReservationCancelled)
+                })
+                .map(|_| ())
+            };
             assert!(matches!(result, Err(CodecError::Truncated { .. })), "cut at {cut}: {result:?}");
         }
     }
+}
+
+/// The positional reader refuses what apache-avro's reader refuses, with the same kind of error.
+#[test]
+fn the_positional_reader_refuses_malformed_bodies_as_apache_avro_does() {
+    let event = samples::event(EventType::ReservationHeld, 3);
+    let event_type = EventType::ReservationHeld;
+    let schema = schema(event_type);
+    let mut bytes = wire::start(1);
+    direct::write(&mut bytes, &schema, Layout { self_contained: true, positional: true }, &event)
+        .expect("direct");
+    let body = bytes[wire::HEADER_LEN..].to_vec();
+    let kind = |result: Result<(), CodecError>| match result {
+        Ok(()) => "ok",
+        Err(CodecError::Truncated { .. }) => "truncated",
+        Err(CodecError::Corrupt { .. }) => "corrupt",
+        Err(_) => "other",
+    };
+    let generic = |body: &[u8]| {
+        let value = wire::decode(1, &schema, body)?;
+        from_avro(&schemas::full_name(event_type), 1, value).map(|_| ())
+    };
+    let mut cases: Vec<(&str, Vec<u8>)> = Vec::new();
+    let mut padded = body.clone();
+    padded.push(0);
+    cases.push(("a byte left over", padded));
+    // The event id's length (36 characters, zig-zag 72) made negative.
+    let mut negative = body.clone();
+    negative[0] = 0x47;
+    cases.push(("a negative string length", negative));
+    let mut not_utf8 = body.clone();
+    not_utf8[1] = 0xff;
+    cases.push(("a string that is not UTF-8", not_utf8));
+    // The traceparent union's branch, after the three other ids: 0 (null) or 1 (string);
+    // branch 2 does not exist.
+    // Where `occurred_at` starts: after the event id, the type, the version (one byte) and
+    // the resource id, each string one length byte and its characters.
+    let occurred_at: usize =
+        1 + 36 + 1 + event_type.as_str().len() + 1 + 1 + event.envelope.resource_id.as_str().len();
+    let mut branch = body.clone();
+    let after_ids = occurred_at + varint_len(&body[occurred_at..]) + 3 * 37;
+    assert!(matches!(body[after_ids], 0 | 2), "the traceparent's branch: null (0) or string (2)");
+    branch[after_ids] = 4;
+    cases.push(("an unknown union branch", branch));
+    let mut overlong = body[..occurred_at].to_vec();
+    overlong.extend([0xff; 11]);
+    cases.push(("a varint of eleven bytes", overlong));
+    for (case, bytes) in cases {
+        let ours =
+            kind(positional::read(1, &bytes, event_type).and_then(|r| r.into_event(event_type).map(|_| ())));
+        assert_ne!(ours, "ok", "{case}");
+        assert_eq!(ours, kind(generic(&bytes)), "{case}");
+    }
+}
+
+/// Bytes taken by the varint at the start of `bytes`.
+fn varint_len(bytes: &[u8]) -> usize {
+    bytes.iter().position(|b| b & 0x80 == 0).expect("a varint ends") + 1
 }
 
 #[test]

@@ -23,6 +23,7 @@ mod error;
 mod fields;
 pub mod log;
 pub mod mapping;
+mod positional;
 mod record;
 mod registry;
 #[cfg(any(test, feature = "testing"))]
@@ -338,9 +339,13 @@ impl EventCodec {
         let current = event_type.current_version();
         if !writer.needs_resolution {
             // The writer has the current shape: straight into the fields, no generic tree.
-            let record = wire::read_datum(schema_id, body, |input| {
-                direct::read(input, &writer.schema, writer.layout, event_type)
-            })?;
+            let record = if writer.layout.positional {
+                positional::read(schema_id, body, event_type)?
+            } else {
+                *wire::read_datum(schema_id, body, |input| {
+                    direct::read(input, &writer.schema, writer.layout, event_type)
+                })?
+            };
             if record.event_version.and_then(|v| u32::try_from(v).ok()) == Some(current) {
                 return record.into_event(event_type);
             }

@@ -5,6 +5,8 @@
 //! [`Value`] one (schema resolution, upcasting, [`super::from_avro`]) — so every field is
 //! validated by the domain's own constructors exactly once, the same way.
 
+use std::borrow::Cow;
+
 use apache_avro::Uuid;
 use apache_avro::types::Value;
 use holdfast_domain::{
@@ -15,29 +17,30 @@ use holdfast_domain::{
 use super::CodecError;
 use super::fields::{self, days_to_date, micros_to_instant};
 
-/// The fields of any event record; `None` when absent (or null, for nullable fields).
+/// The fields of any event record; `None` when absent (or null, for nullable fields). Strings
+/// are borrowed from the record's bytes where the reader can ([`super::positional`]).
 #[derive(Debug, Default)]
-pub(crate) struct WireRecord {
+pub(crate) struct WireRecord<'a> {
     pub(crate) event_id: Option<Uuid>,
-    pub(crate) event_type: Option<String>,
+    pub(crate) event_type: Option<Cow<'a, str>>,
     pub(crate) event_version: Option<i32>,
-    pub(crate) resource_id: Option<String>,
+    pub(crate) resource_id: Option<Cow<'a, str>>,
     pub(crate) occurred_at: Option<i64>,
     pub(crate) command_id: Option<Uuid>,
     pub(crate) causation_id: Option<Uuid>,
     pub(crate) correlation_id: Option<Uuid>,
-    pub(crate) traceparent: Option<String>,
-    pub(crate) tracestate: Option<String>,
-    pub(crate) name: Option<String>,
+    pub(crate) traceparent: Option<Cow<'a, str>>,
+    pub(crate) tracestate: Option<Cow<'a, str>>,
+    pub(crate) name: Option<Cow<'a, str>>,
     pub(crate) capacity: Option<i32>,
     pub(crate) from: Option<i32>,
     pub(crate) to: Option<i32>,
-    pub(crate) reservation_id: Option<String>,
+    pub(crate) reservation_id: Option<Cow<'a, str>>,
     pub(crate) quantity: Option<i32>,
-    pub(crate) customer_id: Option<String>,
+    pub(crate) customer_id: Option<Cow<'a, str>>,
     pub(crate) expires_at: Option<i64>,
-    pub(crate) payment_ref: Option<String>,
-    pub(crate) reason: Option<String>,
+    pub(crate) payment_ref: Option<Cow<'a, str>>,
+    pub(crate) reason: Option<Cow<'a, str>>,
     pub(crate) released: Option<ReleasedFrom>,
 }
 
@@ -49,36 +52,36 @@ pub(crate) fn released_symbol(released: ReleasedFrom) -> (u32, &'static str) {
     }
 }
 
-impl WireRecord {
+impl WireRecord<'_> {
     /// The fields of a generic record; fields no event has are ignored.
-    pub(crate) fn from_value(value: Value) -> Result<Self, CodecError> {
+    pub(crate) fn from_value(value: Value) -> Result<WireRecord<'static>, CodecError> {
         let Value::Record(fields) = value else {
             return Err(CodecError::invalid("(record)", "expected a record"));
         };
-        let mut r = Self::default();
+        let mut r = WireRecord::default();
         for (name, value) in fields {
             let f = name.as_str();
             match f {
                 "event_id" => r.event_id = Some(fields::uuid(f, value)?),
-                "event_type" => r.event_type = Some(fields::string(f, value)?),
+                "event_type" => r.event_type = Some(fields::string(f, value)?.into()),
                 "event_version" => r.event_version = Some(fields::int(f, value)?),
-                "resource_id" => r.resource_id = Some(fields::string(f, value)?),
+                "resource_id" => r.resource_id = Some(fields::string(f, value)?.into()),
                 "occurred_at" => r.occurred_at = Some(fields::micros(f, value)?),
                 "command_id" => r.command_id = Some(fields::uuid(f, value)?),
                 "causation_id" => r.causation_id = Some(fields::uuid(f, value)?),
                 "correlation_id" => r.correlation_id = Some(fields::uuid(f, value)?),
-                "traceparent" => r.traceparent = fields::nullable_string(f, value)?,
-                "tracestate" => r.tracestate = fields::nullable_string(f, value)?,
-                "name" => r.name = Some(fields::string(f, value)?),
+                "traceparent" => r.traceparent = fields::nullable_string(f, value)?.map(Cow::Owned),
+                "tracestate" => r.tracestate = fields::nullable_string(f, value)?.map(Cow::Owned),
+                "name" => r.name = Some(fields::string(f, value)?.into()),
                 "capacity" => r.capacity = Some(fields::int(f, value)?),
                 "from" => r.from = Some(fields::int(f, value)?),
                 "to" => r.to = Some(fields::int(f, value)?),
-                "reservation_id" => r.reservation_id = Some(fields::string(f, value)?),
+                "reservation_id" => r.reservation_id = Some(fields::string(f, value)?.into()),
                 "quantity" => r.quantity = Some(fields::int(f, value)?),
-                "customer_id" => r.customer_id = Some(fields::string(f, value)?),
+                "customer_id" => r.customer_id = Some(fields::string(f, value)?.into()),
                 "expires_at" => r.expires_at = Some(fields::micros(f, value)?),
-                "payment_ref" => r.payment_ref = fields::nullable_string(f, value)?,
-                "reason" => r.reason = fields::nullable_string(f, value)?,
+                "payment_ref" => r.payment_ref = fields::nullable_string(f, value)?.map(Cow::Owned),
+                "reason" => r.reason = fields::nullable_string(f, value)?.map(Cow::Owned),
                 "released" => {
                     r.released = Some(match fields::symbol(f, value)?.as_str() {
                         "HELD" => ReleasedFrom::Held,
@@ -115,8 +118,8 @@ impl WireRecord {
             command_id: required(self.command_id, "command_id")?,
             causation_id: required(self.causation_id, "causation_id")?,
             correlation_id: required(self.correlation_id, "correlation_id")?,
-            traceparent: self.traceparent,
-            tracestate: self.tracestate,
+            traceparent: self.traceparent.map(Cow::into_owned),
+            tracestate: self.tracestate.map(Cow::into_owned),
         };
         let reservation_id = || {
             let id = required(self.reservation_id.as_deref(), "reservation_id")?;
@@ -144,11 +147,11 @@ impl WireRecord {
             },
             EventType::ReservationConfirmed => EventPayload::ReservationConfirmed {
                 reservation_id: reservation_id()?,
-                payment_ref: self.payment_ref,
+                payment_ref: self.payment_ref.map(Cow::into_owned),
             },
             EventType::ReservationCancelled => EventPayload::ReservationCancelled {
                 reservation_id: reservation_id()?,
-                reason: self.reason,
+                reason: self.reason.map(Cow::into_owned),
                 released: required(self.released, "released")?,
             },
             EventType::HoldExpired => EventPayload::HoldExpired { reservation_id: reservation_id()? },

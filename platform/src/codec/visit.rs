@@ -1,95 +1,22 @@
-//! Serde visitors that read an event record straight into a [`WireRecord`]: by position
-//! ([`Positional`], the embedded schema's exact field order) or by name ([`Named`], any
-//! schema of the record, unknown fields skipped). Used by [`super::direct`] only.
+//! A serde visitor that reads an event record straight into a [`WireRecord`] by name
+//! ([`Named`]: any schema of the record, unknown fields skipped). Used by [`super::direct`]
+//! only; a writer with the embedded schema's exact field order is read by
+//! [`super::positional`].
 
 use holdfast_domain::{EventType, ReleasedFrom};
 use serde::Deserialize;
-use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
 
-use super::direct::field_count;
 use super::record::WireRecord;
 
 /// A [`WireRecord`] read by name from the record of `EventType::ALL[K]`.
-pub(crate) struct Named<const K: usize>(pub(crate) Box<WireRecord>);
+pub(crate) struct Named<const K: usize>(pub(crate) Box<WireRecord<'static>>);
 
 impl<'de, const K: usize> Deserialize<'de> for Named<K> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         // The schema-aware deserializer checks this name against the record's.
         let name = EventType::ALL.get(K).map_or("", |t| t.as_str());
         d.deserialize_struct(name, FIELDS, ByName).map(Self)
-    }
-}
-
-/// A [`WireRecord`] read by position from the embedded record of `EventType::ALL[K]`.
-pub(crate) struct Positional<const K: usize>(pub(crate) Box<WireRecord>);
-
-impl<'de, const K: usize> Deserialize<'de> for Positional<K> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let event_type =
-            EventType::ALL.get(K).copied().ok_or_else(|| de::Error::custom("no such event type"))?;
-        d.deserialize_tuple(field_count(event_type), InOrder(event_type)).map(Self)
-    }
-}
-
-/// Reads the fields of `.0`'s embedded schema in order.
-struct InOrder(EventType);
-
-// The record is filled in place on the heap: it is large, and serde's layers would
-// otherwise copy it at every return.
-impl<'de> Visitor<'de> for InOrder {
-    type Value = Box<WireRecord>;
-
-    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "a {} record", self.0)
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Box<WireRecord>, A::Error> {
-        /// The next field, which must be there.
-        fn next<'de, T: Deserialize<'de>, A: SeqAccess<'de>>(seq: &mut A) -> Result<T, A::Error> {
-            seq.next_element()?.ok_or_else(|| de::Error::custom("the record ended early"))
-        }
-        let s = &mut seq;
-        let mut r = Box::<WireRecord>::default();
-        r.event_id = Some(next(s)?);
-        r.event_type = Some(next(s)?);
-        r.event_version = Some(next(s)?);
-        r.resource_id = Some(next(s)?);
-        r.occurred_at = Some(next(s)?);
-        r.command_id = Some(next(s)?);
-        r.causation_id = Some(next(s)?);
-        r.correlation_id = Some(next(s)?);
-        r.traceparent = next(s)?;
-        r.tracestate = next(s)?;
-        match self.0 {
-            EventType::ResourceDefined => {
-                r.name = Some(next(s)?);
-                r.capacity = Some(next(s)?);
-            }
-            EventType::CapacityChanged => {
-                r.from = Some(next(s)?);
-                r.to = Some(next(s)?);
-                r.capacity = Some(next(s)?);
-            }
-            EventType::ReservationHeld => {
-                r.reservation_id = Some(next(s)?);
-                r.from = Some(next(s)?);
-                r.to = Some(next(s)?);
-                r.quantity = Some(next(s)?);
-                r.customer_id = Some(next(s)?);
-                r.expires_at = Some(next(s)?);
-            }
-            EventType::ReservationConfirmed => {
-                r.reservation_id = Some(next(s)?);
-                r.payment_ref = next(s)?;
-            }
-            EventType::ReservationCancelled => {
-                r.reservation_id = Some(next(s)?);
-                r.reason = next(s)?;
-                r.released = Some(next::<Released, _>(s)?.0);
-            }
-            EventType::HoldExpired => r.reservation_id = Some(next(s)?),
-        }
-        Ok(r)
     }
 }
 
@@ -151,14 +78,14 @@ const FIELDS: &[&str] = &[
 struct ByName;
 
 impl<'de> Visitor<'de> for ByName {
-    type Value = Box<WireRecord>;
+    type Value = Box<WireRecord<'static>>;
 
     fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("a Holdfast event record")
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Box<WireRecord>, A::Error> {
-        let mut r = Box::<WireRecord>::default();
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Box<WireRecord<'static>>, A::Error> {
+        let mut r = Box::<WireRecord<'static>>::default();
         while let Some(field) = map.next_key::<Field>()? {
             match field {
                 Field::EventId => r.event_id = Some(map.next_value()?),
