@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use holdfast_platform::config::parse_duration;
-use holdfast_platform::{KafkaArgs, RegistryArgs, TelemetryArgs, TopicArgs};
+use holdfast_platform::{AuthArgs, KafkaArgs, RegistryArgs, TelemetryArgs, TopicArgs};
 
 /// Settings of the command service.
 #[derive(Debug, Clone, Parser)]
@@ -23,6 +23,9 @@ pub struct Config {
     /// Schema registry.
     #[command(flatten)]
     pub registry: RegistryArgs,
+    /// Bearer tokens.
+    #[command(flatten)]
+    pub auth: AuthArgs,
     /// Logging and shutdown.
     #[command(flatten)]
     pub telemetry: TelemetryArgs,

@@ -18,6 +18,7 @@ pub mod replies;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use holdfast_platform::auth::Authenticator;
 use holdfast_platform::codec::EventCodec;
 use holdfast_platform::kafka::{KafkaProbe, producer_config, reader_config};
 use holdfast_platform::producer::Producer;
@@ -89,7 +90,8 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> R
         metrics.clone(),
     ));
     let codec = Arc::new(EventCodec::new(&config.registry, &layout.events).map_err(anyhow::Error::new)?);
-    let state = http::AppState::new(Arc::clone(&dispatcher), metrics.clone())
+    let auth = Authenticator::new(&config.auth).await?;
+    let state = http::AppState::new(Arc::clone(&dispatcher), metrics.clone(), auth)
         .with_max_in_flight(config.max_in_flight)
         .with_request_timeout(config.command_wait + std::time::Duration::from_secs(5));
     let router = http::router(state).merge(ops.router());

@@ -10,6 +10,8 @@ STACK_DIR=${HOLDFAST_STACK_DIR:-$REPO_ROOT/.stack}
 RUN_DIR=$STACK_DIR/run
 LOG_DIR=$STACK_DIR/logs
 LOCAL_DIR=$REPO_ROOT/infra/local
+# The HS256 secret local services check bearer tokens with (infra/local/token signs with it).
+AUTH_SECRET=$STACK_DIR/auth/hs256.key
 mkdir -p "$RUN_DIR" "$LOG_DIR"
 
 # Pinned versions (see docs/local-stack.md for why these).
@@ -21,6 +23,14 @@ KAFKA_CONTROLLER_PORT=9093
 REGISTRY_PORT=8085
 POSTGRES_PORT=5432
 REDIS_PORT=6379
+
+# Creates the local token secret once: 32 random bytes as hex, readable by the owner only.
+ensure_auth_secret() {
+  [[ -s $AUTH_SECRET ]] && return 0
+  mkdir -p "$(dirname "$AUTH_SECRET")"
+  (umask 077 && od -An -tx1 -N32 /dev/urandom | tr -d ' \n' >"$AUTH_SECRET")
+  log "generated the local token secret in $AUTH_SECRET"
+}
 
 log() { printf '\033[1m[stack]\033[0m %s\n' "$*" >&2; }
 die() { printf '\033[1;31m[stack] error:\033[0m %s\n' "$*" >&2; exit 1; }

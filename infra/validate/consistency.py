@@ -164,6 +164,13 @@ def check_overlay(overlay: str, docs: list[dict], code: dict, documented: set[st
             needed |= {"HOLDFAST_POSTGRES_URLS", "HOLDFAST_REDIS_URLS"}
         if "HOLDFAST_INSTANCE_ID" in variables:
             needed.add("HOLDFAST_INSTANCE_ID")
+        if "HOLDFAST_AUTH_JWKS" in variables:
+            # Tokens from the identity provider's keys; the shared HS256 secret is for local
+            # development only and must never reach a cluster.
+            needed |= {"HOLDFAST_AUTH_JWKS", "HOLDFAST_AUTH_ISSUER", "HOLDFAST_AUTH_AUDIENCE"}
+            for var in ("HOLDFAST_AUTH_HS256_SECRET", "HOLDFAST_AUTH_HS256_SECRET_FILE"):
+                if var in env:
+                    fail(f"{where}: {name} gets {var}: HS256 secrets are for local development only")
         for var in sorted(needed - env.keys()):
             fail(f"{where}: {name} does not get {var}")
         if env.get("HOLDFAST_PARTITIONS") != str(partitions_default):

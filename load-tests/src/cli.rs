@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use clap::{ArgGroup, Args, Parser, Subcommand};
 use holdfast_platform::config::parse_duration;
+use secrecy::SecretString;
 
 use crate::schedule::Phase;
 use crate::workload::Mix;
@@ -111,6 +112,14 @@ pub struct RunArgs {
     /// No progress lines on stderr.
     #[arg(long)]
     pub quiet: bool,
+    /// Bearer token sent with every request (`infra/local/token` prints one). It needs every
+    /// scope: the load holds for many customers and reads their reservations.
+    #[arg(long, env = "HOLDFAST_LOAD_TOKEN", hide_env_values = true, value_parser = parse_secret_token)]
+    pub token: Option<SecretString>,
+    /// Mint the token with the HS256 secret in this file instead (the local stack's
+    /// `.stack/auth/hs256.key`). Not needed with `--spawn`, which makes its own.
+    #[arg(long, env = "HOLDFAST_LOAD_TOKEN_SECRET_FILE", default_value = ".stack/auth/hs256.key")]
+    pub token_secret_file: Option<std::path::PathBuf>,
     /// Seed of the workload's random choices (random by default).
     #[arg(long, env = "HOLDFAST_LOAD_SEED")]
     pub seed: Option<u64>,
@@ -241,6 +250,15 @@ pub fn parse_zipf(raw: &str) -> Result<f64, String> {
         Ok(s) if s.is_finite() && s >= 0.0 => Ok(s),
         _ => Err(format!("expected a Zipf exponent >= 0, got {raw:?}")),
     }
+}
+
+/// A bearer token given on the command line or in the environment, kept out of `Debug`.
+fn parse_secret_token(raw: &str) -> Result<SecretString, String> {
+    let token = raw.trim().strip_prefix("Bearer ").unwrap_or(raw.trim());
+    if token.is_empty() || !token.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err("a token is visible ASCII, without spaces".into());
+    }
+    Ok(SecretString::from(token))
 }
 
 #[cfg(test)]

@@ -29,12 +29,17 @@ pub const NO_PROBLEM_TYPE: &str = "(no problem type)";
 const EMPTY_OBJECT: &[u8] = b"{}";
 
 /// The shared client: HTTP/1.1 with keep-alive, up to `pool` idle connections, `timeout` per
-/// request (connect included).
+/// request (connect included), `token` as the bearer of every request.
 ///
 /// # Errors
 /// When the TLS backend cannot be initialised.
-pub fn build(pool: usize, timeout: Duration) -> reqwest::Result<Client> {
+pub fn build(pool: usize, timeout: Duration, token: &str) -> reqwest::Result<Client> {
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Ok(bearer) = HeaderValue::from_str(&format!("Bearer {token}")) {
+        headers.insert(reqwest::header::AUTHORIZATION, bearer);
+    }
     Client::builder()
+        .default_headers(headers)
         .pool_max_idle_per_host(pool)
         .pool_idle_timeout(Duration::from_secs(90))
         .tcp_nodelay(true)
@@ -85,7 +90,8 @@ impl Answer {
     }
 
     /// Whether the service answered with a decision: any 2xx but 202, or a 4xx other than
-    /// 429. A 202 (decided later), 429 (not admitted), 5xx or no response is not one.
+    /// 401, 403 and 429. A 202 (decided later), 401 or 403 (the token was refused: nothing
+    /// was decided), 429 (not admitted), 5xx or no response is not one.
     #[must_use]
     pub fn decided(&self) -> bool {
         self.status().is_some_and(is_decision)
@@ -105,10 +111,11 @@ impl Answer {
     }
 }
 
-/// Whether an answer with `status` is a decision: any 2xx but 202, or a 4xx other than 429.
+/// Whether an answer with `status` is a decision: any 2xx but 202, or a 4xx other than 401,
+/// 403 and 429.
 #[must_use]
 pub fn is_decision(status: u16) -> bool {
-    status < 500 && status != 202 && status != 429
+    status < 500 && !matches!(status, 202 | 401 | 403 | 429)
 }
 
 /// The last path segment of a problem `type` URI (`insufficient-capacity`).
@@ -386,7 +393,8 @@ mod tests {
     }
 
     fn target(query: Option<&str>) -> Target {
-        let client = build(4, Duration::from_secs(5)).expect("a client");
+        let client =
+            build(4, Duration::from_secs(5), &holdfast_platform::testing::admin_token()).expect("a client");
         let target = Target::new(client, "http://127.0.0.1:8080/");
         match query {
             Some(query) => target.with_query(query),

@@ -11,8 +11,10 @@ use std::path::Path;
 use std::time::Duration;
 
 use futures::StreamExt as _;
+use holdfast_platform::auth::{Scope, mint_hs256};
 use rand::SeedableRng as _;
 use rand::rngs::SmallRng;
+use secrecy::ExposeSecret as _;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -74,20 +76,56 @@ pub struct PendingSettled {
     pub undecided: u64,
 }
 
-/// Where a run sends its requests.
-#[derive(Debug, Clone)]
+/// The subject of the tokens the load generator mints.
+pub const LOAD_SUBJECT: &str = "holdfast-load";
+
+/// Where a run sends its requests, and the bearer token it sends them with.
+#[derive(Clone)]
 pub struct Endpoints {
     /// Base URLs of the command service instances (requests go round-robin).
     pub commands: Vec<String>,
     /// Base URL of the query service.
     pub query: String,
+    /// Sent as `Authorization: Bearer` with every request. Holds for many customers need
+    /// `resources:admin`; answers 401 and 403 count as errors, never as decisions.
+    pub token: String,
+}
+
+impl std::fmt::Debug for Endpoints {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Endpoints")
+            .field("commands", &self.commands)
+            .field("query", &self.query)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Endpoints {
-    /// The targets named by the flags.
-    #[must_use]
-    pub fn of(args: &RunArgs) -> Self {
-        Self { commands: vec![args.target.clone()], query: args.query_target.clone() }
+    /// The targets and token named by the flags: `--token`, or one minted with the secret in
+    /// `--token-secret-file` (the local stack's `.stack/auth/hs256.key`).
+    ///
+    /// # Errors
+    /// When neither is given, or the secret file cannot be read or used.
+    pub fn of(args: &RunArgs) -> Result<Self, LoadError> {
+        let token = match (&args.token, &args.token_secret_file) {
+            (Some(token), _) => token.expose_secret().to_owned(),
+            (None, Some(path)) => {
+                let secret = std::fs::read(path).map_err(|e| {
+                    LoadError::Settings(format!("--token-secret-file {}: {e}", path.display()))
+                })?;
+                let day = std::time::Duration::from_secs(24 * 3600);
+                let (issuer, audience) = ("holdfast-local", "holdfast");
+                mint_hs256(secret.trim_ascii(), issuer, audience, LOAD_SUBJECT, &Scope::ALL, day).map_err(
+                    |e| LoadError::Settings(format!("--token-secret-file {}: {e}", path.display())),
+                )?
+            }
+            (None, None) => {
+                return Err(LoadError::Settings(
+                    "give --token, or --token-secret-file (make up writes .stack/auth/hs256.key)".into(),
+                ));
+            }
+        };
+        Ok(Self { commands: vec![args.target.clone()], query: args.query_target.clone(), token })
     }
 }
 
@@ -135,7 +173,7 @@ where
     };
     let workload = Workload::new(shape, SmallRng::seed_from_u64(seed)).map_err(LoadError::Settings)?;
     let pool = usize::try_from(args.max_in_flight).unwrap_or(usize::MAX);
-    let client = client::build(pool, args.timeout).map_err(LoadError::Client)?;
+    let client = client::build(pool, args.timeout, &endpoints.token).map_err(LoadError::Client)?;
     let target = Target::new(client, &endpoints.commands[0])
         .with_commands(&endpoints.commands)
         .with_query(&endpoints.query);
@@ -169,7 +207,7 @@ pub async fn run_load(args: &RunArgs, stop: impl Future<Output = ()>) -> Result<
     let run_id = format!("{:08x}", rand::random::<u32>());
     let out_dir = output::results_dir(args.out.as_deref(), &run_id);
     let nothing = |_: Instant, _: watch::Receiver<bool>| async {};
-    run(args, &Endpoints::of(args), &run_id, &out_dir, stop, nothing).await.map(|(report, ())| report)
+    run(args, &Endpoints::of(args)?, &run_id, &out_dir, stop, nothing).await.map(|(report, ())| report)
 }
 
 /// A request that finished.

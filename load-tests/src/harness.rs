@@ -112,8 +112,12 @@ pub async fn run(args: &RunArgs, stop: impl Future<Output = ()>) -> Result<RunRe
     };
 
     let endpoints = match &services.spawned {
-        Some(spawned) => Endpoints { commands: spawned.command_urls(), query: spawned.url(Role::Query) },
-        None => Endpoints::of(args),
+        Some(spawned) => Endpoints {
+            commands: spawned.command_urls(),
+            query: spawned.url(Role::Query),
+            token: spawned.token().map_err(LoadError::Settings)?,
+        },
+        None => Endpoints::of(args)?,
     };
     let metrics = match &services.spawned {
         Some(spawned) => Some(format!("{}/metrics", spawned.url(Role::Projection))),

@@ -130,7 +130,8 @@ mod tests {
     #[tokio::test]
     async fn definitions_answered_503_are_asked_again_with_their_key() {
         let (base, seen) = flaky_api(2).await;
-        let target = Target::new(crate::client::build(8, Duration::from_secs(5)).expect("client"), &base);
+        let target =
+            Target::new(crate::client::build(8, Duration::from_secs(5), "t").expect("client"), &base);
         let stats =
             define_resources(&target, &workload(3), 5, "run", true).await.expect("defined in the end");
         assert_eq!(stats.status.get(&201), Some(&3), "the final answers are recorded: {:?}", stats.status);

@@ -12,9 +12,11 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use holdfast_platform::auth::{Scope, mint_hs256};
 use secrecy::{ExposeSecret as _, SecretString};
 use tokio::process::{Child, Command};
 
+use crate::driver::LOAD_SUBJECT;
 use crate::fault::{FaultKind, Injected};
 
 /// Why the services could not be started.
@@ -113,6 +115,8 @@ pub struct SpawnSettings {
 #[derive(Debug)]
 pub struct Spawned {
     settings: SpawnSettings,
+    /// The HS256 secret the spawned services check tokens with (fresh for every run).
+    secret: SecretString,
     ports: HashMap<Role, u16>,
     children: HashMap<Role, Child>,
     /// Which command instance the next command fault hits.
@@ -133,7 +137,10 @@ impl Spawned {
             .map_err(|source| StackError::Process { what: "mkdir for the logs".into(), source })?;
         let mut roles: Vec<Role> = (1..=settings.command_instances).map(Role::Command).collect();
         roles.extend([Role::Projection, Role::Query]);
-        let mut spawned = Self { settings, ports: HashMap::new(), children: HashMap::new(), next_victim: 0 };
+        let secret =
+            SecretString::from(format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple()));
+        let mut spawned =
+            Self { settings, secret, ports: HashMap::new(), children: HashMap::new(), next_victim: 0 };
         for role in &roles {
             let port = free_port().map_err(|source| StackError::Process { what: "bind".into(), source })?;
             spawned.ports.insert(*role, port);
@@ -158,6 +165,18 @@ impl Spawned {
     #[must_use]
     pub fn command_urls(&self) -> Vec<String> {
         (1..=self.settings.command_instances).map(|n| self.url(Role::Command(n))).collect()
+    }
+
+    /// A token the spawned services accept, with every scope (the load acts for many
+    /// customers).
+    ///
+    /// # Errors
+    /// Never in practice: the secret is 64 characters.
+    pub fn token(&self) -> Result<String, String> {
+        let secret = self.secret.expose_secret().as_bytes();
+        let day = Duration::from_secs(24 * 3600);
+        mint_hs256(secret, "holdfast-local", "holdfast", LOAD_SUBJECT, &Scope::ALL, day)
+            .map_err(|e| e.to_string())
     }
 
     /// `http://127.0.0.1:<port>` of `role`.
@@ -189,6 +208,7 @@ impl Spawned {
             .env("HOLDFAST_SESSION_TIMEOUT", "6s")
             .env("HOLDFAST_LOG", "warn")
             .env("HOLDFAST_LOG_FORMAT", "json")
+            .env("HOLDFAST_AUTH_HS256_SECRET", self.secret.expose_secret())
             .stdin(Stdio::null())
             .stdout(Stdio::from(stdout))
             .stderr(Stdio::from(stderr))

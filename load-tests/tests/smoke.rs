@@ -19,6 +19,7 @@ const INSUFFICIENT_CAPACITY: &str = "https://holdfast.dev/problems/insufficient-
 
 async fn command_service(topics: &TopicArgs) -> RunningService {
     let mut config = Config::parse_from(["command-service"]);
+    config.auth = testing::auth();
     config.kafka = testing::kafka();
     config.topics = topics.clone();
     config.registry = testing::registry();
@@ -93,6 +94,7 @@ async fn a_short_open_model_run_is_answered_and_reported() {
         out.to_str().expect("utf-8 temp dir"),
     ];
     let mut args = RunArgs::from_flags(flags).expect("valid flags");
+    args.token = Some(testing::admin_token().into());
     args.harness.services.topics = topics.clone();
     args.harness.services.kafka = testing::kafka();
     args.harness.services.registry = testing::registry();

@@ -5,6 +5,7 @@
 //! Secrets (database and Redis URLs, which may carry passwords) are held in
 //! [`SecretString`] so they never reach a log line through `Debug`.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
@@ -41,6 +42,28 @@ pub struct TopicArgs {
     /// `min.insync.replicas` set on created topics.
     #[arg(long, env = "HOLDFAST_MIN_INSYNC_REPLICAS", default_value_t = 1)]
     pub min_insync_replicas: i32,
+}
+
+/// Bearer-token settings (see `crate::auth`).
+#[derive(Debug, Clone, Args)]
+pub struct AuthArgs {
+    /// JWKS document with the public keys of the token issuer (RS256, ES256): a file path or
+    /// an `http(s)://` URL. Read at start and again when a token names an unknown key.
+    #[arg(long = "auth-jwks", env = "HOLDFAST_AUTH_JWKS")]
+    pub jwks: Option<String>,
+    /// File holding a shared HS256 secret (at least 32 bytes). For local development only.
+    #[arg(long = "auth-hs256-secret-file", env = "HOLDFAST_AUTH_HS256_SECRET_FILE")]
+    pub hs256_secret_file: Option<PathBuf>,
+    /// A shared HS256 secret given directly (at least 32 bytes), instead of the file. For local
+    /// development and tests only.
+    #[arg(long = "auth-hs256-secret", env = "HOLDFAST_AUTH_HS256_SECRET", hide_env_values = true, value_parser = parse_secret)]
+    pub hs256_secret: Option<SecretString>,
+    /// Required `iss` claim.
+    #[arg(long = "auth-issuer", env = "HOLDFAST_AUTH_ISSUER", default_value = "holdfast-local")]
+    pub issuer: String,
+    /// Required `aud` claim (one of the token's audiences).
+    #[arg(long = "auth-audience", env = "HOLDFAST_AUTH_AUDIENCE", default_value = "holdfast")]
+    pub audience: String,
 }
 
 /// Schema registry settings (Confluent-compatible API).

@@ -5,6 +5,7 @@
 //! service crate wires these pieces together.
 
 pub mod audit;
+pub mod auth;
 pub mod codec;
 pub mod config;
 pub mod headers;
@@ -24,7 +25,7 @@ pub mod telemetry;
 pub mod testing;
 pub mod topics;
 
-pub use config::{KafkaArgs, PostgresArgs, RedisArgs, RegistryArgs, TelemetryArgs, TopicArgs};
+pub use config::{AuthArgs, KafkaArgs, PostgresArgs, RedisArgs, RegistryArgs, TelemetryArgs, TopicArgs};
 pub use ops::{Ops, Readiness};
 pub use service::ServiceError;
 pub use shutdown::Shutdown;

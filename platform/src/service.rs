@@ -27,6 +27,9 @@ pub enum ServiceError {
     /// A Redis client could not be set up; check the URLs and cluster mode.
     #[error("redis error: {0}")]
     Redis(#[from] redis::RedisError),
+    /// The token keys could not be read; fix the `HOLDFAST_AUTH_*` settings.
+    #[error("token keys: {0}")]
+    Auth(#[from] crate::auth::KeyError),
     /// Draining after SIGTERM took longer than the grace period; in-flight work was abandoned.
     #[error(transparent)]
     Grace(#[from] GraceExceeded),

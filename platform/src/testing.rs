@@ -8,7 +8,79 @@ use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::config::{KafkaArgs, PostgresArgs, RedisArgs, RegistryArgs, TopicArgs};
+use crate::auth::{Authenticator, Scope, mint_hs256};
+use crate::config::{AuthArgs, KafkaArgs, PostgresArgs, RedisArgs, RegistryArgs, TopicArgs};
+
+/// The HS256 secret every test service and test token shares (pass it to a service process
+/// as `HOLDFAST_AUTH_HS256_SECRET`).
+pub const TEST_SECRET: &str = "holdfast-tests-only-shared-secret-0123456789";
+/// The subject of [`admin_token`].
+pub const ADMIN: &str = "holdfast-test-admin";
+
+/// Token settings of test services: the test secret, the default issuer and audience.
+#[must_use]
+pub fn auth() -> AuthArgs {
+    AuthArgs {
+        jwks: None,
+        hs256_secret_file: None,
+        hs256_secret: Some(SecretString::from(TEST_SECRET)),
+        issuer: "holdfast-local".into(),
+        audience: "holdfast".into(),
+    }
+}
+
+/// The authenticator of [`auth`], for routers built in-process.
+///
+/// # Panics
+/// Never: the test secret is valid.
+#[must_use]
+pub fn authenticator() -> Authenticator {
+    Authenticator::hs256(TEST_SECRET.as_bytes(), "holdfast-local", "holdfast")
+        .expect("the test secret is valid")
+}
+
+/// A token for `subject` with `scopes`, valid for an hour, accepted by test services.
+///
+/// # Panics
+/// Never: the test secret is valid.
+#[must_use]
+pub fn token(subject: &str, scopes: &[Scope]) -> String {
+    mint_hs256(
+        TEST_SECRET.as_bytes(),
+        "holdfast-local",
+        "holdfast",
+        subject,
+        scopes,
+        Duration::from_secs(3600),
+    )
+    .expect("the test secret is valid")
+}
+
+/// A token with every scope: an administrator, who may act for any customer.
+#[must_use]
+pub fn admin_token() -> String {
+    token(ADMIN, &Scope::ALL)
+}
+
+/// An HTTP client builder whose clients send [`admin_token`] with every request.
+///
+/// # Panics
+/// Never: a token is ASCII.
+pub fn http_builder() -> reqwest::ClientBuilder {
+    let mut headers = reqwest::header::HeaderMap::new();
+    let value = reqwest::header::HeaderValue::from_str(&format!("Bearer {}", admin_token())).expect("ASCII");
+    headers.insert(reqwest::header::AUTHORIZATION, value);
+    reqwest::Client::builder().default_headers(headers)
+}
+
+/// An HTTP client that sends [`admin_token`] with every request.
+///
+/// # Panics
+/// When the client cannot be built (no TLS backend), which the build rules out.
+#[must_use]
+pub fn http() -> reqwest::Client {
+    http_builder().build().expect("client")
+}
 
 /// A name no other test uses: `<prefix>_<12 hex digits>`.
 #[must_use]
@@ -188,12 +260,13 @@ impl RunningService {
         format!("http://{}{path}", self.addr)
     }
 
-    /// GETs `path` and returns the status and the JSON body (`Null` when it is not JSON).
+    /// GETs `path` with [`admin_token`] and returns the status and the JSON body (`Null` when
+    /// it is not JSON).
     ///
     /// # Panics
     /// When the service does not answer.
     pub async fn get_json(&self, path: &str) -> (u16, serde_json::Value) {
-        let response = reqwest::get(self.url(path)).await.expect("the service answers");
+        let response = http().get(self.url(path)).send().await.expect("the service answers");
         let status = response.status().as_u16();
         (status, response.json().await.unwrap_or(serde_json::Value::Null))
     }
@@ -259,6 +332,7 @@ pub fn run_then_sigterm(binary: &str, env: &[(&str, &str)]) -> Result<std::proce
     use std::process::{Command, Stdio};
 
     let mut child = Command::new(binary)
+        .env("HOLDFAST_AUTH_HS256_SECRET", TEST_SECRET)
         .envs(env.iter().copied())
         .env("HOLDFAST_LOG_FORMAT", "json")
         .stdout(Stdio::null())

@@ -123,6 +123,7 @@ async fn fixture(args: &Args) -> Fixture {
         .env("HOLDFAST_REDIS_KEY_PREFIX", &redis_args.key_prefix)
         .env("HOLDFAST_PARTITIONS", PARTITIONS.to_string())
         .env("HOLDFAST_LOG", "warn")
+        .env("HOLDFAST_AUTH_HS256_SECRET", testing::TEST_SECRET)
         .stdout(Stdio::null())
         .spawn()
         .expect("query-service starts");
@@ -228,7 +229,8 @@ fn main() {
     runtime.block_on(async {
         let fixture = if args.url.is_none() { Some(fixture(&args).await) } else { None };
         let base = args.url.clone().or_else(|| fixture.as_ref().map(|f| f.url.clone())).expect("a target");
-        let client = reqwest::Client::builder().pool_max_idle_per_host(args.connections).build().expect("client");
+        let client =
+            testing::http_builder().pool_max_idle_per_host(args.connections).build().expect("client");
         let stop = Arc::new(AtomicBool::new(false));
         let written = Arc::new(AtomicU64::new(0));
         let writer_task = match (&fixture, args.write_rate) {

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use holdfast_platform::config::parse_duration;
-use holdfast_platform::{PostgresArgs, RedisArgs, TelemetryArgs, TopicArgs};
+use holdfast_platform::{AuthArgs, PostgresArgs, RedisArgs, TelemetryArgs, TopicArgs};
 
 /// Settings of the query service.
 #[derive(Debug, Clone, Parser)]
@@ -26,6 +26,9 @@ pub struct Config {
     /// Logging and shutdown.
     #[command(flatten)]
     pub telemetry: TelemetryArgs,
+    /// Bearer tokens.
+    #[command(flatten)]
+    pub auth: AuthArgs,
     /// Longest a read waits for its `min_position` before answering 503 with `Retry-After`.
     #[arg(long, env = "HOLDFAST_QUERY_MAX_WAIT", default_value = "2s", value_parser = parse_duration)]
     pub max_wait: Duration,

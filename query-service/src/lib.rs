@@ -19,6 +19,7 @@ pub mod watermarks;
 use std::sync::Arc;
 
 use axum::Router;
+use holdfast_platform::auth::Authenticator;
 use holdfast_platform::redis::Redis;
 use holdfast_platform::topics::TopicLayout;
 use holdfast_platform::{Ops, Readiness, ServiceError, Shutdown, postgres, service};
@@ -76,6 +77,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> R
         }),
         shutdown: shutdown.clone(),
         streams: Arc::default(),
+        auth: Authenticator::new(&config.auth).await?,
     };
     let ops = ops::OpsState { ops, shards: reads.shards().to_vec(), redis };
     let router = Router::new().merge(ops::router(ops)).merge(http::router(state));

@@ -44,14 +44,17 @@ pub fn key(headers: &HeaderMap) -> Result<Option<&str>, FieldError> {
     }
 }
 
-/// The command id of a request: UUIDv5 over `"{METHOD} {path} {key}"` with a key, so every
-/// retry names the same command (and the same reservation); a fresh UUIDv7 without one.
+/// The command id of a request: UUIDv5 over `"{METHOD} {path} {key} {subject}"` with a key,
+/// so every retry by the same caller names the same command (and the same reservation), and
+/// the same key sent by two callers names two commands; a fresh UUIDv7 without a key. The
+/// subject comes last: method, path and key hold no spaces, so the name is unambiguous.
 #[must_use]
-pub fn command_id(method: &Method, path: &str, key: Option<&str>) -> Uuid {
+pub fn command_id(subject: &str, method: &Method, path: &str, key: Option<&str>) -> Uuid {
     match key {
-        Some(key) => {
-            Uuid::new_v5(&COMMAND_ID_NAMESPACE, format!("{} {path} {key}", method.as_str()).as_bytes())
-        }
+        Some(key) => Uuid::new_v5(
+            &COMMAND_ID_NAMESPACE,
+            format!("{} {path} {key} {subject}", method.as_str()).as_bytes(),
+        ),
         None => Uuid::now_v7(),
     }
 }
@@ -120,15 +123,16 @@ mod tests {
     }
 
     #[test]
-    fn command_ids_derive_from_method_path_and_key() {
-        let id = command_id(&Method::POST, "/v1/reservations", Some("k"));
-        assert_eq!(id, command_id(&Method::POST, "/v1/reservations", Some("k")));
+    fn command_ids_derive_from_caller_method_path_and_key() {
+        let id = command_id("ada", &Method::POST, "/v1/reservations", Some("k"));
+        assert_eq!(id, command_id("ada", &Method::POST, "/v1/reservations", Some("k")));
         assert_eq!(id.get_version_num(), 5);
-        let expected = Uuid::new_v5(&COMMAND_ID_NAMESPACE, b"POST /v1/reservations k");
+        let expected = Uuid::new_v5(&COMMAND_ID_NAMESPACE, b"POST /v1/reservations k ada");
         assert_eq!(id, expected);
-        assert_ne!(id, command_id(&Method::POST, "/v1/resources", Some("k")));
-        assert_ne!(id, command_id(&Method::POST, "/v1/reservations", Some("k2")));
-        let fresh = command_id(&Method::POST, "/v1/reservations", None);
+        assert_ne!(id, command_id("bob", &Method::POST, "/v1/reservations", Some("k")), "another caller");
+        assert_ne!(id, command_id("ada", &Method::POST, "/v1/resources", Some("k")));
+        assert_ne!(id, command_id("ada", &Method::POST, "/v1/reservations", Some("k2")));
+        let fresh = command_id("ada", &Method::POST, "/v1/reservations", None);
         assert_eq!(fresh.get_version_num(), 7);
     }
 

@@ -14,7 +14,10 @@ use holdfast_domain::{Command, CommandMeta, ValueError};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use holdfast_platform::auth::{AuthError, Principal};
+
 use super::AppState;
+use super::auth::acts_for;
 use super::idempotency;
 use super::outcome::{key_reused, pending, render};
 use super::problem::{FieldError, Problem, ProblemType};
@@ -30,6 +33,9 @@ const MAX_TRACESTATE: usize = 512;
 pub struct Intake {
     /// The request path (the problem `instance`).
     pub path: String,
+    /// Who sends it (left by [`super::auth::authenticate`]); `None` only on a router built
+    /// without the token check, and then every command is refused.
+    principal: Option<Principal>,
     meta: Result<CommandMeta, Vec<FieldError>>,
 }
 
@@ -38,8 +44,10 @@ impl<S: Send + Sync> FromRequestParts<S> for Intake {
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Infallible> {
         let path = parts.uri.path().to_owned();
-        let meta = meta(&parts.method, &path, &parts.headers);
-        Ok(Self { path, meta })
+        let principal = parts.extensions.get::<Principal>().cloned();
+        let subject = principal.as_ref().map_or("", |p| p.subject.as_str());
+        let meta = meta(&parts.method, &path, &parts.headers, subject);
+        Ok(Self { path, principal, meta })
     }
 }
 
@@ -112,6 +120,19 @@ impl Intake {
                 return Err(Problem::invalid_input(errors.collect(), &self.path));
             }
         };
+        let Some(principal) = &self.principal else {
+            return Err(Problem::from_auth(&AuthError::Missing, &self.path));
+        };
+        if let Command::PlaceHold { customer_id, .. } = &command
+            && !acts_for(principal, customer_id.as_str())
+        {
+            let detail = format!(
+                "a customer may hold only for itself: the token is {:?}'s, the hold for {:?}",
+                principal.subject,
+                customer_id.as_str()
+            );
+            return Err(Problem::new(ProblemType::Forbidden, detail, &self.path));
+        }
         let fingerprint =
             idempotency::fingerprint(&command).map_err(|error| Problem::internal(&error, &self.path))?;
         Ok(CommandEnvelope {
@@ -137,15 +158,21 @@ pub fn path_id<T>(
     parse(&segment).map_err(|error| error.reason)
 }
 
-/// Command metadata from the request headers, or every header error.
-fn meta(method: &Method, path: &str, headers: &HeaderMap) -> Result<CommandMeta, Vec<FieldError>> {
+/// Command metadata from the request headers and the caller's `subject`, or every header
+/// error.
+fn meta(
+    method: &Method,
+    path: &str,
+    headers: &HeaderMap,
+    subject: &str,
+) -> Result<CommandMeta, Vec<FieldError>> {
     let mut errors = Vec::new();
     let key = idempotency::key(headers).map_err(|e| errors.push(e)).ok().flatten();
     let correlation_id = correlation_id(headers).map_err(|e| errors.push(e)).ok().flatten();
     if !errors.is_empty() {
         return Err(errors);
     }
-    let mut meta = CommandMeta::new(idempotency::command_id(method, path, key));
+    let mut meta = CommandMeta::new(idempotency::command_id(subject, method, path, key));
     if let Some(correlation_id) = correlation_id {
         meta.correlation_id = correlation_id;
     }
@@ -202,8 +229,11 @@ mod tests {
         headers.insert("traceparent", HeaderValue::from_static(TRACEPARENT));
         headers.insert("tracestate", HeaderValue::from_static("vendor=1"));
         headers.insert("idempotency-key", HeaderValue::from_static("k"));
-        let meta = meta(&Method::POST, "/v1/resources", &headers).expect("valid headers");
-        assert_eq!(meta.command_id, idempotency::command_id(&Method::POST, "/v1/resources", Some("k")));
+        let meta = meta(&Method::POST, "/v1/resources", &headers, "ops").expect("valid headers");
+        assert_eq!(
+            meta.command_id,
+            idempotency::command_id("ops", &Method::POST, "/v1/resources", Some("k"))
+        );
         assert_eq!(meta.causation_id, meta.command_id);
         assert_eq!(meta.correlation_id, correlation);
         assert_eq!(meta.traceparent.as_deref(), Some(TRACEPARENT));
@@ -215,13 +245,13 @@ mod tests {
         let mut headers = HeaderMap::new();
         headers.insert("traceparent", HeaderValue::from_static("00-xyz-1-01"));
         headers.insert("tracestate", HeaderValue::from_static("vendor=1"));
-        let meta = meta(&Method::POST, "/v1/resources", &headers).expect("valid headers");
+        let meta = meta(&Method::POST, "/v1/resources", &headers, "ops").expect("valid headers");
         assert_eq!((meta.traceparent, meta.tracestate), (None, None));
         assert_eq!(meta.correlation_id, meta.command_id);
 
         headers.insert("x-correlation-id", HeaderValue::from_static("nope"));
         headers.insert("idempotency-key", HeaderValue::from_static("a b"));
-        let errors = super::meta(&Method::POST, "/", &headers).expect_err("two bad headers");
+        let errors = super::meta(&Method::POST, "/", &headers, "ops").expect_err("two bad headers");
         let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
         assert_eq!(fields, ["Idempotency-Key", "X-Correlation-Id"]);
     }

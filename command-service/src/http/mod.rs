@@ -13,7 +13,10 @@
 //! - an id in the path that cannot be valid answers 404 (`unknown-resource`,
 //!   `unknown-reservation`, `unknown-command`): nothing can exist under it;
 //! - `Idempotency-Key` is optional; without it each request is a new command (UUIDv7).
+//! - every route but `/openapi.json` needs a bearer token ([`auth`]); the scopes each route
+//!   needs are in [`auth::needed`].
 
+pub mod auth;
 pub mod body;
 pub mod commands;
 pub mod dto;
@@ -35,6 +38,7 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, Method, Uri};
 use axum::routing::{get, post, put};
+use holdfast_platform::auth::Authenticator;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 
 use self::commands::PendingCommands;
@@ -61,6 +65,8 @@ pub struct AppState {
     pub max_in_flight: usize,
     /// Longest a request may take before it is answered 503 `timeout`.
     pub request_timeout: Duration,
+    /// Checks bearer tokens.
+    pub auth: Authenticator,
     limiter: Arc<Limiter>,
     pending: Arc<PendingCommands>,
 }
@@ -68,12 +74,13 @@ pub struct AppState {
 impl AppState {
     /// State with the default limits ([`DEFAULT_MAX_IN_FLIGHT`], [`DEFAULT_REQUEST_TIMEOUT`]).
     #[must_use]
-    pub fn new(dispatcher: Arc<Dispatcher>, metrics: Metrics) -> Self {
+    pub fn new(dispatcher: Arc<Dispatcher>, metrics: Metrics, auth: Authenticator) -> Self {
         Self {
             dispatcher,
             metrics: Arc::new(metrics),
             max_in_flight: DEFAULT_MAX_IN_FLIGHT,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            auth,
             limiter: Arc::default(),
             pending: Arc::new(PendingCommands::new(PENDING_REMEMBERED)),
         }
@@ -125,13 +132,16 @@ impl Drop for Permit<'_> {
 /// unknown routes (404) and methods (405), request ids, spans, timeout and latency metrics.
 pub fn router(state: AppState) -> Router {
     let request_id = HeaderName::from_static(middleware::REQUEST_ID);
-    Router::new()
+    let api = Router::new()
         .route("/v1/resources", post(resources::define))
         .route("/v1/resources/{id}/capacity", put(resources::change_capacity))
         .route("/v1/reservations", post(reservations::place_hold))
         .route("/v1/reservations/{id}/confirm", post(reservations::confirm))
         .route("/v1/reservations/{id}/cancel", post(reservations::cancel))
         .route("/v1/commands/{command_id}", get(commands::outcome))
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::authenticate));
+    Router::new()
+        .merge(api)
         .route("/openapi.json", get(openapi::serve))
         .method_not_allowed_fallback(method_not_allowed)
         .fallback(not_found)

@@ -61,6 +61,7 @@ pub fn document() -> Document {
     }
     let description = document.info.description.get_or_insert_with(String::new);
     description.push_str(&catalogue);
+    holdfast_platform::auth::document(&mut document, super::auth::needed);
     document
 }
 

@@ -6,6 +6,7 @@
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use holdfast_platform::auth::AuthError;
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -25,6 +26,10 @@ pub enum ProblemType {
     InvalidInput,
     /// 422: the `Idempotency-Key` was used before for a different request.
     IdempotencyKeyReused,
+    /// 401: no valid bearer token; get one (see `WWW-Authenticate`).
+    Unauthorized,
+    /// 403: the token does not grant what the request needs, or a customer acts for another.
+    Forbidden,
     /// 404: no such resource.
     UnknownResource,
     /// 404: no such reservation.
@@ -63,10 +68,12 @@ pub enum ProblemType {
 
 impl ProblemType {
     /// Every problem type, for documentation and tests.
-    pub const ALL: [Self; 20] = [
+    pub const ALL: [Self; 22] = [
         Self::MalformedJson,
         Self::InvalidInput,
         Self::IdempotencyKeyReused,
+        Self::Unauthorized,
+        Self::Forbidden,
         Self::UnknownResource,
         Self::UnknownReservation,
         Self::UnknownCommand,
@@ -116,6 +123,8 @@ impl ProblemType {
             Self::MalformedJson => ("malformed-json", S::BAD_REQUEST, "Malformed JSON"),
             Self::InvalidInput => ("invalid-input", S::UNPROCESSABLE_ENTITY, "Invalid input"),
             Self::IdempotencyKeyReused => ("idempotency-key-reused", S::UNPROCESSABLE_ENTITY, "Key reused"),
+            Self::Unauthorized => ("unauthorized", S::UNAUTHORIZED, "Unauthorized"),
+            Self::Forbidden => ("forbidden", S::FORBIDDEN, "Forbidden"),
             Self::UnknownResource => ("unknown-resource", S::NOT_FOUND, "Unknown resource"),
             Self::UnknownReservation => ("unknown-reservation", S::NOT_FOUND, "Unknown reservation"),
             Self::UnknownCommand => ("unknown-command", S::NOT_FOUND, "Unknown command"),
@@ -205,6 +214,11 @@ pub struct Problem {
     /// Seconds to wait before retrying (also sent as `Retry-After`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub retry_after: Option<u32>,
+    /// `unauthorized`, `forbidden`: the `WWW-Authenticate` challenge (RFC 6750), sent as a
+    /// header only.
+    #[serde(skip)]
+    #[schema(ignore)]
+    pub challenge: Option<String>,
 }
 
 impl Problem {
@@ -226,7 +240,22 @@ impl Problem {
             reservation_id: None,
             expired_at: None,
             retry_after: None,
+            challenge: None,
         }
+    }
+
+    /// The answer to a request the token check refused: 401 or 403 with a challenge, or 503
+    /// when the keys cannot be read.
+    #[must_use]
+    pub fn from_auth(error: &AuthError, instance: &str) -> Self {
+        let kind = match error {
+            AuthError::Missing | AuthError::Invalid(_) => ProblemType::Unauthorized,
+            AuthError::Forbidden { .. } => ProblemType::Forbidden,
+            AuthError::KeysUnavailable => {
+                return Self::new(ProblemType::Unavailable, error.to_string(), instance).retry_after(5);
+            }
+        };
+        Self { challenge: error.challenge(), ..Self::new(kind, error.to_string(), instance) }
     }
 
     /// `invalid-input` listing `errors`.
@@ -265,6 +294,9 @@ impl IntoResponse for Problem {
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
         if let Some(seconds) = self.retry_after {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        if let Some(challenge) = self.challenge.as_deref().and_then(|c| HeaderValue::from_str(c).ok()) {
+            headers.insert(header::WWW_AUTHENTICATE, challenge);
         }
         response
     }

@@ -14,8 +14,10 @@ use holdfast_command_service::http::dto::PlaceHoldRequest;
 use holdfast_command_service::http::{AppState, idempotency, router};
 use holdfast_command_service::metrics::Metrics;
 use holdfast_domain::ReservationStatus;
+use holdfast_platform::auth::{Scope, mint_hs256};
 use holdfast_platform::kafka::producer_config;
 use holdfast_platform::producer::Producer;
+use holdfast_platform::testing;
 use serde_json::{Value, json};
 use time::macros::datetime;
 use tower::ServiceExt;
@@ -42,7 +44,7 @@ fn app_with(max_in_flight: usize, timeout: Duration, message_timeout_ms: &str) -
     let owners = Arc::new(holdfast_command_service::owners::Owners::default());
     let dispatcher =
         Arc::new(Dispatcher::new(producer, route, owners, Duration::from_secs(5), 100, metrics.clone()));
-    let state = AppState::new(Arc::clone(&dispatcher), metrics)
+    let state = AppState::new(Arc::clone(&dispatcher), metrics, holdfast_platform::testing::authenticator())
         .with_max_in_flight(max_in_flight)
         .with_request_timeout(timeout);
     TestApp { router: router(state), registry, dispatcher }
@@ -60,9 +62,17 @@ struct Answer {
     body: Value,
 }
 
+/// Sends a request; with an administrator's token unless `headers` bring an `authorization`
+/// of their own (`""` for none).
 async fn call(app: &Router, method: &str, path: &str, headers: &[(&str, &str)], body: Vec<u8>) -> Answer {
     let mut request = Request::builder().method(method).uri(path);
-    for (name, value) in headers {
+    let admin = format!("Bearer {}", holdfast_platform::testing::admin_token());
+    if !headers.iter().any(|(name, _)| name.eq_ignore_ascii_case("authorization")) {
+        request = request.header("authorization", &admin);
+    }
+    let no_token =
+        |(name, value): &&(&str, &str)| name.eq_ignore_ascii_case("authorization") && value.is_empty();
+    for (name, value) in headers.iter().filter(|header| !no_token(header)) {
         request = request.header(*name, *value);
     }
     let response =
@@ -419,7 +429,8 @@ async fn the_openapi_document_lists_every_route() {
 async fn a_retry_is_answered_from_the_known_outcome_even_when_saturated() {
     let TestApp { router: app, dispatcher, .. } = app_with(0, Duration::from_secs(10), "300000");
     let endpoint = &endpoints()[2];
-    let command_id = idempotency::command_id(&Method::POST, "/v1/reservations", Some("retry-1"));
+    let command_id =
+        idempotency::command_id(testing::ADMIN, &Method::POST, "/v1/reservations", Some("retry-1"));
     let request: PlaceHoldRequest = serde_json::from_value(endpoint.valid.clone()).expect("body");
     let command = request.into_command(command_id).expect("valid");
     let reservation_id = command.reservation_id().expect("a hold names its reservation").clone();
@@ -454,4 +465,59 @@ async fn a_retry_is_answered_from_the_known_outcome_even_when_saturated() {
     let path = format!("/v1/commands/{command_id}");
     let answer = call(&app, "GET", &path, &[], Vec::new()).await;
     assert_eq!((answer.status.as_u16(), &answer.body), (201, &expected), "polling renders the same answer");
+}
+
+#[tokio::test]
+async fn every_command_route_needs_a_token_granting_its_scope() {
+    let app = app();
+    let bearer = |sub: &str, scopes: &[Scope]| format!("Bearer {}", testing::token(sub, scopes));
+    let reader = bearer("c-1", &[Scope::ReservationsRead, Scope::AvailabilityRead]);
+    let foreign = {
+        let other = b"a-secret-the-services-do-not-know-at-all";
+        let token =
+            mint_hs256(other, "holdfast-local", "holdfast", "c-1", &Scope::ALL, Duration::from_secs(60))
+                .expect("token");
+        format!("Bearer {token}")
+    };
+    for endpoint in endpoints() {
+        let body = endpoint.valid.to_string().into_bytes();
+        let path = endpoint.path.as_str();
+        let send = |authorization: String| {
+            let (app, body) = (app.clone(), body.clone());
+            async move {
+                let headers =
+                    [("content-type", "application/json"), ("authorization", authorization.as_str())];
+                call(&app, endpoint.method, path, &headers, body).await
+            }
+        };
+        let none = send(String::new()).await;
+        assert_problem(&none, 401, "unauthorized", path, "no token");
+        assert_eq!(none.headers["www-authenticate"], r#"Bearer realm="holdfast""#, "{path}");
+        let invalid = send(foreign.clone()).await;
+        assert_problem(&invalid, 401, "unauthorized", path, "signed with another secret");
+        assert!(invalid.headers["www-authenticate"].to_str().expect("ascii").contains("invalid_token"));
+        let scoped = send(reader.clone()).await;
+        assert_problem(&scoped, 403, "forbidden", path, "no write scope");
+        assert!(scoped.headers["www-authenticate"].to_str().expect("ascii").contains("insufficient_scope"));
+    }
+    // A customer may write reservations but not resources, and holds only for itself.
+    let customer = bearer("c-1", &[Scope::ReservationsWrite]);
+    let define = &endpoints()[0];
+    let headers = [("content-type", "application/json"), ("authorization", customer.as_str())];
+    let answer = call(&app, "POST", &define.path, &headers, define.valid.to_string().into_bytes()).await;
+    assert_problem(&answer, 403, "forbidden", &define.path, "a customer defines a resource");
+    let hold = &endpoints()[2];
+    let answer = call(&app, "POST", &hold.path, &headers, hold.valid.to_string().into_bytes()).await;
+    assert_problem(&answer, 429, "rate-limited", &hold.path, "its own hold passes the token check");
+    let ada = bearer("ada", &[Scope::ReservationsWrite]);
+    let headers = [("content-type", "application/json"), ("authorization", ada.as_str())];
+    let answer = call(&app, "POST", &hold.path, &headers, hold.valid.to_string().into_bytes()).await;
+    assert_problem(&answer, 403, "forbidden", &hold.path, "a hold in another customer's name");
+    // Polling an outcome needs a token too; the OpenAPI document does not.
+    let poll = format!("/v1/commands/{}", uuid::Uuid::nil());
+    let answer = call(&app, "GET", &poll, &[("authorization", "")], Vec::new()).await;
+    assert_problem(&answer, 401, "unauthorized", &poll, "poll without a token");
+    let answer = call(&app, "GET", "/openapi.json", &[("authorization", "")], Vec::new()).await;
+    assert_eq!(answer.status, StatusCode::OK);
+    assert!(answer.body["components"]["securitySchemes"]["bearer"].is_object());
 }

@@ -38,7 +38,7 @@ pub struct Tally {
 
 /// Defines `count` resources of `capacity` through `target`; returns their ids.
 pub async fn define(target: SocketAddr, prefix: &str, count: usize, capacity: u32) -> Vec<String> {
-    let client = reqwest::Client::new();
+    let client = testing::http();
     let mut ids = Vec::with_capacity(count);
     for i in 0..count {
         let id = format!("{prefix}-{i}");
@@ -74,7 +74,7 @@ impl HttpLoad {
             let (stop, decided, targets) = (Arc::clone(&stop), Arc::clone(&decided), Arc::clone(&targets));
             let resources = resources.to_vec();
             workers.spawn(async move {
-                let http = reqwest::Client::builder().timeout(REQUEST_TIMEOUT).build().expect("client");
+                let http = testing::http_builder().timeout(REQUEST_TIMEOUT).build().expect("client");
                 let mut tally = Tally::default();
                 let mut n = client;
                 while !stop.load(Ordering::Relaxed) {
@@ -140,7 +140,7 @@ impl HttpLoad {
             tally.refused += done.refused;
             tally.undecided.extend(done.undecided);
         }
-        let http = reqwest::Client::builder().timeout(REQUEST_TIMEOUT).build().expect("client");
+        let http = testing::http_builder().timeout(REQUEST_TIMEOUT).build().expect("client");
         let targets = self.targets.read().expect("targets").clone();
         let mut left = Vec::new();
         for (n, request) in std::mem::take(&mut tally.undecided).into_iter().enumerate() {

@@ -10,6 +10,7 @@ use rdkafka::producer::{BaseProducer, Producer};
 
 fn config(topics: &holdfast_platform::TopicArgs) -> Config {
     let mut config = Config::parse_from(["command-service"]);
+    config.auth = testing::auth();
     config.kafka = testing::kafka();
     config.topics = topics.clone();
     config.registry = testing::registry();

@@ -25,7 +25,7 @@ impl Api {
         testing::init_logs();
         let topics = testing::topics(test, 4);
         let service = support::start(support::config(&topics)).await;
-        Self { service, topics, http: reqwest::Client::new() }
+        Self { service, topics, http: testing::http() }
     }
 
     async fn post(&self, path: &str, body: Value, key: Option<&str>) -> (u16, Value) {

@@ -164,7 +164,7 @@ async fn a_registry_outage_during_restore_is_waited_out_and_nothing_is_skipped()
 
     down.store(false, Ordering::Release);
     assert!(service.wait_ready(Duration::from_secs(60)).await, "ready once the registry answers");
-    let answer = reqwest::Client::new()
+    let answer = testing::http()
         .post(service.url("/v1/reservations"))
         .json(&json!({"resource_id": "suite-1", "from": "2027-03-02", "to": "2027-03-03", "quantity": 1, "customer_id": "new"}))
         .send()
@@ -214,7 +214,7 @@ async fn an_undecodable_valid_record_stops_only_its_partition() {
         holdfast_command_service::run(config, listener, shutdown)
     })
     .await;
-    let http = reqwest::Client::new();
+    let http = testing::http();
     let hold = |resource: &str| {
         let body = json!({"resource_id": resource, "from": "2027-03-01", "to": "2027-03-02", "quantity": 1, "customer_id": "c"});
         http.post(service.url("/v1/reservations")).json(&body).send()
@@ -242,7 +242,7 @@ async fn the_owner_decides_without_the_commands_and_replies_topics() {
     let topics = testing::topics("cmd-fastpath", 4);
     let _cleanup = TopicsGuard::new(&topics);
     let service = support::start(support::config(&topics)).await;
-    let http = reqwest::Client::new();
+    let http = testing::http();
     let post = |path: &str, body: serde_json::Value| http.post(service.url(path)).json(&body).send();
     let defined =
         post("/v1/resources", json!({"resource_id": "hall-1", "name": "Hall", "capacity": 100})).await;

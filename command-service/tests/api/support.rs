@@ -20,6 +20,7 @@ use uuid::Uuid;
 /// A command-service configuration for a test: its own topics, small partition count.
 pub fn config(topics: &TopicArgs) -> Config {
     let mut config = Config::parse_from(["command-service"]);
+    config.auth = testing::auth();
     config.kafka = testing::kafka();
     config.topics = topics.clone();
     config.registry = testing::registry();
@@ -129,6 +130,7 @@ impl Process {
             .env("HOLDFAST_SESSION_TIMEOUT", "6s")
             .env("HOLDFAST_COMMAND_WAIT", "20s")
             .env("HOLDFAST_LOG_FORMAT", "json")
+            .env("HOLDFAST_AUTH_HS256_SECRET", testing::TEST_SECRET)
             .envs(env.iter().copied())
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::piped())

@@ -45,7 +45,9 @@ fn args(addr: SocketAddr, extra: &[&str]) -> (RunArgs, std::path::PathBuf) {
     if !extra.contains(&"--mix") {
         flags.extend_from_slice(&["--mix", "hold=1"]);
     }
-    (RunArgs::from_flags(flags).expect("valid flags"), out)
+    let mut args = RunArgs::from_flags(flags).expect("valid flags");
+    args.token = Some("a-token".to_owned().into());
+    (args, out)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

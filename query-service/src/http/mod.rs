@@ -12,6 +12,7 @@
 //! - `min_position` comes from the query or the `Min-Position` header (the query wins);
 //! - bad input is 422 `invalid-input` listing every bad parameter, never a 5xx.
 
+pub mod auth;
 pub mod availability;
 pub mod middleware;
 pub mod openapi;
@@ -28,6 +29,7 @@ use axum::Router;
 use axum::http::{HeaderName, Method, Uri};
 use axum::routing::get;
 use holdfast_platform::Shutdown;
+use holdfast_platform::auth::Authenticator;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 
 use self::problem::{Problem, ProblemType};
@@ -68,17 +70,22 @@ pub struct AppState {
     pub shutdown: Shutdown,
     /// Streams open now.
     pub streams: Arc<AtomicUsize>,
+    /// Checks bearer tokens.
+    pub auth: Authenticator,
 }
 
 /// The read API: every route, `GET /openapi.json`, problem+json for unknown routes (404) and
 /// methods (405), request ids, spans, timeout and latency metrics.
 pub fn router(state: AppState) -> Router {
     let request_id = HeaderName::from_static(middleware::REQUEST_ID);
-    Router::new()
+    let api = Router::new()
         .route("/v1/resources/{id}/availability", get(availability::availability))
         .route("/v1/resources/{id}/availability/stream", get(stream::stream))
         .route("/v1/reservations/{id}", get(reservations::reservation))
         .route("/v1/customers/{id}/reservations", get(reservations::customer_reservations))
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::authenticate));
+    Router::new()
+        .merge(api)
         .route("/openapi.json", get(openapi::serve))
         .method_not_allowed_fallback(method_not_allowed)
         .fallback(not_found)

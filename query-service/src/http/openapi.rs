@@ -56,6 +56,7 @@ pub fn document() -> Document {
         catalogue.push_str(&format!("\n- `{}` ({}): {}", kind.code(), kind.status().as_u16(), kind.title()));
     }
     document.info.description.get_or_insert_with(String::new).push_str(&catalogue);
+    holdfast_platform::auth::document(&mut document, |_, path| super::auth::needed(path));
     document
 }
 

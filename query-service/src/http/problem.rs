@@ -7,6 +7,7 @@
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use holdfast_platform::auth::AuthError;
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -21,6 +22,10 @@ pub const TYPE_BASE: &str = "https://holdfast.dev/problems/";
 pub enum ProblemType {
     /// 422: a query parameter, header or path segment is invalid; `errors` lists all of them.
     InvalidInput,
+    /// 401: no valid bearer token; get one (see `WWW-Authenticate`).
+    Unauthorized,
+    /// 403: the token does not grant the scope the route needs.
+    Forbidden,
     /// 404: no such resource.
     UnknownResource,
     /// 404: no such reservation.
@@ -43,8 +48,10 @@ pub enum ProblemType {
 
 impl ProblemType {
     /// Every problem type, for documentation and tests.
-    pub const ALL: [Self; 10] = [
+    pub const ALL: [Self; 12] = [
         Self::InvalidInput,
+        Self::Unauthorized,
+        Self::Forbidden,
         Self::UnknownResource,
         Self::UnknownReservation,
         Self::NotFound,
@@ -78,6 +85,8 @@ impl ProblemType {
         use StatusCode as S;
         match self {
             Self::InvalidInput => ("invalid-input", S::UNPROCESSABLE_ENTITY, "Invalid input"),
+            Self::Unauthorized => ("unauthorized", S::UNAUTHORIZED, "Unauthorized"),
+            Self::Forbidden => ("forbidden", S::FORBIDDEN, "Forbidden"),
             Self::UnknownResource => ("unknown-resource", S::NOT_FOUND, "Unknown resource"),
             Self::UnknownReservation => ("unknown-reservation", S::NOT_FOUND, "Unknown reservation"),
             Self::NotFound => ("not-found", S::NOT_FOUND, "Not found"),
@@ -138,6 +147,11 @@ pub struct Problem {
     /// Seconds to wait before retrying (also sent as `Retry-After`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub retry_after: Option<u32>,
+    /// `unauthorized`, `forbidden`: the `WWW-Authenticate` challenge (RFC 6750), sent as a
+    /// header only.
+    #[serde(skip)]
+    #[schema(ignore)]
+    pub challenge: Option<String>,
 }
 
 impl Problem {
@@ -153,7 +167,22 @@ impl Problem {
             errors: Vec::new(),
             min_position: None,
             retry_after: None,
+            challenge: None,
         }
+    }
+
+    /// The answer to a request the token check refused: 401 or 403 with a challenge, or 503
+    /// when the keys cannot be read.
+    #[must_use]
+    pub fn from_auth(error: &AuthError, instance: &str) -> Self {
+        let kind = match error {
+            AuthError::Missing | AuthError::Invalid(_) => ProblemType::Unauthorized,
+            AuthError::Forbidden { .. } => ProblemType::Forbidden,
+            AuthError::KeysUnavailable => {
+                return Self::new(ProblemType::Unavailable, error.to_string(), instance).retry_after(5);
+            }
+        };
+        Self { challenge: error.challenge(), ..Self::new(kind, error.to_string(), instance) }
     }
 
     /// `invalid-input` listing `errors`.
@@ -191,6 +220,9 @@ impl IntoResponse for Problem {
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         if let Some(seconds) = self.retry_after {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        if let Some(challenge) = self.challenge.as_deref().and_then(|c| HeaderValue::from_str(c).ok()) {
+            headers.insert(header::WWW_AUTHENTICATE, challenge);
         }
         response
     }

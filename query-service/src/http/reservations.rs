@@ -9,14 +9,16 @@
 use std::hash::{Hash, Hasher};
 
 use axum::extract::rejection::{PathRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::{Extension, Path, Query, State};
 use axum::http::{HeaderMap, Uri};
 use axum::response::{IntoResponse, Response};
 use holdfast_domain::{CustomerId, ReservationId};
+use holdfast_platform::auth::Principal;
 use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::AppState;
+use super::auth::may_read;
 use super::params::{Params, cached_json, etag, not_reached, reach, read_failed};
 use super::problem::{FieldError, Problem, ProblemType};
 use crate::position::Position;
@@ -53,13 +55,16 @@ pub struct ReservationPage {
     responses(
         (status = 200, description = "The reservation", body = ReservationView),
         (status = 304, description = "Unchanged since the ETag in If-None-Match"),
-        (status = 404, description = "`unknown-reservation`", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`unauthorized`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden`: the token lacks `reservations:read`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`unknown-reservation` (also another customer's)", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`invalid-input`", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "`position-not-reached`, `unavailable`, `timeout`", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn reservation(
     State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
     id: Result<Path<String>, PathRejection>,
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
     headers: HeaderMap,
@@ -91,14 +96,15 @@ pub async fn reservation(
         return problem.into_response();
     }
     match state.reads.reservation(&id).await {
-        Ok(Some(found)) => {
+        Ok(Some(found)) if may_read(&principal, &found.customer_id) => {
             if let Some(problem) = behind(&found, wanted, path) {
                 return problem.into_response();
             }
             let tag = etag(&found.version.to_string());
             cached_json(&headers, &tag, CACHE_CONTROL, &found, &[])
         }
-        Ok(None) => {
+        // Another customer's reservation is answered as if it did not exist.
+        Ok(_) => {
             Problem::new(ProblemType::UnknownReservation, "no reservation has this id", path).into_response()
         }
         Err(error) => read_failed(&error, path).into_response(),
@@ -125,12 +131,16 @@ fn behind(found: &ReservationView, wanted: Option<Position>, path: &str) -> Opti
     responses(
         (status = 200, description = "One page", body = ReservationPage),
         (status = 304, description = "Unchanged since the ETag in If-None-Match"),
+        (status = 401, description = "`unauthorized`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden`: the token lacks `reservations:read`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not-found`: another customer (only `resources:admin` reads anyone's)", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`invalid-input`", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "`position-not-reached`, `unavailable`, `timeout`", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn customer_reservations(
     State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
     id: Result<Path<String>, PathRejection>,
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
     headers: HeaderMap,
@@ -154,6 +164,10 @@ pub async fn customer_reservations(
     let Some(customer) = customer.filter(|_| errors.is_empty()) else {
         return Problem::invalid_input(errors, path).into_response();
     };
+    if !may_read(&principal, customer.as_str()) {
+        let detail = "no reservations of this customer are visible to this token";
+        return Problem::new(ProblemType::NotFound, detail, path).into_response();
+    }
     if let Err(problem) = reach(&state, wanted, Need::Postgres, path).await {
         return problem.into_response();
     }

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use holdfast_platform::auth::Scope;
 use holdfast_platform::testing;
 use serde_json::{Value, json};
 
@@ -88,6 +89,37 @@ async fn every_endpoint_answers_its_contract() {
     let (status, _, page) = get_json(&query, "/v1/customers/nobody/reservations", &[]).await;
     assert_eq!((status, page), (200, json!({"items": [], "next_cursor": null})));
 
+    // Tokens: a customer reads its own reservations; another customer's answer 404, as if
+    // they did not exist; no token is 401, a token without the route's scope 403.
+    let bearer = |sub: &str, scopes: &[Scope]| format!("Bearer {}", testing::token(sub, scopes));
+    let (alice_token, bob_token) =
+        (bearer("alice", &[Scope::ReservationsRead]), bearer("bob", &[Scope::ReservationsRead]));
+    let own = format!("/v1/reservations/{alice}");
+    for (path, token, status, kind) in [
+        (own.as_str(), alice_token.as_str(), 200, None),
+        (own.as_str(), bob_token.as_str(), 404, Some("unknown-reservation")),
+        ("/v1/customers/alice/reservations", alice_token.as_str(), 200, None),
+        ("/v1/customers/alice/reservations", bob_token.as_str(), 404, Some("not-found")),
+        (
+            "/v1/resources/room-a/availability?from=2031-03-01&to=2031-03-02",
+            alice_token.as_str(),
+            403,
+            Some("forbidden"),
+        ),
+        (own.as_str(), "", 401, Some("unauthorized")),
+        (own.as_str(), "Bearer not.a.token", 401, Some("unauthorized")),
+    ] {
+        // A client of its own: no administrator's token by default.
+        let response = reqwest::Client::new().get(query.url(path));
+        let response = if token.is_empty() { response } else { response.header("authorization", token) };
+        let response = response.send().await.expect("answers");
+        assert_eq!(response.status().as_u16(), status, "{path} with {token:.20}");
+        if let Some(kind) = kind {
+            let body: Value = response.json().await.expect("problem+json");
+            assert_eq!(body["type"], format!("https://holdfast.dev/problems/{kind}"), "{path}");
+        }
+    }
+
     // 404s.
     let unknown_reservation = format!("/v1/reservations/r1_{}_room-a", "0".repeat(32));
     for (path, kind) in [
@@ -102,7 +134,7 @@ async fn every_endpoint_answers_its_contract() {
         assert_eq!(header(&headers, "content-type"), "application/problem+json", "{path}");
         assert_eq!(body["type"], format!("https://holdfast.dev/problems/{kind}"), "{path}");
     }
-    let post = reqwest::Client::new().post(query.url("/v1/reservations/x")).send().await.expect("answers");
+    let post = testing::http().post(query.url("/v1/reservations/x")).send().await.expect("answers");
     assert_eq!(post.status(), 405);
 
     // Bad input: 422 naming the parameter.

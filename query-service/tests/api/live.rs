@@ -3,6 +3,7 @@
 
 use std::time::{Duration, Instant};
 
+use holdfast_platform::testing;
 use serde_json::Value;
 
 use crate::support::Stack;
@@ -24,7 +25,7 @@ struct SseReader {
 
 impl SseReader {
     async fn open(url: &str, last_event_id: Option<&str>) -> Self {
-        let mut request = reqwest::Client::new().get(url);
+        let mut request = testing::http().get(url);
         if let Some(id) = last_event_id {
             request = request.header("last-event-id", id);
         }

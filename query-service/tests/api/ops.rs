@@ -11,6 +11,7 @@ async fn ready_when_postgres_and_redis_answer() {
     testing::init_logs();
     let database = TestDatabase::create("query_ready").await.expect("database");
     let mut config = Config::parse_from(["query-service"]);
+    config.auth = testing::auth();
     config.postgres = database.postgres_args();
     config.redis = testing::redis("query-ready");
     let service = RunningService::start(|listener, shutdown| run(config, listener, shutdown)).await;
@@ -30,6 +31,7 @@ async fn ready_when_postgres_and_redis_answer() {
 async fn not_ready_without_postgres() {
     testing::init_logs();
     let mut config = Config::parse_from(["query-service"]);
+    config.auth = testing::auth();
     config.postgres.urls = vec!["postgres://holdfast:holdfast@127.0.0.1:1/none".to_owned().into()];
     config.redis = testing::redis("query-nopg");
     let service = RunningService::start(|listener, shutdown| run(config, listener, shutdown)).await;
@@ -38,7 +40,9 @@ async fn not_ready_without_postgres() {
     assert_eq!(status, 503, "{body}");
     assert_ne!(body["checks"]["postgres"], "ok");
     // Reads answer 503 with Retry-After, not 500.
-    let response = reqwest::get(service.url("/v1/reservations/r1_00000000000000000000000000000000_x"))
+    let response = testing::http()
+        .get(service.url("/v1/reservations/r1_00000000000000000000000000000000_x"))
+        .send()
         .await
         .expect("answers");
     assert_eq!(response.status(), 503);
@@ -52,6 +56,7 @@ async fn ready_but_degraded_while_redis_is_unreachable() {
     testing::init_logs();
     let database = TestDatabase::create("query_noredis").await.expect("database");
     let mut config = Config::parse_from(["query-service"]);
+    config.auth = testing::auth();
     config.postgres = database.postgres_args();
     config.redis = testing::redis("query-noredis");
     config.redis.urls = vec!["redis://127.0.0.1:1".to_owned().into()];

@@ -78,6 +78,7 @@ impl Stack {
     /// The query service's settings for this stack.
     pub fn config(&self) -> Config {
         let mut config = Config::parse_from(["query-service"]);
+        config.auth = testing::auth();
         config.postgres = self.postgres();
         config.redis = self.redis.clone();
         config.topics = self.topics.clone();
@@ -166,7 +167,7 @@ impl Stack {
 
 /// GETs `path` with `headers`; returns the response.
 pub async fn get(service: &RunningService, path: &str, headers: &[(&str, &str)]) -> reqwest::Response {
-    let mut request = reqwest::Client::new().get(service.url(path));
+    let mut request = testing::http().get(service.url(path));
     for (name, value) in headers {
         request = request.header(*name, *value);
     }
