@@ -33,6 +33,11 @@ pub struct CommandEnvelope {
     /// through the commands topic; the owner publishes the outcome there.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reply_to: Option<i32>,
+    /// The customer the caller acts as (a customer token's `sub`); `None` for an
+    /// administrator, who acts for anyone. The owner answers a confirm or cancel of another
+    /// customer's reservation `unknown-reservation`, as if it did not exist.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acting_for: Option<String>,
 }
 
 /// How far the events partition of a resource had come when an outcome was decided: the next

@@ -267,6 +267,7 @@ impl World {
             fingerprint,
             submitted_at: self.now,
             reply_to: None,
+            acting_for: None,
         };
         let request = Request { envelope };
         self.requests.push(request.clone());

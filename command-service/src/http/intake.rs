@@ -142,6 +142,7 @@ impl Intake {
             fingerprint,
             submitted_at: OffsetDateTime::now_utc(),
             reply_to: None,
+            acting_for: (!principal.is_admin()).then(|| principal.subject.clone()),
         })
     }
 }

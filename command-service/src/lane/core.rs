@@ -18,7 +18,9 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
-use holdfast_domain::{Command, CommandMeta, Event, EventPayload, ReservationId, ResourceState, decide};
+use holdfast_domain::{
+    Command, CommandMeta, Event, EventPayload, Rejection, ReservationId, ResourceState, decide,
+};
 use holdfast_platform::codec::{LogRecord, RejectedRecord};
 use holdfast_tenure::{Mark, Report, Status, Token, Writer};
 use time::OffsetDateTime;
@@ -208,7 +210,11 @@ impl<C> Lane<C> {
             decided_at: now,
             fingerprint: envelope.fingerprint,
         };
-        match decide(state, &envelope.command, &envelope.meta, now) {
+        let decided = match foreign(state, envelope) {
+            Some(rejection) => Err(rejection),
+            None => decide(state, &envelope.command, &envelope.meta, now),
+        };
+        match decided {
             Ok(events) if events.is_empty() => {
                 let outcome = Outcome {
                     verdict: Verdict::Accepted { events: 0, reservation: view(state, &envelope.command) },
@@ -408,7 +414,24 @@ pub fn expiry(reservation_id: &ReservationId, now: OffsetDateTime) -> CommandEnv
         fingerprint: 0,
         submitted_at: now,
         reply_to: None,
+        acting_for: None,
     }
+}
+
+/// `unknown-reservation` when a customer confirms or cancels a reservation of another
+/// customer: to it, that reservation does not exist. Holds in another's name never get here
+/// (the edge refuses them), and administrators act for anyone.
+#[must_use]
+pub fn foreign(state: &ResourceState, envelope: &CommandEnvelope) -> Option<Rejection> {
+    let customer = envelope.acting_for.as_deref()?;
+    let reservation_id = match &envelope.command {
+        Command::ConfirmReservation { reservation_id, .. }
+        | Command::CancelReservation { reservation_id, .. } => reservation_id,
+        _ => return None,
+    };
+    let reservation = state.reservation(reservation_id)?;
+    (reservation.customer_id.as_str() != customer)
+        .then(|| Rejection::UnknownReservation { reservation_id: reservation_id.clone() })
 }
 
 /// The outcome label of a verdict for the decisions metric.

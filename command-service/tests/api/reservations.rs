@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use holdfast_platform::TopicArgs;
 use holdfast_platform::audit::audit_log;
+use holdfast_platform::auth::Scope;
 use holdfast_platform::codec::EventCodec;
 use holdfast_platform::testing::{self, RunningService};
 use holdfast_platform::topics::TopicLayout;
@@ -34,6 +35,22 @@ impl Api {
             request = request.header("Idempotency-Key", key);
         }
         let response = request.send().await.expect("answered");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// POSTs `body` as the customer `subject` (a token with `reservations:write` only).
+    async fn post_as(&self, subject: &str, path: &str, body: Value, key: &str) -> (u16, Value) {
+        let token = testing::token(subject, &[Scope::ReservationsWrite]);
+        let response = self
+            .http
+            .post(self.service.url(path))
+            .bearer_auth(token)
+            .header("Idempotency-Key", key)
+            .json(&body)
+            .send()
+            .await
+            .expect("answered");
         let status = response.status().as_u16();
         (status, response.json().await.unwrap_or(Value::Null))
     }
@@ -187,5 +204,37 @@ async fn retries_with_the_same_idempotency_key_decide_once() {
         vec![1],
         "one hold event for three requests"
     );
+    api.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn customers_confirm_and_cancel_only_their_own_reservations_and_keys_are_theirs() {
+    let api = Api::start("cmd_owner").await;
+    api.define("owner-room", 5).await;
+    let hold = |customer: &str| json!({"resource_id": "owner-room", "from": "2027-04-01", "to": "2027-04-02", "quantity": 1, "customer_id": customer});
+    let (status, ada) = api.post_as("ada", "/v1/reservations", hold("ada"), "order-1").await;
+    assert_eq!(status, 201, "{ada}");
+    let id = ada["reservation_id"].as_str().expect("reservation id").to_owned();
+    // The same key used by bob names another command: a hold of his own, not ada's answer.
+    let (status, bob) = api.post_as("bob", "/v1/reservations", hold("bob"), "order-1").await;
+    assert_eq!(status, 201, "{bob}");
+    assert_ne!(bob["reservation_id"], ada["reservation_id"], "keys are scoped by caller");
+
+    for action in ["confirm", "cancel"] {
+        let path = format!("/v1/reservations/{id}/{action}");
+        let (status, body) = api.post_as("bob", &path, json!({}), &format!("bob-{action}")).await;
+        assert_eq!(status, 404, "bob {action}s ada's reservation: {body}");
+        assert_eq!(body["type"], "https://holdfast.dev/problems/unknown-reservation", "{body}");
+    }
+    let (status, body) =
+        api.post_as("ada", &format!("/v1/reservations/{id}/confirm"), json!({}), "ada-c").await;
+    assert_eq!((status, body["status"].as_str()), (200, Some("confirmed")), "{body}");
+    // An administrator acts for anyone.
+    let (status, body) = api.post(&format!("/v1/reservations/{id}/cancel"), json!({}), Some("ops-x")).await;
+    assert_eq!((status, body["status"].as_str()), (200, Some("cancelled")), "{body}");
+
+    let report = api.audit().await;
+    assert!(report.overbookings.is_empty(), "{:?}", report.overbookings);
+    assert_eq!(report.holds.len(), 2, "ada's and bob's holds, once each: {:?}", report.holds);
     api.stop().await;
 }

@@ -91,6 +91,7 @@ impl RemoteClient {
             command,
             submitted_at: OffsetDateTime::now_utc(),
             reply_to: None,
+            acting_for: None,
         };
         self.dispatcher.submit(&envelope).await
     }
