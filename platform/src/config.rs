@@ -11,8 +11,9 @@ use std::time::Duration;
 use clap::Args;
 use secrecy::SecretString;
 
-/// Kafka connection settings.
-#[derive(Debug, Clone, Args)]
+/// Kafka connection settings. `Debug` shows the property names only: their values may be
+/// credentials (`sasl.password`, `ssl.key.password`).
+#[derive(Clone, Args)]
 pub struct KafkaArgs {
     /// Comma-separated bootstrap servers.
     #[arg(long = "kafka-brokers", env = "HOLDFAST_KAFKA_BROKERS", default_value = "127.0.0.1:9092")]
@@ -21,10 +22,18 @@ pub struct KafkaArgs {
     #[arg(
         long = "kafka-property",
         env = "HOLDFAST_KAFKA_PROPERTIES",
+        hide_env_values = true,
         value_delimiter = ',',
         value_parser = parse_key_value
     )]
     pub properties: Vec<(String, String)>,
+}
+
+impl std::fmt::Debug for KafkaArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = self.properties.iter().map(|(name, _)| name.as_str()).collect();
+        f.debug_struct("KafkaArgs").field("brokers", &self.brokers).field("properties", &names).finish()
+    }
 }
 
 /// Topic layout settings: names, partition count and replication.
@@ -86,6 +95,7 @@ pub struct PostgresArgs {
         id = "postgres_urls",
         long = "postgres-url",
         env = "HOLDFAST_POSTGRES_URLS",
+        hide_env_values = true,
         value_delimiter = ',',
         value_parser = parse_secret,
         default_value = "postgres://holdfast:holdfast@127.0.0.1:5432/holdfast"
@@ -108,6 +118,7 @@ pub struct RedisArgs {
         id = "redis_urls",
         long = "redis-url",
         env = "HOLDFAST_REDIS_URLS",
+        hide_env_values = true,
         value_delimiter = ',',
         value_parser = parse_secret,
         default_value = "redis://127.0.0.1:6379"
@@ -179,6 +190,17 @@ pub fn parse_duration(raw: &str) -> Result<Duration, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn kafka_settings_show_property_names_but_not_values() {
+        let kafka = KafkaArgs {
+            brokers: "b:9096".into(),
+            properties: vec![("sasl.password".into(), "PLANTED-kafka-password".into())],
+        };
+        let shown = format!("{kafka:?}");
+        assert!(shown.contains("sasl.password") && shown.contains("b:9096"), "{shown}");
+        assert!(!shown.contains("PLANTED"), "{shown}");
+    }
 
     #[test]
     fn durations_parse_with_units() {
