@@ -38,24 +38,78 @@ pub enum ServiceError {
     Unexpected(#[from] anyhow::Error),
 }
 
-/// Serves `router` on `listener` until `shutdown` is cancelled, then stops accepting and lets
-/// in-flight requests finish.
+/// Longest a client may take to send a request's headers. A connection that trickles them
+/// (slowloris) is closed after this, whatever its rate.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Most bytes of request headers read before a request is refused. HTTP/1 requests past it
+/// get hyper's bare 431; the services answer smaller floods with a problem+json 431 of their
+/// own ([`MAX_HEADER_BYTES`] is the buffer, not the policy).
+pub const MAX_HEADER_BYTES: usize = 64 * 1024;
+
+/// Most bytes of request headers (names and values) a service takes; more is answered 431.
+pub const MAX_REQUEST_HEADER_BYTES: usize = 16 * 1024;
+
+/// Bytes of `headers`, names and values, as [`MAX_REQUEST_HEADER_BYTES`] counts them.
+#[must_use]
+pub fn header_bytes(headers: &axum::http::HeaderMap) -> usize {
+    headers.iter().map(|(name, value)| name.as_str().len() + value.len()).sum()
+}
+
+/// Serves `router` on `listener` (HTTP/1.1 and HTTP/2) until `shutdown` is cancelled, then
+/// stops accepting and lets in-flight requests finish. Headers must arrive within
+/// [`HEADER_READ_TIMEOUT`] and fit in [`MAX_HEADER_BYTES`].
 ///
 /// # Errors
-/// When the server fails.
+/// When the listener's address cannot be read.
 pub async fn serve(listener: TcpListener, router: Router, shutdown: Shutdown) -> std::io::Result<()> {
-    use axum::serve::ListenerExt;
+    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+    use hyper_util::server::conn::auto;
+    use hyper_util::server::graceful::GracefulShutdown;
+    use hyper_util::service::TowerToHyperService;
+
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "listening");
-    // Answers are small and written at once: never hold one back for the peer's ACK (Nagle).
-    let listener = listener.tap_io(|stream| {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .max_buf_size(MAX_HEADER_BYTES);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(u32::try_from(MAX_HEADER_BYTES).unwrap_or(u32::MAX));
+    let graceful = GracefulShutdown::new();
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(error) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!(%error, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            () = shutdown.cancelled() => break,
+        };
+        // Answers are small and written at once: never hold one back for the peer's ACK (Nagle).
         if let Err(error) = stream.set_nodelay(true) {
             tracing::debug!(%error, "cannot set TCP_NODELAY");
         }
-    });
-    axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(shutdown.cancelled_owned())
-        .await
+        let service = TowerToHyperService::new(router.clone());
+        let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned();
+        let connection = graceful.watch(connection);
+        // One task per connection, as any server has; `graceful` waits for them on shutdown.
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(%error, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+    Ok(())
 }
 
 /// The body of every service's `main`: bind `listen`, run `service` until it ends or a signal
@@ -81,5 +135,75 @@ where
             tracing::error!(service = name, %error, "stopped with an error");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use axum::routing::get;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
+
+    use super::*;
+
+    async fn server() -> (SocketAddr, Shutdown, tokio::task::JoinHandle<std::io::Result<()>>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bound");
+        let addr = listener.local_addr().expect("address");
+        let shutdown = Shutdown::new();
+        let router = Router::new().route("/", get(|| async { "ok" }));
+        let handle = tokio::spawn(serve(listener, router, shutdown.clone()));
+        (addr, shutdown, handle)
+    }
+
+    /// Reads until the peer closes (or `within` passes); returns what was read.
+    async fn read_to_close(stream: &mut TcpStream, within: Duration) -> Option<Vec<u8>> {
+        let mut answer = Vec::new();
+        tokio::time::timeout(within, stream.read_to_end(&mut answer)).await.ok()?.ok()?;
+        Some(answer)
+    }
+
+    #[tokio::test]
+    async fn a_client_trickling_its_headers_is_cut_off() {
+        let (addr, shutdown, handle) = server().await;
+        let mut stream = TcpStream::connect(addr).await.expect("connected");
+        stream.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n").await.expect("sent");
+        let started = Instant::now();
+        // One header byte a second, for longer than the timeout allows.
+        let trickle = async {
+            for _ in 0..(HEADER_READ_TIMEOUT.as_secs() + 5) {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                if stream.write_all(b"x").await.is_err() {
+                    return;
+                }
+            }
+        };
+        trickle.await;
+        let closed = read_to_close(&mut stream, Duration::from_secs(5)).await;
+        assert!(closed.is_some(), "the connection is closed");
+        assert!(started.elapsed() < HEADER_READ_TIMEOUT + Duration::from_secs(6));
+        shutdown.cancel();
+        handle.await.expect("joined").expect("served");
+    }
+
+    #[tokio::test]
+    async fn headers_past_the_buffer_are_refused_with_431() {
+        let (addr, shutdown, handle) = server().await;
+        let mut stream = TcpStream::connect(addr).await.expect("connected");
+        let flood =
+            format!("GET / HTTP/1.1\r\nHost: x\r\nX-Flood: {}\r\n\r\n", "a".repeat(MAX_HEADER_BYTES * 2));
+        // The server may stop reading (and close) before all of it is written.
+        let _ = stream.write_all(flood.as_bytes()).await;
+        let answer = read_to_close(&mut stream, Duration::from_secs(10)).await.unwrap_or_default();
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(answer.starts_with("HTTP/1.1 431"), "{answer}");
+        // A normal request on a new connection is still served.
+        let mut stream = TcpStream::connect(addr).await.expect("connected");
+        stream.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await.expect("sent");
+        let answer = read_to_close(&mut stream, Duration::from_secs(10)).await.expect("answered");
+        assert!(String::from_utf8_lossy(&answer).starts_with("HTTP/1.1 200"));
+        shutdown.cancel();
+        handle.await.expect("joined").expect("served");
     }
 }

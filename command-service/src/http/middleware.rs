@@ -11,6 +11,7 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use holdfast_platform::service;
 use tracing::Instrument;
 
 use super::AppState;
@@ -38,7 +39,14 @@ pub async fn observe(State(state): State<AppState>, request: Request, next: Next
         status = tracing::field::Empty,
     );
 
-    let response =
+    let header_bytes = service::header_bytes(request.headers());
+    let response = if header_bytes > service::MAX_REQUEST_HEADER_BYTES {
+        let detail = format!(
+            "the headers take {header_bytes} bytes; at most {} are read",
+            service::MAX_REQUEST_HEADER_BYTES
+        );
+        Problem::new(ProblemType::HeadersTooLarge, detail, &path).into_response()
+    } else {
         match tokio::time::timeout(state.request_timeout, next.run(request)).instrument(span.clone()).await {
             Ok(response) => response,
             Err(_) => {
@@ -47,7 +55,8 @@ pub async fn observe(State(state): State<AppState>, request: Request, next: Next
                     "the request took too long; retry with the same Idempotency-Key to get its outcome";
                 Problem::new(ProblemType::Timeout, detail, &path).retry_after(1).into_response()
             }
-        };
+        }
+    };
 
     let status = response.status();
     span.record("status", status.as_u16());

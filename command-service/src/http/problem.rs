@@ -56,6 +56,8 @@ pub enum ProblemType {
     BodyTooLarge,
     /// 415: the body is not `application/json`.
     UnsupportedMediaType,
+    /// 431: the request headers exceed 16 KiB together.
+    HeadersTooLarge,
     /// 429: too many commands in flight on this instance; retry after `Retry-After`.
     RateLimited,
     /// 503: commands cannot be handed to Kafka right now; retry after `Retry-After`.
@@ -68,7 +70,7 @@ pub enum ProblemType {
 
 impl ProblemType {
     /// Every problem type, for documentation and tests.
-    pub const ALL: [Self; 22] = [
+    pub const ALL: [Self; 23] = [
         Self::MalformedJson,
         Self::InvalidInput,
         Self::IdempotencyKeyReused,
@@ -87,6 +89,7 @@ impl ProblemType {
         Self::ReservationConflict,
         Self::BodyTooLarge,
         Self::UnsupportedMediaType,
+        Self::HeadersTooLarge,
         Self::RateLimited,
         Self::Unavailable,
         Self::Timeout,
@@ -139,6 +142,9 @@ impl ProblemType {
             Self::BodyTooLarge => ("body-too-large", S::PAYLOAD_TOO_LARGE, "Body too large"),
             Self::UnsupportedMediaType => {
                 ("unsupported-media-type", S::UNSUPPORTED_MEDIA_TYPE, "Unsupported media type")
+            }
+            Self::HeadersTooLarge => {
+                ("headers-too-large", S::REQUEST_HEADER_FIELDS_TOO_LARGE, "Request headers too large")
             }
             Self::RateLimited => ("rate-limited", S::TOO_MANY_REQUESTS, "Too many requests"),
             Self::Unavailable => ("unavailable", S::SERVICE_UNAVAILABLE, "Service unavailable"),

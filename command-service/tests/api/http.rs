@@ -521,3 +521,13 @@ async fn every_command_route_needs_a_token_granting_its_scope() {
     assert_eq!(answer.status, StatusCode::OK);
     assert!(answer.body["components"]["securitySchemes"]["bearer"].is_object());
 }
+
+#[tokio::test]
+async fn a_header_flood_is_431_problem_json() {
+    let app = app();
+    let flood = "a".repeat(holdfast_platform::service::MAX_REQUEST_HEADER_BYTES);
+    let answer = call(&app, "POST", "/v1/reservations", &[("x-flood", flood.as_str())], b"{}".to_vec()).await;
+    assert_problem(&answer, 431, "headers-too-large", "/v1/reservations", "16 KiB of headers and more");
+    let answer = call(&app, "GET", "/openapi.json", &[("x-small", "a")], Vec::new()).await;
+    assert_eq!(answer.status, StatusCode::OK, "normal headers pass");
+}

@@ -8,6 +8,7 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use holdfast_platform::service;
 use tracing::Instrument;
 
 use super::AppState;
@@ -37,13 +38,22 @@ pub async fn observe(State(state): State<AppState>, request: Request, next: Next
         status = tracing::field::Empty,
     );
     let timeout = state.settings.request_timeout;
-    let response = match tokio::time::timeout(timeout, next.run(request)).instrument(span.clone()).await {
-        Ok(response) => response,
-        Err(_) => {
-            span.in_scope(|| tracing::warn!(?timeout, "request timed out"));
-            Problem::new(ProblemType::Timeout, "the request took too long", &path)
-                .retry_after(1)
-                .into_response()
+    let header_bytes = service::header_bytes(request.headers());
+    let response = if header_bytes > service::MAX_REQUEST_HEADER_BYTES {
+        let detail = format!(
+            "the headers take {header_bytes} bytes; at most {} are read",
+            service::MAX_REQUEST_HEADER_BYTES
+        );
+        Problem::new(ProblemType::HeadersTooLarge, detail, &path).into_response()
+    } else {
+        match tokio::time::timeout(timeout, next.run(request)).instrument(span.clone()).await {
+            Ok(response) => response,
+            Err(_) => {
+                span.in_scope(|| tracing::warn!(?timeout, "request timed out"));
+                Problem::new(ProblemType::Timeout, "the request took too long", &path)
+                    .retry_after(1)
+                    .into_response()
+            }
         }
     };
     let status = response.status();

@@ -34,6 +34,8 @@ pub enum ProblemType {
     NotFound,
     /// 405: the route exists, the method does not.
     MethodNotAllowed,
+    /// 431: the request headers exceed 16 KiB together.
+    HeadersTooLarge,
     /// 503: the read model did not reach `min_position` in time; retry after `Retry-After`.
     PositionNotReached,
     /// 503: the read model cannot be read right now; retry after `Retry-After`.
@@ -48,7 +50,7 @@ pub enum ProblemType {
 
 impl ProblemType {
     /// Every problem type, for documentation and tests.
-    pub const ALL: [Self; 12] = [
+    pub const ALL: [Self; 13] = [
         Self::InvalidInput,
         Self::Unauthorized,
         Self::Forbidden,
@@ -56,6 +58,7 @@ impl ProblemType {
         Self::UnknownReservation,
         Self::NotFound,
         Self::MethodNotAllowed,
+        Self::HeadersTooLarge,
         Self::PositionNotReached,
         Self::Unavailable,
         Self::TooManyStreams,
@@ -91,6 +94,9 @@ impl ProblemType {
             Self::UnknownReservation => ("unknown-reservation", S::NOT_FOUND, "Unknown reservation"),
             Self::NotFound => ("not-found", S::NOT_FOUND, "Not found"),
             Self::MethodNotAllowed => ("method-not-allowed", S::METHOD_NOT_ALLOWED, "Method not allowed"),
+            Self::HeadersTooLarge => {
+                ("headers-too-large", S::REQUEST_HEADER_FIELDS_TOO_LARGE, "Request headers too large")
+            }
             Self::PositionNotReached => {
                 ("position-not-reached", S::SERVICE_UNAVAILABLE, "Position not reached yet")
             }
