@@ -57,8 +57,9 @@ demo: up ## the main job: everything up, a short real workload, then a short aud
 bench: toolchain stack build ## the benchmark suite (reference, saturation, hot, idle, faults), audited, into results/
 	@infra/local/bench
 
-test: toolchain stack ## start the stack and run every test
+test: toolchain stack ## start the stack and run every test, then lint (rustfmt, clippy -D warnings) and validate the infrastructure
 	$(CARGO) test --workspace --locked --lib --bins --tests --no-fail-fast -- --test-threads=$(TEST_THREADS)
+	@$(MAKE) --no-print-directory lint
 	@$(MAKE) --no-print-directory validate-infra
 
 bench-commands: toolchain stack ## the command path's benchmarks (reference, 10x, saturation, hot resource, restore) into results/

@@ -7,7 +7,7 @@
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, header};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
@@ -79,16 +79,50 @@ fn is_json(value: &str) -> bool {
         })
 }
 
-/// The whole body, or 413 above the limit.
-async fn read<S: Send + Sync>(request: Request, state: &S, path: &str) -> Result<Bytes, Problem> {
-    Bytes::from_request(request, state).await.map_err(|rejection| {
-        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            Problem::new(ProblemType::BodyTooLarge, format!("bodies are limited to {BODY_LIMIT} bytes"), path)
-        } else {
-            let detail = format!("the body could not be read: {}", rejection.body_text());
-            Problem::new(ProblemType::MalformedJson, detail, path)
+/// Bodies over the limit up to this size are read to their end before the 413 is sent, so a
+/// client still sending gets the answer rather than a broken pipe; larger ones are refused at
+/// once.
+pub const DRAIN_LIMIT: u64 = 8 * 1024 * 1024;
+/// Longest a refused body is read for.
+const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The whole body, or 413 above [`BODY_LIMIT`] (the router disables axum's own limit: this
+/// one drains what it refuses).
+async fn read<S: Send + Sync>(request: Request, _state: &S, path: &str) -> Result<Bytes, Problem> {
+    use futures::StreamExt as _;
+
+    let too_large =
+        || Problem::new(ProblemType::BodyTooLarge, format!("bodies are limited to {BODY_LIMIT} bytes"), path);
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > DRAIN_LIMIT) {
+        return Err(too_large());
+    }
+    let mut body = request.into_body().into_data_stream();
+    let mut collected = Vec::new();
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.map_err(|error| {
+            Problem::new(ProblemType::MalformedJson, format!("the body could not be read: {error}"), path)
+        })?;
+        if collected.len() + chunk.len() > BODY_LIMIT {
+            let mut drained = collected.len() + chunk.len();
+            let drain = async {
+                while let Some(Ok(chunk)) = body.next().await {
+                    drained += chunk.len();
+                    if u64::try_from(drained).unwrap_or(u64::MAX) > DRAIN_LIMIT {
+                        break;
+                    }
+                }
+            };
+            let _ = tokio::time::timeout(DRAIN_TIME, drain).await;
+            return Err(too_large());
         }
-    })
+        collected.extend_from_slice(&chunk);
+    }
+    Ok(Bytes::from(collected))
 }
 
 /// Parses the body: 400 for broken JSON, 422 (field `body`) for anything but an object.

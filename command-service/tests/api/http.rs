@@ -531,3 +531,47 @@ async fn a_header_flood_is_431_problem_json() {
     let answer = call(&app, "GET", "/openapi.json", &[("x-small", "a")], Vec::new()).await;
     assert_eq!(answer.status, StatusCode::OK, "normal headers pass");
 }
+
+/// A client still sending a body far over the limit gets the 413, not a broken pipe: the
+/// body is read to its end (up to `DRAIN_LIMIT`) before the answer (over a real socket, four
+/// times).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_body_is_answered_413_while_it_is_still_being_sent() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bound");
+    let addr = listener.local_addr().expect("address");
+    let shutdown = holdfast_platform::Shutdown::new();
+    let server = tokio::spawn(holdfast_platform::service::serve(listener, app(), shutdown.clone()));
+    let token = testing::admin_token();
+    // Larger than the socket buffers on both sides together (the server's receive buffer
+    // grows to 6 MiB by default), so the client is still sending when the server answers.
+    let body = vec![b' '; 7 * 1024 * 1024 + 512 * 1024];
+    for attempt in 1..=4 {
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket.set_send_buffer_size(64 * 1024).expect("small send buffer");
+        let mut stream = socket.connect(addr).await.expect("connected");
+        let head = format!(
+            "POST /v1/reservations HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\
+             Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        );
+        stream.write_all(head.as_bytes()).await.expect("headers sent");
+        for chunk in body.chunks(64 * 1024) {
+            stream
+                .write_all(chunk)
+                .await
+                .unwrap_or_else(|e| panic!("attempt {attempt}: the body is read: {e}"));
+        }
+        let mut answer = Vec::new();
+        tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut answer))
+            .await
+            .expect("answered in time")
+            .expect("read");
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(answer.starts_with("HTTP/1.1 413"), "attempt {attempt}: {answer}");
+        assert!(answer.contains("application/problem+json") && answer.contains("body-too-large"), "{answer}");
+    }
+    shutdown.cancel();
+    server.await.expect("joined").expect("served");
+}
