@@ -73,6 +73,13 @@ pub struct AuthArgs {
     /// Required `aud` claim (one of the token's audiences).
     #[arg(long = "auth-audience", env = "HOLDFAST_AUTH_AUDIENCE", default_value = "holdfast")]
     pub audience: String,
+    /// Requests a second each client (token subject) may make on this instance, beyond its
+    /// burst; 0 for no limit. Tokens with `resources:admin` are not limited.
+    #[arg(long = "rate-limit", env = "HOLDFAST_RATE_LIMIT", default_value_t = 50)]
+    pub rate_limit: u32,
+    /// Requests a client may make at once before the rate applies.
+    #[arg(long = "rate-burst", env = "HOLDFAST_RATE_BURST", default_value_t = 100)]
+    pub rate_burst: u32,
 }
 
 /// Schema registry settings (Confluent-compatible API).

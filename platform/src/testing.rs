@@ -26,6 +26,8 @@ pub fn auth() -> AuthArgs {
         hs256_secret: Some(SecretString::from(TEST_SECRET)),
         issuer: "holdfast-local".into(),
         audience: "holdfast".into(),
+        rate_limit: 0,
+        rate_burst: 0,
     }
 }
 

@@ -225,6 +225,10 @@ pub struct Problem {
     #[serde(skip)]
     #[schema(ignore)]
     pub challenge: Option<String>,
+    /// `rate-limited` by a client's rate: the `RateLimit` header (IETF draft), header only.
+    #[serde(skip)]
+    #[schema(ignore)]
+    pub rate_limit: Option<String>,
 }
 
 impl Problem {
@@ -247,6 +251,7 @@ impl Problem {
             expired_at: None,
             retry_after: None,
             challenge: None,
+            rate_limit: None,
         }
     }
 
@@ -257,6 +262,10 @@ impl Problem {
         let kind = match error {
             AuthError::Missing | AuthError::Invalid(_) => ProblemType::Unauthorized,
             AuthError::Forbidden { .. } => ProblemType::Forbidden,
+            AuthError::RateLimited { retry_after, .. } => {
+                let problem = Self::new(ProblemType::RateLimited, error.to_string(), instance);
+                return Self { rate_limit: error.rate_limit(), ..problem.retry_after(*retry_after) };
+            }
             AuthError::KeysUnavailable => {
                 return Self::new(ProblemType::Unavailable, error.to_string(), instance).retry_after(5);
             }
@@ -303,6 +312,9 @@ impl IntoResponse for Problem {
         }
         if let Some(challenge) = self.challenge.as_deref().and_then(|c| HeaderValue::from_str(c).ok()) {
             headers.insert(header::WWW_AUTHENTICATE, challenge);
+        }
+        if let Some(limit) = self.rate_limit.as_deref().and_then(|c| HeaderValue::from_str(c).ok()) {
+            headers.insert("ratelimit", limit);
         }
         response
     }

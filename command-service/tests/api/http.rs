@@ -34,6 +34,16 @@ struct TestApp {
 
 /// A router whose Kafka is unreachable; `message.timeout.ms` bounds how long a send fails.
 fn app_with(max_in_flight: usize, timeout: Duration, message_timeout_ms: &str) -> TestApp {
+    app_with_auth(max_in_flight, timeout, message_timeout_ms, testing::authenticator())
+}
+
+/// [`app_with`] checking tokens with `auth`.
+fn app_with_auth(
+    max_in_flight: usize,
+    timeout: Duration,
+    message_timeout_ms: &str,
+    auth: holdfast_platform::auth::Authenticator,
+) -> TestApp {
     let registry = prometheus::Registry::new();
     let metrics = Metrics::register(&registry).expect("metrics register once");
     let mut kafka = holdfast_platform::testing::kafka();
@@ -44,7 +54,7 @@ fn app_with(max_in_flight: usize, timeout: Duration, message_timeout_ms: &str) -
     let owners = Arc::new(holdfast_command_service::owners::Owners::default());
     let dispatcher =
         Arc::new(Dispatcher::new(producer, route, owners, Duration::from_secs(5), 100, metrics.clone()));
-    let state = AppState::new(Arc::clone(&dispatcher), metrics, holdfast_platform::testing::authenticator())
+    let state = AppState::new(Arc::clone(&dispatcher), metrics, auth)
         .with_max_in_flight(max_in_flight)
         .with_request_timeout(timeout);
     TestApp { router: router(state), registry, dispatcher }
@@ -574,4 +584,30 @@ async fn an_oversized_body_is_answered_413_while_it_is_still_being_sent() {
     }
     shutdown.cancel();
     server.await.expect("joined").expect("served");
+}
+
+#[tokio::test]
+async fn a_client_past_its_rate_is_429_with_retry_after_and_ratelimit_but_administrators_are_not() {
+    let auth = testing::authenticator().with_rate_limit(1, 2);
+    let app = app_with_auth(0, Duration::from_secs(10), "300000", auth).router;
+    let hold = &endpoints()[2];
+    let customer = format!("Bearer {}", testing::token("c-1", &[Scope::ReservationsWrite]));
+    let headers = [("content-type", "application/json"), ("authorization", customer.as_str())];
+    let mut answers = Vec::new();
+    for _ in 0..3 {
+        answers.push(call(&app, "POST", &hold.path, &headers, hold.valid.to_string().into_bytes()).await);
+    }
+    // The burst of two passes the token check (and meets the in-flight bound of 0); the third
+    // is refused by the client's rate.
+    assert!(answers[..2].iter().all(|a| !a.headers.contains_key("ratelimit")), "within the burst");
+    let limited = &answers[2];
+    assert_problem(limited, 429, "rate-limited", &hold.path, "third request of a burst of two");
+    assert_eq!(limited.headers["retry-after"], "1");
+    assert_eq!(limited.headers["ratelimit"], "limit=2, remaining=0, reset=1");
+    let admin_headers = [("content-type", "application/json")];
+    for _ in 0..5 {
+        let answer =
+            call(&app, "POST", &hold.path, &admin_headers, hold.valid.to_string().into_bytes()).await;
+        assert!(!answer.headers.contains_key("ratelimit"), "administrators are not rate-limited");
+    }
 }

@@ -13,6 +13,7 @@
 //! `WWW-Authenticate`, 403) is each service's problem module's business.
 
 mod keys;
+pub mod rate;
 
 use std::sync::Arc;
 
@@ -126,6 +127,15 @@ pub enum AuthError {
     /// The signing keys could not be read (the JWKS URL is down): retry later (503).
     #[error("the token keys are unavailable")]
     KeysUnavailable,
+    /// The client made more requests than its rate allows: retry after `retry_after`
+    /// seconds (429).
+    #[error("too many requests from this client; retry in {retry_after} s")]
+    RateLimited {
+        /// Seconds until a request is allowed again.
+        retry_after: u32,
+        /// The client's burst (the `limit` of the `RateLimit` header).
+        limit: u32,
+    },
 }
 
 impl AuthError {
@@ -138,7 +148,18 @@ impl AuthError {
             Self::Forbidden { scope } => {
                 Some(format!(r#"Bearer realm="holdfast", error="insufficient_scope", scope="{scope}""#))
             }
-            Self::KeysUnavailable => None,
+            Self::KeysUnavailable | Self::RateLimited { .. } => None,
+        }
+    }
+
+    /// The `RateLimit` header (IETF draft) to answer a [`Self::RateLimited`] refusal with.
+    #[must_use]
+    pub fn rate_limit(&self) -> Option<String> {
+        match self {
+            Self::RateLimited { retry_after, limit } => {
+                Some(format!("limit={limit}, remaining=0, reset={retry_after}"))
+            }
+            _ => None,
         }
     }
 }
@@ -157,6 +178,7 @@ pub struct Authenticator {
     keys: Arc<Keys>,
     issuer: String,
     audience: String,
+    limiter: Option<Arc<rate::RateLimiter>>,
 }
 
 impl std::fmt::Debug for Authenticator {
@@ -177,7 +199,12 @@ impl Authenticator {
         let keys =
             Keys::load(args.jwks.clone(), args.hs256_secret_file.as_deref(), args.hs256_secret.as_ref())
                 .await?;
-        Ok(Self { keys: Arc::new(keys), issuer: args.issuer.clone(), audience: args.audience.clone() })
+        Ok(Self {
+            keys: Arc::new(keys),
+            issuer: args.issuer.clone(),
+            audience: args.audience.clone(),
+            limiter: rate::RateLimiter::new(args.rate_limit, args.rate_burst).map(Arc::new),
+        })
     }
 
     /// An authenticator of HS256 tokens signed with `secret` only (local development and
@@ -187,7 +214,19 @@ impl Authenticator {
     /// When the secret is shorter than 32 bytes.
     pub fn hs256(secret: &[u8], issuer: &str, audience: &str) -> Result<Self, KeyError> {
         let keys = Keys::hs256(secret, "the given secret")?;
-        Ok(Self { keys: Arc::new(keys), issuer: issuer.to_owned(), audience: audience.to_owned() })
+        Ok(Self {
+            keys: Arc::new(keys),
+            issuer: issuer.to_owned(),
+            audience: audience.to_owned(),
+            limiter: None,
+        })
+    }
+
+    /// The same, with clients limited to `per_second` requests beyond a burst of `burst`.
+    #[must_use]
+    pub fn with_rate_limit(mut self, per_second: u32, burst: u32) -> Self {
+        self.limiter = rate::RateLimiter::new(per_second, burst).map(Arc::new);
+        self
     }
 
     /// The principal of a request whose `Authorization` header is `authorization`.
@@ -223,7 +262,8 @@ impl Authenticator {
 }
 
 impl Authenticator {
-    /// The principal of a request with `headers`, if its token grants one of `any_of`.
+    /// The principal of a request with `headers`, if its token grants one of `any_of` and its
+    /// client is within its rate.
     ///
     /// # Errors
     /// See [`AuthError`]; [`AuthError::Forbidden`] names the first of `any_of`.
@@ -234,10 +274,21 @@ impl Authenticator {
     ) -> Result<Principal, AuthError> {
         let authorization = headers.get(axum::http::header::AUTHORIZATION).map(|v| v.as_bytes());
         let principal = self.authenticate(authorization).await?;
-        match any_of.first() {
-            Some(&scope) if !any_of.iter().any(|s| principal.has(*s)) => Err(AuthError::Forbidden { scope }),
-            _ => Ok(principal),
+        if let Some(&scope) = any_of.first()
+            && !any_of.iter().any(|s| principal.has(*s))
+        {
+            return Err(AuthError::Forbidden { scope });
         }
+        if let Some(limiter) = &self.limiter {
+            let decision = limiter.check(&principal, std::time::Instant::now());
+            if !decision.allowed {
+                return Err(AuthError::RateLimited {
+                    retry_after: decision.reset_seconds,
+                    limit: decision.limit,
+                });
+            }
+        }
+        Ok(principal)
     }
 }
 
@@ -257,7 +308,7 @@ mod tests;
 
 /// Documents bearer authentication in an OpenAPI document: the `bearer` (JWT) security
 /// scheme, each operation's accepted scopes as given by `needed(method, path)` (any one of
-/// them will do), and its 401 and 403 answers (problem+json with the `Problem` schema).
+/// them will do), and its 401, 403 and 429 answers (problem+json with the `Problem` schema).
 pub fn document(
     document: &mut utoipa::openapi::OpenApi,
     needed: impl Fn(&axum::http::Method, &str) -> &'static [Scope],
@@ -299,6 +350,9 @@ pub fn document(
             responses.entry("401".into()).or_insert_with(|| problem("`unauthorized`: no valid bearer token"));
             responses.entry("403".into()).or_insert_with(|| {
                 problem(&format!("`forbidden`: the token grants none of {}", names.join(", ")))
+            });
+            responses.entry("429".into()).or_insert_with(|| {
+                problem("`rate-limited`: too many requests from this client; see `Retry-After` and `RateLimit`")
             });
         }
     }

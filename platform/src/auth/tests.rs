@@ -49,6 +49,8 @@ fn args(jwks: Option<&PathBuf>, secret: Option<PathBuf>) -> AuthArgs {
         hs256_secret: None,
         issuer: "holdfast-local".into(),
         audience: "holdfast".into(),
+        rate_limit: 0,
+        rate_burst: 0,
     }
 }
 

@@ -36,6 +36,8 @@ pub enum ProblemType {
     MethodNotAllowed,
     /// 431: the request headers exceed 16 KiB together.
     HeadersTooLarge,
+    /// 429: the client made more requests than its rate allows; retry after `Retry-After`.
+    RateLimited,
     /// 503: the read model did not reach `min_position` in time; retry after `Retry-After`.
     PositionNotReached,
     /// 503: the read model cannot be read right now; retry after `Retry-After`.
@@ -50,7 +52,7 @@ pub enum ProblemType {
 
 impl ProblemType {
     /// Every problem type, for documentation and tests.
-    pub const ALL: [Self; 13] = [
+    pub const ALL: [Self; 14] = [
         Self::InvalidInput,
         Self::Unauthorized,
         Self::Forbidden,
@@ -59,6 +61,7 @@ impl ProblemType {
         Self::NotFound,
         Self::MethodNotAllowed,
         Self::HeadersTooLarge,
+        Self::RateLimited,
         Self::PositionNotReached,
         Self::Unavailable,
         Self::TooManyStreams,
@@ -97,6 +100,7 @@ impl ProblemType {
             Self::HeadersTooLarge => {
                 ("headers-too-large", S::REQUEST_HEADER_FIELDS_TOO_LARGE, "Request headers too large")
             }
+            Self::RateLimited => ("rate-limited", S::TOO_MANY_REQUESTS, "Too many requests"),
             Self::PositionNotReached => {
                 ("position-not-reached", S::SERVICE_UNAVAILABLE, "Position not reached yet")
             }
@@ -158,6 +162,10 @@ pub struct Problem {
     #[serde(skip)]
     #[schema(ignore)]
     pub challenge: Option<String>,
+    /// `rate-limited` by a client's rate: the `RateLimit` header (IETF draft), header only.
+    #[serde(skip)]
+    #[schema(ignore)]
+    pub rate_limit: Option<String>,
 }
 
 impl Problem {
@@ -174,6 +182,7 @@ impl Problem {
             min_position: None,
             retry_after: None,
             challenge: None,
+            rate_limit: None,
         }
     }
 
@@ -184,6 +193,10 @@ impl Problem {
         let kind = match error {
             AuthError::Missing | AuthError::Invalid(_) => ProblemType::Unauthorized,
             AuthError::Forbidden { .. } => ProblemType::Forbidden,
+            AuthError::RateLimited { retry_after, .. } => {
+                let problem = Self::new(ProblemType::RateLimited, error.to_string(), instance);
+                return Self { rate_limit: error.rate_limit(), ..problem.retry_after(*retry_after) };
+            }
             AuthError::KeysUnavailable => {
                 return Self::new(ProblemType::Unavailable, error.to_string(), instance).retry_after(5);
             }
@@ -229,6 +242,9 @@ impl IntoResponse for Problem {
         }
         if let Some(challenge) = self.challenge.as_deref().and_then(|c| HeaderValue::from_str(c).ok()) {
             headers.insert(header::WWW_AUTHENTICATE, challenge);
+        }
+        if let Some(limit) = self.rate_limit.as_deref().and_then(|c| HeaderValue::from_str(c).ok()) {
+            headers.insert("ratelimit", limit);
         }
         response
     }
