@@ -50,6 +50,18 @@ pub struct Config {
     /// Most live-update streams open at once on this instance; beyond it 503.
     #[arg(long, env = "HOLDFAST_QUERY_MAX_STREAMS", default_value_t = 10_000)]
     pub max_streams: usize,
+    /// Most live-update streams one client (token subject) holds open at once on this
+    /// instance; beyond it 429.
+    #[arg(long, env = "HOLDFAST_QUERY_MAX_STREAMS_PER_CLIENT", default_value_t = 8)]
+    pub max_streams_per_client: usize,
+    /// Most read-your-writes waits one client has parked at once on this instance; beyond it
+    /// 429.
+    #[arg(long, env = "HOLDFAST_QUERY_MAX_WAITS_PER_CLIENT", default_value_t = 64)]
+    pub max_waits_per_client: usize,
+    /// Most requests (streams aside) served at once on this instance; beyond it 503 with
+    /// `Retry-After` (load shedding rather than collapse).
+    #[arg(long, env = "HOLDFAST_QUERY_MAX_IN_FLIGHT", default_value_t = 4_096)]
+    pub max_in_flight: usize,
     /// Longest a request may take (waits included) before it is answered 503.
     #[arg(long, env = "HOLDFAST_QUERY_REQUEST_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub request_timeout: Duration,

@@ -20,6 +20,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use holdfast_platform::auth::Authenticator;
+use holdfast_platform::auth::slots::ClientSlots;
 use holdfast_platform::redis::Redis;
 use holdfast_platform::topics::TopicLayout;
 use holdfast_platform::{Ops, Readiness, ServiceError, Shutdown, postgres, service};
@@ -74,10 +75,14 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> R
             stream_poll: config.stream_poll,
             max_streams: config.max_streams,
             request_timeout: config.request_timeout,
+            max_in_flight: config.max_in_flight,
         }),
         shutdown: shutdown.clone(),
         streams: Arc::default(),
         auth: Authenticator::new(&config.auth).await?,
+        client_streams: ClientSlots::new(config.max_streams_per_client),
+        client_waits: ClientSlots::new(config.max_waits_per_client),
+        in_flight: Arc::default(),
     };
     let ops = ops::OpsState { ops, shards: reads.shards().to_vec(), redis };
     let router = Router::new().merge(ops::router(ops)).merge(http::router(state));

@@ -14,6 +14,7 @@
 
 mod keys;
 pub mod rate;
+pub mod slots;
 
 use std::sync::Arc;
 
@@ -352,7 +353,9 @@ pub fn document(
                 problem(&format!("`forbidden`: the token grants none of {}", names.join(", ")))
             });
             responses.entry("429".into()).or_insert_with(|| {
-                problem("`rate-limited`: too many requests from this client; see `Retry-After` and `RateLimit`")
+                problem(
+                    "`rate-limited`: too many requests from this client; see `Retry-After` and `RateLimit`",
+                )
             });
         }
     }

@@ -2,10 +2,11 @@
 //! available units, Redis first, with the position the answer reflects.
 
 use axum::extract::rejection::{PathRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::{Extension, Path, Query, State};
 use axum::http::{HeaderMap, Uri};
 use axum::response::{IntoResponse, Response};
 use holdfast_domain::{CapacityRange, ResourceId};
+use holdfast_platform::auth::Principal;
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -69,6 +70,7 @@ impl From<&Availability> for AvailabilityResponse {
 )]
 pub async fn availability(
     State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
     id: Result<Path<String>, PathRejection>,
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
     headers: HeaderMap,
@@ -79,7 +81,7 @@ pub async fn availability(
         Ok(request) => request,
         Err(problem) => return problem.into_response(),
     };
-    match read(&state, &request.resource, &request.range, request.wanted, path).await {
+    match read(&state, &principal.subject, &request.resource, &request.range, request.wanted, path).await {
         Ok(found) => {
             let body = AvailabilityResponse::from(&found);
             let tag = etag(&found.version.to_string());
@@ -136,12 +138,13 @@ pub fn resource_id(id: Result<Path<String>, PathRejection>, path: &str) -> Resul
 /// resource is unknown.
 pub async fn read(
     state: &AppState,
+    client: &str,
     resource: &ResourceId,
     range: &CapacityRange,
     wanted: Option<Position>,
     path: &str,
 ) -> Result<Availability, Problem> {
-    let prefer = reach(state, wanted, Need::Any, path).await?;
+    let prefer = reach(state, client, wanted, Need::Any, path).await?;
     let found =
         state.reads.availability(resource, range, prefer, wanted).await.map_err(|e| read_failed(&e, path))?;
     let Some(found) = found else {

@@ -2,6 +2,8 @@
 //! latency metric (labelled by route template, never a raw path). Request ids are set and
 //! echoed by tower-http's layers outside this one, so the span carries the id.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
@@ -39,7 +41,13 @@ pub async fn observe(State(state): State<AppState>, request: Request, next: Next
     );
     let timeout = state.settings.request_timeout;
     let header_bytes = service::header_bytes(request.headers());
-    let response = if header_bytes > service::MAX_REQUEST_HEADER_BYTES {
+    // Streams are long by design and capped on their own; every other request counts against
+    // the in-flight bound, past which the instance sheds load instead of queueing it.
+    let in_flight = (!route.ends_with("/stream")).then(|| InFlight::take(&state));
+    let response = if matches!(in_flight, Some(None)) {
+        let detail = "this instance is serving as many requests as it may; retry shortly";
+        Problem::new(ProblemType::Unavailable, detail, &path).retry_after(1).into_response()
+    } else if header_bytes > service::MAX_REQUEST_HEADER_BYTES {
         let detail = format!(
             "the headers take {header_bytes} bytes; at most {} are read",
             service::MAX_REQUEST_HEADER_BYTES
@@ -78,3 +86,24 @@ const KNOWN: [Method; 9] = [
     Method::TRACE,
     Method::CONNECT,
 ];
+
+/// One request counted against `HttpSettings::max_in_flight`; released when dropped.
+#[derive(Debug)]
+struct InFlight(Arc<AtomicUsize>);
+
+impl InFlight {
+    fn take(state: &AppState) -> Option<Self> {
+        let previous = state.in_flight.fetch_add(1, Ordering::AcqRel);
+        if previous >= state.settings.max_in_flight {
+            state.in_flight.fetch_sub(1, Ordering::AcqRel);
+            return None;
+        }
+        Some(Self(Arc::clone(&state.in_flight)))
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}

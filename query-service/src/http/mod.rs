@@ -30,6 +30,7 @@ use axum::http::{HeaderName, Method, Uri};
 use axum::routing::get;
 use holdfast_platform::Shutdown;
 use holdfast_platform::auth::Authenticator;
+use holdfast_platform::auth::slots::ClientSlots;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 
 use self::problem::{Problem, ProblemType};
@@ -51,6 +52,8 @@ pub struct HttpSettings {
     pub max_streams: usize,
     /// Longest a request may take.
     pub request_timeout: Duration,
+    /// Most requests (streams aside) served at once.
+    pub max_in_flight: usize,
 }
 
 /// What every handler shares.
@@ -72,6 +75,12 @@ pub struct AppState {
     pub streams: Arc<AtomicUsize>,
     /// Checks bearer tokens.
     pub auth: Authenticator,
+    /// Each client's open live-update streams.
+    pub client_streams: Arc<ClientSlots>,
+    /// Each client's parked read-your-writes waits.
+    pub client_waits: Arc<ClientSlots>,
+    /// Requests (streams aside) being served now, against `HttpSettings::max_in_flight`.
+    pub in_flight: Arc<AtomicUsize>,
 }
 
 /// The read API: every route, `GET /openapi.json`, problem+json for unknown routes (404) and

@@ -81,9 +81,11 @@ impl Params {
 }
 
 /// Waits (bounded) until a source usable for `need` reached `wanted`; the source to read from.
-/// Without a position, Redis is preferred.
+/// Without a position, Redis is preferred. A `client` may park only so many waits at once
+/// (429 beyond).
 pub async fn reach(
     state: &AppState,
+    client: &str,
     wanted: Option<Position>,
     need: Need,
     path: &str,
@@ -94,6 +96,11 @@ pub async fn reach(
         metrics.waits.with_label_values(&["immediate"]).inc();
         return Ok(source);
     }
+    // A parked wait holds a place in the watermark watcher: each client has a few.
+    let Some(_parked) = state.client_waits.take(client) else {
+        let detail = "this client has as many read-your-writes waits parked as it may; retry shortly";
+        return Err(Problem::new(ProblemType::RateLimited, detail, path).retry_after(1));
+    };
     let started = Instant::now();
     let outcome = state.watermarks.wait(wanted, need, state.settings.max_wait).await;
     let label = if outcome.is_ok() { "waited" } else { "timeout" };

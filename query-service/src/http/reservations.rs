@@ -92,7 +92,7 @@ pub async fn reservation(
     if !errors.is_empty() {
         return Problem::invalid_input(errors, path).into_response();
     }
-    if let Err(problem) = reach(&state, wanted, Need::Postgres, path).await {
+    if let Err(problem) = reach(&state, &principal.subject, wanted, Need::Postgres, path).await {
         return problem.into_response();
     }
     match state.reads.reservation(&id).await {
@@ -168,7 +168,7 @@ pub async fn customer_reservations(
         let detail = "no reservations of this customer are visible to this token";
         return Problem::new(ProblemType::NotFound, detail, path).into_response();
     }
-    if let Err(problem) = reach(&state, wanted, Need::Postgres, path).await {
+    if let Err(problem) = reach(&state, &principal.subject, wanted, Need::Postgres, path).await {
         return problem.into_response();
     }
     match state.reads.customer_reservations(&customer, after.as_ref(), limit).await {

@@ -16,11 +16,13 @@ use std::sync::atomic::Ordering;
 
 use crate::read::layout::{Update, UpdatedSlot};
 use axum::extract::rejection::{PathRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::{Extension, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, Uri};
 use axum::response::sse::{Event, Sse};
 use axum::response::{IntoResponse, Response};
 use holdfast_domain::{CapacityRange, ResourceId, Slot};
+use holdfast_platform::auth::Principal;
+use holdfast_platform::auth::slots::ClientSlot;
 use serde::Serialize;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::time::{Instant, Interval};
@@ -60,11 +62,13 @@ pub struct UpdateEvent {
         (status = 200, description = "`text/event-stream`: a `snapshot` event (data: the availability answer), then `update` events (data: UpdateEvent) and heartbeat comments", content_type = "text/event-stream"),
         (status = 404, description = "`unknown-resource`", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`invalid-input`", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "`rate-limited`: this client has as many streams open as it may", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "`too-many-streams`, `position-not-reached`, `unavailable`", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn stream(
     State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
     id: Result<Path<String>, PathRejection>,
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
     headers: HeaderMap,
@@ -75,13 +79,17 @@ pub async fn stream(
         Ok(parsed) => parsed,
         Err(problem) => return problem.into_response(),
     };
+    let Some(client_slot) = state.client_streams.take(&principal.subject) else {
+        let detail = "this client has as many live streams open as it may; close one first";
+        return Problem::new(ProblemType::RateLimited, detail, &path).retry_after(5).into_response();
+    };
     let Some(slot) = StreamSlot::take(&state) else {
         let detail = "this instance serves as many live streams as it may; retry later";
         return Problem::new(ProblemType::TooManyStreams, detail, &path).retry_after(5).into_response();
     };
     // Subscribed before the snapshot is read, so no update after it can be missed.
     let subscription = state.live.subscribe(resource.as_str());
-    let first = match read(&state, &resource, &range, wanted, &path).await {
+    let first = match read(&state, &principal.subject, &resource, &range, wanted, &path).await {
         Ok(found) => found,
         Err(problem) => return problem.into_response(),
     };
@@ -98,6 +106,7 @@ pub async fn stream(
         resync: false,
         version: 0,
         _slot: slot,
+        _client_slot: client_slot,
     };
     let events = futures::stream::unfold(live, |mut live| async move {
         live.next().await.map(|event| (Ok::<_, Infallible>(event), live))
@@ -180,6 +189,8 @@ struct LiveStream {
     heartbeat: Interval,
     poll: Interval,
     _slot: StreamSlot,
+    /// This stream's place among its client's streams, given back when it ends.
+    _client_slot: ClientSlot,
 }
 
 impl LiveStream {
@@ -225,7 +236,7 @@ impl LiveStream {
     }
 
     async fn read(&self) -> Option<Availability> {
-        match read(&self.state, &self.resource, &self.range, None, &self.path).await {
+        match read(&self.state, "", &self.resource, &self.range, None, &self.path).await {
             Ok(found) => Some(found),
             Err(problem) => {
                 tracing::debug!(detail = %problem.detail, "live stream ends: snapshot unreadable");

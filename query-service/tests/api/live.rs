@@ -136,3 +136,51 @@ async fn a_stream_shows_a_new_hold_within_a_second() {
     worker.stop().await.expect("clean stop");
     stack.tear_down().await;
 }
+
+/// One client cannot take every stream: past its own cap it gets 429, while another client
+/// still opens one. With no room for requests at all, reads are shed with 503 + Retry-After.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streams_are_capped_per_client_and_an_overloaded_instance_sheds_reads() {
+    use holdfast_platform::auth::Scope;
+
+    let stack = Stack::new("q-caps", 4, 1).await;
+    let worker = stack.start_worker().await;
+    let mut config = stack.config();
+    config.max_streams_per_client = 1;
+    let query = stack.start_query(config).await;
+    let token = stack.produce_one_resource(&stack.define("hall-2", 8)).await;
+    let url = query.url(&format!(
+        "/v1/resources/hall-2/availability/stream?from=2031-07-01&to=2031-07-04&min_position={token}"
+    ));
+    let open = |subject: &str| {
+        let request =
+            reqwest::Client::new().get(&url).bearer_auth(testing::token(subject, &[Scope::AvailabilityRead]));
+        request.send()
+    };
+    let first = open("ada").await.expect("answers");
+    assert_eq!(first.status(), 200, "ada's first stream");
+    let second = open("ada").await.expect("answers");
+    assert_eq!(second.status(), 429, "ada's second stream is past her cap");
+    assert!(second.headers().contains_key("retry-after"));
+    let other = open("bob").await.expect("answers");
+    assert_eq!(other.status(), 200, "bob is not affected by ada's streams");
+    drop((first, other));
+
+    let mut config = stack.config();
+    config.max_in_flight = 0;
+    let overloaded = stack.start_query(config).await;
+    let read = testing::http()
+        .get(overloaded.url("/v1/resources/hall-2/availability?from=2031-07-01&to=2031-07-04"))
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(read.status(), 503);
+    assert_eq!(read.headers().get("retry-after").and_then(|v| v.to_str().ok()), Some("1"));
+    let (status, _) = overloaded.get_json("/readyz").await;
+    assert_eq!(status, 200, "health and readiness are not shed");
+
+    overloaded.stop().await.expect("clean stop");
+    query.stop().await.expect("clean stop");
+    worker.stop().await.expect("clean stop");
+    stack.tear_down().await;
+}
