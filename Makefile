@@ -13,7 +13,7 @@ TEST_THREADS ?= 2
 STACK := infra/local/stack
 SERVICES := infra/local/services
 
-.PHONY: help up down demo test bench bench-commands stack stack-down build services services-down status logs toolchain fmt lint validate-infra
+.PHONY: help up down demo test bench bench-commands stack stack-down build services services-down status logs toolchain fmt lint deny deny-advisories validate-infra
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -57,9 +57,10 @@ demo: up ## the main job: everything up, a short real workload, then a short aud
 bench: toolchain stack build ## the benchmark suite (reference, saturation, hot, idle, faults), audited, into results/
 	@infra/local/bench
 
-test: toolchain stack ## start the stack and run every test, then lint (rustfmt, clippy -D warnings) and validate the infrastructure
+test: toolchain stack ## start the stack and run every test, then lint (rustfmt, clippy -D warnings), cargo-deny and validate the infrastructure
 	$(CARGO) test --workspace --locked --lib --bins --tests --no-fail-fast -- --test-threads=$(TEST_THREADS)
 	@$(MAKE) --no-print-directory lint
+	@$(MAKE) --no-print-directory deny
 	@$(MAKE) --no-print-directory validate-infra
 
 bench-commands: toolchain stack ## the command path's benchmarks (reference, 10x, saturation, hot resource, restore) into results/
@@ -79,6 +80,16 @@ logs: ## where the logs are, and their last lines
 
 fmt: ## format the code
 	$(CARGO) fmt --all
+
+DENY_VERSION = 0.20.2
+DENY_ROOT ?= $(HOME)/.cache/holdfast/tools/cargo
+deny: ## cargo-deny offline checks: licenses, bans, sources (advisories need a network: make deny-advisories)
+	@$(CARGO) install --quiet --locked cargo-deny@$(DENY_VERSION) --root $(DENY_ROOT)
+	$(DENY_ROOT)/bin/cargo-deny --offline --log-level error check licenses bans sources
+
+deny-advisories: ## the RustSec advisories check (needs the network to fetch the database)
+	@$(CARGO) install --quiet --locked cargo-deny@$(DENY_VERSION) --root $(DENY_ROOT)
+	$(DENY_ROOT)/bin/cargo-deny check advisories
 
 lint: ## formatting and clippy, warnings as errors
 	$(CARGO) fmt --all -- --check
