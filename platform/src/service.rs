@@ -46,6 +46,41 @@ pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// own ([`MAX_HEADER_BYTES`] is the buffer, not the policy).
 pub const MAX_HEADER_BYTES: usize = 64 * 1024;
 
+/// Things in progress at once (commands in flight, requests, streams), counted so that a
+/// bound can refuse the next one instead of queueing it. Clones share the count.
+#[derive(Debug, Clone, Default)]
+pub struct InFlight(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+/// One admitted thing; it leaves the count when dropped.
+#[derive(Debug)]
+pub struct Admitted(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+impl InFlight {
+    /// Admits one more if fewer than `max` are in progress.
+    #[must_use]
+    pub fn try_admit(&self, max: usize) -> Option<Admitted> {
+        use std::sync::atomic::Ordering;
+        let previous = self.0.fetch_add(1, Ordering::AcqRel);
+        if previous >= max {
+            self.0.fetch_sub(1, Ordering::AcqRel);
+            return None;
+        }
+        Some(Admitted(std::sync::Arc::clone(&self.0)))
+    }
+
+    /// How many are in progress now.
+    #[must_use]
+    pub fn current(&self) -> usize {
+        self.0.load(std::sync::atomic::Ordering::Acquire)
+    }
+}
+
+impl Drop for Admitted {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    }
+}
+
 /// Most bytes of request headers (names and values) a service takes; more is answered 431.
 pub const MAX_REQUEST_HEADER_BYTES: usize = 16 * 1024;
 
@@ -141,6 +176,18 @@ where
 #[cfg(test)]
 mod tests {
     use std::time::Instant;
+
+    #[test]
+    fn in_flight_admits_up_to_its_bound_and_dropping_makes_room() {
+        let in_flight = InFlight::default();
+        let (a, b) = (in_flight.try_admit(2), in_flight.try_admit(2));
+        assert!(a.is_some() && b.is_some());
+        assert!(in_flight.try_admit(2).is_none(), "the bound");
+        assert_eq!(in_flight.current(), 2, "a refusal leaves the count as it was");
+        drop(a);
+        assert!(in_flight.clone().try_admit(2).is_some(), "room again, through a clone");
+        assert_eq!(in_flight.current(), 1, "the admitted guard of the clone was dropped at once");
+    }
 
     use axum::routing::get;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};

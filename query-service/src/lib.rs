@@ -22,6 +22,7 @@ use axum::Router;
 use holdfast_platform::auth::Authenticator;
 use holdfast_platform::auth::slots::ClientSlots;
 use holdfast_platform::redis::Redis;
+use holdfast_platform::service::InFlight;
 use holdfast_platform::topics::TopicLayout;
 use holdfast_platform::{Ops, Readiness, ServiceError, Shutdown, postgres, service};
 use secrecy::ExposeSecret;
@@ -78,11 +79,11 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> R
             max_in_flight: config.max_in_flight,
         }),
         shutdown: shutdown.clone(),
-        streams: Arc::default(),
+        streams: InFlight::default(),
         auth: Authenticator::new(&config.auth).await?,
         client_streams: ClientSlots::new(config.max_streams_per_client),
         client_waits: ClientSlots::new(config.max_waits_per_client),
-        in_flight: Arc::default(),
+        in_flight: InFlight::default(),
     };
     let ops = ops::OpsState { ops, shards: reads.shards().to_vec(), redis };
     let router = Router::new().merge(ops::router(ops)).merge(http::router(state));

@@ -31,7 +31,6 @@ pub mod reservations;
 pub mod resources;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use axum::Router;
@@ -39,6 +38,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, Method, Uri};
 use axum::routing::{get, post, put};
 use holdfast_platform::auth::Authenticator;
+use holdfast_platform::service::InFlight;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 
 use self::commands::PendingCommands;
@@ -67,7 +67,7 @@ pub struct AppState {
     pub request_timeout: Duration,
     /// Checks bearer tokens.
     pub auth: Authenticator,
-    limiter: Arc<Limiter>,
+    in_flight: InFlight,
     pending: Arc<PendingCommands>,
 }
 
@@ -81,7 +81,7 @@ impl AppState {
             max_in_flight: DEFAULT_MAX_IN_FLIGHT,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             auth,
-            limiter: Arc::default(),
+            in_flight: InFlight::default(),
             pending: Arc::new(PendingCommands::new(PENDING_REMEMBERED)),
         }
     }
@@ -101,30 +101,10 @@ impl AppState {
     }
 }
 
-/// Counts commands this router has in flight (handed to the dispatcher, not answered yet).
-#[derive(Debug, Default)]
-struct Limiter(AtomicUsize);
-
-/// One admitted command; releases its slot when dropped.
-#[derive(Debug)]
-struct Permit<'a>(&'a AtomicUsize);
-
 impl AppState {
-    /// A slot for one more command, or `None` when [`AppState::max_in_flight`] are in flight.
-    fn try_acquire(&self) -> Option<Permit<'_>> {
-        let counter = &self.limiter.0;
-        let previous = counter.fetch_add(1, Ordering::AcqRel);
-        if previous >= self.max_in_flight {
-            counter.fetch_sub(1, Ordering::AcqRel);
-            return None;
-        }
-        Some(Permit(counter))
-    }
-}
-
-impl Drop for Permit<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
+    /// A place for one more command, or `None` when [`AppState::max_in_flight`] are in flight.
+    fn try_acquire(&self) -> Option<holdfast_platform::service::Admitted> {
+        self.in_flight.try_admit(self.max_in_flight)
     }
 }
 

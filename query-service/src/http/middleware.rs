@@ -2,8 +2,6 @@
 //! latency metric (labelled by route template, never a raw path). Request ids are set and
 //! echoed by tower-http's layers outside this one, so the span carries the id.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
@@ -43,7 +41,8 @@ pub async fn observe(State(state): State<AppState>, request: Request, next: Next
     let header_bytes = service::header_bytes(request.headers());
     // Streams are long by design and capped on their own; every other request counts against
     // the in-flight bound, past which the instance sheds load instead of queueing it.
-    let in_flight = (!route.ends_with("/stream")).then(|| InFlight::take(&state));
+    let in_flight =
+        (!route.ends_with("/stream")).then(|| state.in_flight.try_admit(state.settings.max_in_flight));
     let response = if matches!(in_flight, Some(None)) {
         let detail = "this instance is serving as many requests as it may; retry shortly";
         Problem::new(ProblemType::Unavailable, detail, &path).retry_after(1).into_response()
@@ -86,24 +85,3 @@ const KNOWN: [Method; 9] = [
     Method::TRACE,
     Method::CONNECT,
 ];
-
-/// One request counted against `HttpSettings::max_in_flight`; released when dropped.
-#[derive(Debug)]
-struct InFlight(Arc<AtomicUsize>);
-
-impl InFlight {
-    fn take(state: &AppState) -> Option<Self> {
-        let previous = state.in_flight.fetch_add(1, Ordering::AcqRel);
-        if previous >= state.settings.max_in_flight {
-            state.in_flight.fetch_sub(1, Ordering::AcqRel);
-            return None;
-        }
-        Some(Self(Arc::clone(&state.in_flight)))
-    }
-}
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
-    }
-}

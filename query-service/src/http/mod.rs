@@ -22,7 +22,6 @@ pub mod reservations;
 pub mod stream;
 
 use std::sync::Arc;
-use std::sync::atomic::AtomicUsize;
 use std::time::Duration;
 
 use axum::Router;
@@ -31,6 +30,7 @@ use axum::routing::get;
 use holdfast_platform::Shutdown;
 use holdfast_platform::auth::Authenticator;
 use holdfast_platform::auth::slots::ClientSlots;
+use holdfast_platform::service::InFlight;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 
 use self::problem::{Problem, ProblemType};
@@ -72,7 +72,7 @@ pub struct AppState {
     /// Ends live streams when the service stops.
     pub shutdown: Shutdown,
     /// Streams open now.
-    pub streams: Arc<AtomicUsize>,
+    pub streams: InFlight,
     /// Checks bearer tokens.
     pub auth: Authenticator,
     /// Each client's open live-update streams.
@@ -80,7 +80,7 @@ pub struct AppState {
     /// Each client's parked read-your-writes waits.
     pub client_waits: Arc<ClientSlots>,
     /// Requests (streams aside) being served now, against `HttpSettings::max_in_flight`.
-    pub in_flight: Arc<AtomicUsize>,
+    pub in_flight: InFlight,
 }
 
 /// The read API: every route, `GET /openapi.json`, problem+json for unknown routes (404) and

@@ -12,7 +12,6 @@
 
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 use crate::read::layout::{Update, UpdatedSlot};
 use axum::extract::rejection::{PathRejection, QueryRejection};
@@ -23,6 +22,7 @@ use axum::response::{IntoResponse, Response};
 use holdfast_domain::{CapacityRange, ResourceId, Slot};
 use holdfast_platform::auth::Principal;
 use holdfast_platform::auth::slots::ClientSlot;
+use holdfast_platform::service::Admitted;
 use serde::Serialize;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::time::{Instant, Interval};
@@ -149,26 +149,24 @@ fn default_range() -> Result<CapacityRange, FieldError> {
     CapacityRange::new(from, to).map_err(|e| FieldError::new(e.field, e.reason))
 }
 
-/// One of the instance's stream slots; released when the stream ends.
+/// One of the instance's stream slots; released (and the gauge lowered) when the stream ends.
 #[derive(Debug)]
-struct StreamSlot(AppState);
+struct StreamSlot {
+    _admitted: Admitted,
+    state: AppState,
+}
 
 impl StreamSlot {
     fn take(state: &AppState) -> Option<Self> {
-        let previous = state.streams.fetch_add(1, Ordering::AcqRel);
-        if previous >= state.settings.max_streams {
-            state.streams.fetch_sub(1, Ordering::AcqRel);
-            return None;
-        }
+        let admitted = state.streams.try_admit(state.settings.max_streams)?;
         state.metrics.streams.inc();
-        Some(Self(state.clone()))
+        Some(Self { _admitted: admitted, state: state.clone() })
     }
 }
 
 impl Drop for StreamSlot {
     fn drop(&mut self) {
-        self.0.streams.fetch_sub(1, Ordering::AcqRel);
-        self.0.metrics.streams.dec();
+        self.state.metrics.streams.dec();
     }
 }
 
