@@ -119,7 +119,7 @@ pub struct RunArgs {
     /// Mint the token with the HS256 secret in this file instead (the local stack's
     /// `.stack/auth/hs256.key`). Not needed with `--spawn`, which makes its own.
     #[arg(long, env = "HOLDFAST_LOAD_TOKEN_SECRET_FILE", default_value = ".stack/auth/hs256.key")]
-    pub token_secret_file: Option<std::path::PathBuf>,
+    pub token_secret_file: std::path::PathBuf,
     /// Seed of the workload's random choices (random by default).
     #[arg(long, env = "HOLDFAST_LOAD_SEED")]
     pub seed: Option<u64>,

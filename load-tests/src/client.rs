@@ -12,6 +12,8 @@ use std::time::Duration;
 
 use reqwest::header::{CONTENT_TYPE, HeaderValue};
 use reqwest::{Client, StatusCode, Url};
+
+use crate::LoadError;
 use serde::Deserialize;
 
 use crate::workload::{Planned, ReadPlan, Verdict};
@@ -32,12 +34,12 @@ const EMPTY_OBJECT: &[u8] = b"{}";
 /// request (connect included), `token` as the bearer of every request.
 ///
 /// # Errors
-/// When the TLS backend cannot be initialised.
-pub fn build(pool: usize, timeout: Duration, token: &str) -> reqwest::Result<Client> {
-    let mut headers = reqwest::header::HeaderMap::new();
-    if let Ok(bearer) = HeaderValue::from_str(&format!("Bearer {token}")) {
-        headers.insert(reqwest::header::AUTHORIZATION, bearer);
-    }
+/// When the token is not a header value, or the TLS backend cannot be initialised.
+pub fn build(pool: usize, timeout: Duration, token: &str) -> Result<Client, LoadError> {
+    let mut bearer = HeaderValue::from_str(&format!("Bearer {token}"))
+        .map_err(|_| LoadError::Settings("the token must be visible ASCII".into()))?;
+    bearer.set_sensitive(true);
+    let headers = reqwest::header::HeaderMap::from_iter([(reqwest::header::AUTHORIZATION, bearer)]);
     Client::builder()
         .default_headers(headers)
         .pool_max_idle_per_host(pool)
@@ -47,6 +49,7 @@ pub fn build(pool: usize, timeout: Duration, token: &str) -> reqwest::Result<Cli
         .timeout(timeout)
         .no_proxy()
         .build()
+        .map_err(LoadError::Client)
 }
 
 /// An accepted hold's reservation, as the command API answered it.

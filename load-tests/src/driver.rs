@@ -11,7 +11,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use futures::StreamExt as _;
-use holdfast_platform::auth::{Scope, mint_hs256};
+use holdfast_platform::auth::{MintError, Scope, mint_local};
 use rand::SeedableRng as _;
 use rand::rngs::SmallRng;
 use secrecy::ExposeSecret as _;
@@ -79,6 +79,15 @@ pub struct PendingSettled {
 /// The subject of the tokens the load generator mints.
 pub const LOAD_SUBJECT: &str = "holdfast-load";
 
+/// The token the load generator mints with `secret`: every scope (it holds for many customers
+/// and reads their reservations), valid for a day.
+///
+/// # Errors
+/// When `secret` is not a usable HS256 key.
+pub fn load_token(secret: &[u8]) -> Result<String, MintError> {
+    mint_local(secret, LOAD_SUBJECT, &Scope::ALL, std::time::Duration::from_secs(24 * 3600))
+}
+
 /// Where a run sends its requests, and the bearer token it sends them with.
 #[derive(Clone)]
 pub struct Endpoints {
@@ -107,22 +116,18 @@ impl Endpoints {
     /// # Errors
     /// When neither is given, or the secret file cannot be read or used.
     pub fn of(args: &RunArgs) -> Result<Self, LoadError> {
-        let token = match (&args.token, &args.token_secret_file) {
-            (Some(token), _) => token.expose_secret().to_owned(),
-            (None, Some(path)) => {
-                let secret = std::fs::read(path).map_err(|e| {
-                    LoadError::Settings(format!("--token-secret-file {}: {e}", path.display()))
-                })?;
-                let day = std::time::Duration::from_secs(24 * 3600);
-                let (issuer, audience) = ("holdfast-local", "holdfast");
-                mint_hs256(secret.trim_ascii(), issuer, audience, LOAD_SUBJECT, &Scope::ALL, day).map_err(
-                    |e| LoadError::Settings(format!("--token-secret-file {}: {e}", path.display())),
-                )?
-            }
-            (None, None) => {
-                return Err(LoadError::Settings(
-                    "give --token, or --token-secret-file (make up writes .stack/auth/hs256.key)".into(),
-                ));
+        let token = match &args.token {
+            Some(token) => token.expose_secret().to_owned(),
+            None => {
+                let path = &args.token_secret_file;
+                let unusable = |e: &dyn std::fmt::Display| {
+                    LoadError::Settings(format!(
+                        "--token-secret-file {}: {e} (give --token, or run `make up`, which writes it)",
+                        path.display()
+                    ))
+                };
+                let secret = std::fs::read(path).map_err(|e| unusable(&e))?;
+                load_token(secret.trim_ascii()).map_err(|e| unusable(&e))?
             }
         };
         Ok(Self { commands: vec![args.target.clone()], query: args.query_target.clone(), token })
@@ -173,7 +178,7 @@ where
     };
     let workload = Workload::new(shape, SmallRng::seed_from_u64(seed)).map_err(LoadError::Settings)?;
     let pool = usize::try_from(args.max_in_flight).unwrap_or(usize::MAX);
-    let client = client::build(pool, args.timeout, &endpoints.token).map_err(LoadError::Client)?;
+    let client = client::build(pool, args.timeout, &endpoints.token)?;
     let target = Target::new(client, &endpoints.commands[0])
         .with_commands(&endpoints.commands)
         .with_query(&endpoints.query);

@@ -12,11 +12,10 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use holdfast_platform::auth::{Scope, mint_hs256};
 use secrecy::{ExposeSecret as _, SecretString};
 use tokio::process::{Child, Command};
 
-use crate::driver::LOAD_SUBJECT;
+use crate::driver::load_token;
 use crate::fault::{FaultKind, Injected};
 
 /// Why the services could not be started.
@@ -173,10 +172,7 @@ impl Spawned {
     /// # Errors
     /// Never in practice: the secret is 64 characters.
     pub fn token(&self) -> Result<String, String> {
-        let secret = self.secret.expose_secret().as_bytes();
-        let day = Duration::from_secs(24 * 3600);
-        mint_hs256(secret, "holdfast-local", "holdfast", LOAD_SUBJECT, &Scope::ALL, day)
-            .map_err(|e| e.to_string())
+        load_token(self.secret.expose_secret().as_bytes()).map_err(|e| e.to_string())
     }
 
     /// `http://127.0.0.1:<port>` of `role`.

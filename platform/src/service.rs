@@ -5,6 +5,8 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use axum::Router;
@@ -43,51 +45,53 @@ pub enum ServiceError {
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// Most bytes of request headers read before a request is refused. HTTP/1 requests past it
 /// get hyper's bare 431; the services answer smaller floods with a problem+json 431 of their
-/// own ([`MAX_HEADER_BYTES`] is the buffer, not the policy).
+/// own (this is the buffer; [`MAX_REQUEST_HEADER_BYTES`] is the policy).
 pub const MAX_HEADER_BYTES: usize = 64 * 1024;
 
 /// Things in progress at once (commands in flight, requests, streams), counted so that a
 /// bound can refuse the next one instead of queueing it. Clones share the count.
 #[derive(Debug, Clone, Default)]
-pub struct InFlight(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+pub struct InFlight(Arc<AtomicUsize>);
 
 /// One admitted thing; it leaves the count when dropped.
 #[derive(Debug)]
-pub struct Admitted(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+pub struct Admitted(Arc<AtomicUsize>);
 
 impl InFlight {
     /// Admits one more if fewer than `max` are in progress.
     #[must_use]
     pub fn try_admit(&self, max: usize) -> Option<Admitted> {
-        use std::sync::atomic::Ordering;
         let previous = self.0.fetch_add(1, Ordering::AcqRel);
         if previous >= max {
             self.0.fetch_sub(1, Ordering::AcqRel);
             return None;
         }
-        Some(Admitted(std::sync::Arc::clone(&self.0)))
+        Some(Admitted(Arc::clone(&self.0)))
     }
 
     /// How many are in progress now.
     #[must_use]
     pub fn current(&self) -> usize {
-        self.0.load(std::sync::atomic::Ordering::Acquire)
+        self.0.load(Ordering::Acquire)
     }
 }
 
 impl Drop for Admitted {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
 /// Most bytes of request headers (names and values) a service takes; more is answered 431.
 pub const MAX_REQUEST_HEADER_BYTES: usize = 16 * 1024;
 
-/// Bytes of `headers`, names and values, as [`MAX_REQUEST_HEADER_BYTES`] counts them.
+/// Why a request's `headers` are refused (431): more than [`MAX_REQUEST_HEADER_BYTES`] of
+/// names and values together. `None` when they fit.
 #[must_use]
-pub fn header_bytes(headers: &axum::http::HeaderMap) -> usize {
-    headers.iter().map(|(name, value)| name.as_str().len() + value.len()).sum()
+pub fn headers_too_large(headers: &axum::http::HeaderMap) -> Option<String> {
+    let bytes: usize = headers.iter().map(|(name, value)| name.as_str().len() + value.len()).sum();
+    (bytes > MAX_REQUEST_HEADER_BYTES)
+        .then(|| format!("the headers take {bytes} bytes; at most {MAX_REQUEST_HEADER_BYTES} are read"))
 }
 
 /// Serves `router` on `listener` (HTTP/1.1 and HTTP/2) until `shutdown` is cancelled, then
@@ -177,6 +181,12 @@ where
 mod tests {
     use std::time::Instant;
 
+    use axum::routing::get;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
+
+    use super::*;
+
     #[test]
     fn in_flight_admits_up_to_its_bound_and_dropping_makes_room() {
         let in_flight = InFlight::default();
@@ -188,12 +198,6 @@ mod tests {
         assert!(in_flight.clone().try_admit(2).is_some(), "room again, through a clone");
         assert_eq!(in_flight.current(), 1, "the admitted guard of the clone was dropped at once");
     }
-
-    use axum::routing::get;
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    use tokio::net::TcpStream;
-
-    use super::*;
 
     async fn server() -> (SocketAddr, Shutdown, tokio::task::JoinHandle<std::io::Result<()>>) {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bound");

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::auth::{Authenticator, Scope, mint_hs256};
+use crate::auth::{Authenticator, LOCAL_AUDIENCE, LOCAL_ISSUER, Scope, mint_local};
 use crate::config::{AuthArgs, KafkaArgs, PostgresArgs, RedisArgs, RegistryArgs, TopicArgs};
 
 /// The HS256 secret every test service and test token shares (pass it to a service process
@@ -24,8 +24,8 @@ pub fn auth() -> AuthArgs {
         jwks: None,
         hs256_secret_file: None,
         hs256_secret: Some(SecretString::from(TEST_SECRET)),
-        issuer: "holdfast-local".into(),
-        audience: "holdfast".into(),
+        issuer: LOCAL_ISSUER.into(),
+        audience: LOCAL_AUDIENCE.into(),
         rate_limit: 0,
         rate_burst: 0,
     }
@@ -37,7 +37,7 @@ pub fn auth() -> AuthArgs {
 /// Never: the test secret is valid.
 #[must_use]
 pub fn authenticator() -> Authenticator {
-    Authenticator::hs256(TEST_SECRET.as_bytes(), "holdfast-local", "holdfast")
+    Authenticator::hs256(TEST_SECRET.as_bytes(), LOCAL_ISSUER, LOCAL_AUDIENCE)
         .expect("the test secret is valid")
 }
 
@@ -47,15 +47,8 @@ pub fn authenticator() -> Authenticator {
 /// Never: the test secret is valid.
 #[must_use]
 pub fn token(subject: &str, scopes: &[Scope]) -> String {
-    mint_hs256(
-        TEST_SECRET.as_bytes(),
-        "holdfast-local",
-        "holdfast",
-        subject,
-        scopes,
-        Duration::from_secs(3600),
-    )
-    .expect("the test secret is valid")
+    mint_local(TEST_SECRET.as_bytes(), subject, scopes, Duration::from_secs(3600))
+        .expect("the test secret is valid")
 }
 
 /// A token with every scope: an administrator, who may act for any customer.

@@ -1,13 +1,13 @@
 //! The token check in front of every command route: who is calling
 //! ([`holdfast_platform::auth`]) and whether the token grants what the route needs. The
-//! [`Principal`] is left in the request's extensions for the handlers, which derive command
-//! ids from it and keep customers to their own reservations.
+//! [`holdfast_platform::auth::Principal`] is left in the request's extensions for the
+//! handlers, which derive command ids from it and keep customers to their own reservations.
 
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use holdfast_platform::auth::{Principal, Scope};
+use holdfast_platform::auth::Scope;
 
 use super::AppState;
 use super::problem::Problem;
@@ -34,10 +34,4 @@ pub async fn authenticate(State(state): State<AppState>, mut request: Request, n
         }
         Err(error) => Problem::from_auth(&error, request.uri().path()).into_response(),
     }
-}
-
-/// Whether `principal` may act for `customer`: a customer only for itself, an admin for anyone.
-#[must_use]
-pub fn acts_for(principal: &Principal, customer: &str) -> bool {
-    principal.is_admin() || principal.subject == customer
 }

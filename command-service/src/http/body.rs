@@ -27,10 +27,10 @@ pub struct OptionalJsonBody<T>(pub T);
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     type Rejection = Problem;
 
-    async fn from_request(request: Request, state: &S) -> Result<Self, Problem> {
+    async fn from_request(request: Request, _state: &S) -> Result<Self, Problem> {
         let path = request.uri().path().to_owned();
         check_media_type(request.headers(), &path)?;
-        let bytes = read(request, state, &path).await?;
+        let bytes = read(request, &path).await?;
         parse(&bytes, &path).map(Self)
     }
 }
@@ -38,10 +38,10 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
 impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for OptionalJsonBody<T> {
     type Rejection = Problem;
 
-    async fn from_request(request: Request, state: &S) -> Result<Self, Problem> {
+    async fn from_request(request: Request, _state: &S) -> Result<Self, Problem> {
         let path = request.uri().path().to_owned();
         let headers = request.headers().clone();
-        let bytes = read(request, state, &path).await?;
+        let bytes = read(request, &path).await?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(Self(T::default()));
         }
@@ -88,7 +88,7 @@ const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// The whole body, or 413 above [`BODY_LIMIT`] (the router disables axum's own limit: this
 /// one drains what it refuses).
-async fn read<S: Send + Sync>(request: Request, _state: &S, path: &str) -> Result<Bytes, Problem> {
+async fn read(request: Request, path: &str) -> Result<Bytes, Problem> {
     use futures::StreamExt as _;
 
     let too_large =

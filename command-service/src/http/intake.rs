@@ -17,7 +17,6 @@ use uuid::Uuid;
 use holdfast_platform::auth::{AuthError, Principal};
 
 use super::AppState;
-use super::auth::acts_for;
 use super::idempotency;
 use super::outcome::{key_reused, pending, render};
 use super::problem::{FieldError, Problem, ProblemType};
@@ -124,7 +123,7 @@ impl Intake {
             return Err(Problem::from_auth(&AuthError::Missing, &self.path));
         };
         if let Command::PlaceHold { customer_id, .. } = &command
-            && !acts_for(principal, customer_id.as_str())
+            && !principal.acts_for(customer_id.as_str())
         {
             let detail = format!(
                 "a customer may hold only for itself: the token is {:?}'s, the hold for {:?}",

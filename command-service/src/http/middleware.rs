@@ -39,12 +39,8 @@ pub async fn observe(State(state): State<AppState>, request: Request, next: Next
         status = tracing::field::Empty,
     );
 
-    let header_bytes = service::header_bytes(request.headers());
-    let response = if header_bytes > service::MAX_REQUEST_HEADER_BYTES {
-        let detail = format!(
-            "the headers take {header_bytes} bytes; at most {} are read",
-            service::MAX_REQUEST_HEADER_BYTES
-        );
+    let headers_too_large = service::headers_too_large(request.headers());
+    let response = if let Some(detail) = headers_too_large {
         Problem::new(ProblemType::HeadersTooLarge, detail, &path).into_response()
     } else {
         match tokio::time::timeout(state.request_timeout, next.run(request)).instrument(span.clone()).await {

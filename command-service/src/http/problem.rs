@@ -255,22 +255,23 @@ impl Problem {
         }
     }
 
-    /// The answer to a request the token check refused: 401 or 403 with a challenge, or 503
-    /// when the keys cannot be read.
+    /// The answer to a request the token check refused: 401 or 403 with a challenge, 429 with
+    /// `RateLimit`, or 503 when the keys cannot be read (headers and waits as
+    /// [`AuthError`] says).
     #[must_use]
     pub fn from_auth(error: &AuthError, instance: &str) -> Self {
         let kind = match error {
             AuthError::Missing | AuthError::Invalid(_) => ProblemType::Unauthorized,
             AuthError::Forbidden { .. } => ProblemType::Forbidden,
-            AuthError::RateLimited { retry_after, .. } => {
-                let problem = Self::new(ProblemType::RateLimited, error.to_string(), instance);
-                return Self { rate_limit: error.rate_limit(), ..problem.retry_after(*retry_after) };
-            }
-            AuthError::KeysUnavailable => {
-                return Self::new(ProblemType::Unavailable, error.to_string(), instance).retry_after(5);
-            }
+            AuthError::RateLimited { .. } => ProblemType::RateLimited,
+            AuthError::KeysUnavailable => ProblemType::Unavailable,
         };
-        Self { challenge: error.challenge(), ..Self::new(kind, error.to_string(), instance) }
+        Self {
+            challenge: error.challenge(),
+            rate_limit: error.rate_limit(),
+            retry_after: error.retry_after(),
+            ..Self::new(kind, error.to_string(), instance)
+        }
     }
 
     /// `invalid-input` listing `errors`.

@@ -14,7 +14,7 @@ use holdfast_command_service::http::dto::PlaceHoldRequest;
 use holdfast_command_service::http::{AppState, idempotency, router};
 use holdfast_command_service::metrics::Metrics;
 use holdfast_domain::ReservationStatus;
-use holdfast_platform::auth::{Scope, mint_hs256};
+use holdfast_platform::auth::{Scope, mint_local};
 use holdfast_platform::kafka::producer_config;
 use holdfast_platform::producer::Producer;
 use holdfast_platform::testing;
@@ -484,9 +484,7 @@ async fn every_command_route_needs_a_token_granting_its_scope() {
     let reader = bearer("c-1", &[Scope::ReservationsRead, Scope::AvailabilityRead]);
     let foreign = {
         let other = b"a-secret-the-services-do-not-know-at-all";
-        let token =
-            mint_hs256(other, "holdfast-local", "holdfast", "c-1", &Scope::ALL, Duration::from_secs(60))
-                .expect("token");
+        let token = mint_local(other, "c-1", &Scope::ALL, Duration::from_secs(60)).expect("token");
         format!("Bearer {token}")
     };
     for endpoint in endpoints() {

@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, JwkSet, KeyAlgorithm};
@@ -49,9 +50,9 @@ pub enum KeyError {
 
 /// The keys, and where the JWKS comes from.
 pub(super) struct Keys {
-    hs256: Option<DecodingKey>,
+    hs256: Option<Arc<DecodingKey>>,
     jwks: Option<String>,
-    by_id: RwLock<HashMap<String, (Algorithm, DecodingKey)>>,
+    by_id: RwLock<HashMap<String, (Algorithm, Arc<DecodingKey>)>>,
     last_read: Mutex<Instant>,
 }
 
@@ -83,24 +84,30 @@ impl Keys {
             Some(source) => read_jwks(source).await?,
             None => HashMap::new(),
         };
-        // The first unknown key may be looked up at once.
-        let long_ago = Instant::now().checked_sub(REFRESH_INTERVAL).unwrap_or_else(Instant::now);
-        Ok(Self { hs256, jwks, by_id: RwLock::new(by_id), last_read: Mutex::new(long_ago) })
+        Ok(Self::new(hs256, jwks, by_id))
     }
 
     /// Only the HS256 `secret`, read from `source_name`.
     pub(super) fn hs256(secret: &[u8], source_name: &str) -> Result<Self, KeyError> {
-        let hs256 = Some(self::secret(secret, source_name.to_owned())?);
-        Ok(Self {
-            hs256,
-            jwks: None,
-            by_id: RwLock::new(HashMap::new()),
-            last_read: Mutex::new(Instant::now()),
-        })
+        Ok(Self::new(Some(self::secret(secret, source_name.to_owned())?), None, HashMap::new()))
+    }
+
+    fn new(
+        hs256: Option<Arc<DecodingKey>>,
+        jwks: Option<String>,
+        by_id: HashMap<String, (Algorithm, Arc<DecodingKey>)>,
+    ) -> Self {
+        // The first unknown key may be looked up at once.
+        let long_ago = Instant::now().checked_sub(REFRESH_INTERVAL).unwrap_or_else(Instant::now);
+        Self { hs256, jwks, by_id: RwLock::new(by_id), last_read: Mutex::new(long_ago) }
     }
 
     /// The key for a token signed with `alg` naming key `kid`.
-    pub(super) async fn find(&self, alg: Algorithm, kid: Option<&str>) -> Result<DecodingKey, AuthError> {
+    pub(super) async fn find(
+        &self,
+        alg: Algorithm,
+        kid: Option<&str>,
+    ) -> Result<Arc<DecodingKey>, AuthError> {
         if alg == Algorithm::HS256 {
             return self
                 .hs256
@@ -138,10 +145,10 @@ impl Keys {
     }
 
     /// The held key `kid`, if any, when it is a key for `alg`.
-    async fn held(&self, alg: Algorithm, kid: &str) -> Result<Option<DecodingKey>, AuthError> {
+    async fn held(&self, alg: Algorithm, kid: &str) -> Result<Option<Arc<DecodingKey>>, AuthError> {
         match self.by_id.read().await.get(kid) {
             None => Ok(None),
-            Some((key_alg, key)) if *key_alg == alg => Ok(Some(key.clone())),
+            Some((key_alg, key)) if *key_alg == alg => Ok(Some(Arc::clone(key))),
             Some((key_alg, _)) => {
                 Err(AuthError::Invalid(format!("key {kid:?} is for {key_alg:?}, the token says {alg:?}")))
             }
@@ -151,18 +158,20 @@ impl Keys {
 
 /// The HS256 key of `bytes` (surrounding whitespace, such as a file's last newline, is not
 /// part of it), read from `source_name`.
-fn secret(bytes: &[u8], source_name: String) -> Result<DecodingKey, KeyError> {
+fn secret(bytes: &[u8], source_name: String) -> Result<Arc<DecodingKey>, KeyError> {
     let secret = bytes.trim_ascii();
     if secret.len() < MIN_SECRET_BYTES {
         let detail = format!("an HS256 secret needs at least {MIN_SECRET_BYTES} bytes");
         return Err(KeyError::Unusable { source_name, detail });
     }
-    DecodingKey::from_secret(secret).map_err(|e| KeyError::Unusable { source_name, detail: e.to_string() })
+    DecodingKey::from_secret(secret)
+        .map(Arc::new)
+        .map_err(|e| KeyError::Unusable { source_name, detail: e.to_string() })
 }
 
 /// The RS256 and ES256 keys of the JWKS at `source` (a file path or an http(s) URL), by key
 /// id. Keys of other types, or without a key id, are skipped.
-async fn read_jwks(source: &str) -> Result<HashMap<String, (Algorithm, DecodingKey)>, KeyError> {
+async fn read_jwks(source: &str) -> Result<HashMap<String, (Algorithm, Arc<DecodingKey>)>, KeyError> {
     let unreadable = |detail: String| KeyError::Unreadable { source_name: source.to_owned(), detail };
     let body = if source.starts_with("http://") || source.starts_with("https://") {
         let client = reqwest::Client::builder()
@@ -195,7 +204,7 @@ async fn read_jwks(source: &str) -> Result<HashMap<String, (Algorithm, DecodingK
             source_name: source.to_owned(),
             detail: format!("key {kid:?}: {e}"),
         })?;
-        keys.insert(kid.clone(), (alg, key));
+        keys.insert(kid.clone(), (alg, Arc::new(key)));
     }
     if keys.is_empty() {
         let detail = "no RS256 or ES256 key with a key id".to_owned();

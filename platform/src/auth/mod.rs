@@ -21,12 +21,18 @@ use std::sync::Arc;
 use jsonwebtoken::{Algorithm, Validation};
 use serde::Deserialize;
 
+pub use jsonwebtoken::errors::Error as MintError;
+
 pub use self::keys::KeyError;
 use self::keys::Keys;
 pub use crate::config::AuthArgs;
 
 /// Clock skew allowed when checking `exp` and `nbf`, in seconds.
 pub const LEEWAY_SECONDS: u64 = 30;
+/// The issuer the services expect by default (`HOLDFAST_AUTH_ISSUER`), and local tokens name.
+pub const LOCAL_ISSUER: &str = "holdfast-local";
+/// The audience the services expect by default (`HOLDFAST_AUTH_AUDIENCE`), and local tokens name.
+pub const LOCAL_AUDIENCE: &str = "holdfast";
 
 /// One permission a token can grant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,6 +61,12 @@ impl Scope {
             Self::ReservationsRead => "reservations:read",
             Self::AvailabilityRead => "availability:read",
         }
+    }
+
+    /// The scope named `name` in a token, if Holdfast knows it.
+    #[must_use]
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|scope| scope.as_str() == name)
     }
 
     fn bit(self) -> u8 {
@@ -98,6 +110,13 @@ impl Principal {
     #[must_use]
     pub fn is_admin(&self) -> bool {
         self.has(Scope::ResourcesAdmin)
+    }
+
+    /// Whether it may act for (hold, confirm, cancel, read the reservations of) `customer`:
+    /// a customer only for itself, an administrator for anyone.
+    #[must_use]
+    pub fn acts_for(&self, customer: &str) -> bool {
+        self.is_admin() || self.subject == customer
     }
 
     /// `Ok` when the token grants `scope`.
@@ -153,6 +172,16 @@ impl AuthError {
         }
     }
 
+    /// Seconds to wait before trying again, for the refusals that pass (`Retry-After`).
+    #[must_use]
+    pub fn retry_after(&self) -> Option<u32> {
+        match self {
+            Self::RateLimited { retry_after, .. } => Some(*retry_after),
+            Self::KeysUnavailable => Some(5),
+            Self::Missing | Self::Invalid(_) | Self::Forbidden { .. } => None,
+        }
+    }
+
     /// The `RateLimit` header (IETF draft) to answer a [`Self::RateLimited`] refusal with.
     #[must_use]
     pub fn rate_limit(&self) -> Option<String> {
@@ -173,12 +202,17 @@ struct Claims {
     scope: String,
 }
 
+/// The algorithms tokens may be signed with.
+const ALGORITHMS: [Algorithm; 3] = [Algorithm::RS256, Algorithm::ES256, Algorithm::HS256];
+
 /// Checks bearer tokens.
 #[derive(Clone)]
 pub struct Authenticator {
     keys: Arc<Keys>,
     issuer: String,
     audience: String,
+    /// The checks of a token signed with each of [`ALGORITHMS`], built once.
+    validations: Arc<[Validation; 3]>,
     limiter: Option<Arc<rate::RateLimiter>>,
 }
 
@@ -200,12 +234,8 @@ impl Authenticator {
         let keys =
             Keys::load(args.jwks.clone(), args.hs256_secret_file.as_deref(), args.hs256_secret.as_ref())
                 .await?;
-        Ok(Self {
-            keys: Arc::new(keys),
-            issuer: args.issuer.clone(),
-            audience: args.audience.clone(),
-            limiter: rate::RateLimiter::new(args.rate_limit, args.rate_burst).map(Arc::new),
-        })
+        Ok(Self::with_keys(keys, &args.issuer, &args.audience)
+            .with_rate_limit(args.rate_limit, args.rate_burst))
     }
 
     /// An authenticator of HS256 tokens signed with `secret` only (local development and
@@ -214,16 +244,30 @@ impl Authenticator {
     /// # Errors
     /// When the secret is shorter than 32 bytes.
     pub fn hs256(secret: &[u8], issuer: &str, audience: &str) -> Result<Self, KeyError> {
-        let keys = Keys::hs256(secret, "the given secret")?;
-        Ok(Self {
+        Ok(Self::with_keys(Keys::hs256(secret, "the given secret")?, issuer, audience))
+    }
+
+    fn with_keys(keys: Keys, issuer: &str, audience: &str) -> Self {
+        let validation = |alg| {
+            let mut validation = Validation::new(alg);
+            validation.leeway = LEEWAY_SECONDS;
+            validation.validate_nbf = true;
+            validation.set_issuer(&[issuer]);
+            validation.set_audience(&[audience]);
+            validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+            validation
+        };
+        Self {
             keys: Arc::new(keys),
             issuer: issuer.to_owned(),
             audience: audience.to_owned(),
+            validations: Arc::new(ALGORITHMS.map(validation)),
             limiter: None,
-        })
+        }
     }
 
-    /// The same, with clients limited to `per_second` requests beyond a burst of `burst`.
+    /// The same, with clients limited to `per_second` requests beyond a burst of `burst`
+    /// (no limit when `per_second` is 0).
     #[must_use]
     pub fn with_rate_limit(mut self, per_second: u32, burst: u32) -> Self {
         self.limiter = rate::RateLimiter::new(per_second, burst).map(Arc::new);
@@ -238,31 +282,22 @@ impl Authenticator {
         let token = bearer(authorization.ok_or(AuthError::Missing)?)?;
         let header = jsonwebtoken::decode_header(token)
             .map_err(|e| AuthError::Invalid(format!("malformed token: {e}")))?;
-        if !matches!(header.alg, Algorithm::RS256 | Algorithm::ES256 | Algorithm::HS256) {
+        let Some(at) = ALGORITHMS.iter().position(|alg| *alg == header.alg) else {
             return Err(AuthError::Invalid(format!("algorithm {:?} is not accepted", header.alg)));
-        }
+        };
         let key = self.keys.find(header.alg, header.kid.as_deref()).await?;
-        let mut validation = Validation::new(header.alg);
-        validation.leeway = LEEWAY_SECONDS;
-        validation.validate_nbf = true;
-        validation.set_issuer(&[&self.issuer]);
-        validation.set_audience(&[&self.audience]);
-        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
-        let claims = jsonwebtoken::decode::<Claims>(token, &key, &validation)
+        let claims = jsonwebtoken::decode::<Claims>(token, &key, &self.validations[at])
             .map_err(|e| AuthError::Invalid(e.to_string()))?
             .claims;
         if claims.sub.is_empty() {
             return Err(AuthError::Invalid("empty sub".into()));
         }
-        let scopes: Vec<Scope> = Scope::ALL
-            .into_iter()
-            .filter(|s| claims.scope.split_ascii_whitespace().any(|n| n == s.as_str()))
-            .collect();
-        Ok(Principal::new(claims.sub, &scopes))
+        // Unknown scopes are ignored.
+        let scopes =
+            claims.scope.split_ascii_whitespace().filter_map(Scope::parse).fold(0, |bits, s| bits | s.bit());
+        Ok(Principal { subject: claims.sub, scopes })
     }
-}
 
-impl Authenticator {
     /// The principal of a request with `headers`, if its token grants one of `any_of` and its
     /// client is within its rate.
     ///
@@ -303,9 +338,6 @@ fn bearer(value: &[u8]) -> Result<&str, AuthError> {
         _ => Err(AuthError::Missing),
     }
 }
-
-#[cfg(test)]
-mod tests;
 
 /// Documents bearer authentication in an OpenAPI document: the `bearer` (JWT) security
 /// scheme, each operation's accepted scopes as given by `needed(method, path)` (any one of
@@ -361,6 +393,20 @@ pub fn document(
     }
 }
 
+/// [`mint_hs256`] for the default issuer and audience ([`LOCAL_ISSUER`], [`LOCAL_AUDIENCE`]):
+/// what local services, the load generator and tests accept.
+///
+/// # Errors
+/// When `secret` is not a usable HS256 key.
+pub fn mint_local(
+    secret: &[u8],
+    subject: &str,
+    scopes: &[Scope],
+    ttl: std::time::Duration,
+) -> Result<String, MintError> {
+    mint_hs256(secret, LOCAL_ISSUER, LOCAL_AUDIENCE, subject, scopes, ttl)
+}
+
 /// A token signed with the shared HS256 `secret`, for local development, the load generator
 /// and tests: `sub` = `subject`, the given scopes, valid for `ttl` from now.
 ///
@@ -373,7 +419,7 @@ pub fn mint_hs256(
     subject: &str,
     scopes: &[Scope],
     ttl: std::time::Duration,
-) -> Result<String, jsonwebtoken::errors::Error> {
+) -> Result<String, MintError> {
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     let ttl = i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX);
     let scope: Vec<&str> = scopes.iter().map(|s| s.as_str()).collect();
@@ -388,3 +434,6 @@ pub fn mint_hs256(
     let key = jsonwebtoken::EncodingKey::from_secret(secret)?;
     jsonwebtoken::encode(&jsonwebtoken::Header::new(Algorithm::HS256), &claims, &key)
 }
+
+#[cfg(test)]
+mod tests;

@@ -65,8 +65,13 @@ impl RateLimiter {
             let (per_second, burst) = (self.per_second, self.burst);
             buckets.retain(|_, bucket| bucket.refilled(now, per_second, burst) < burst);
         }
-        let bucket =
-            buckets.entry(principal.subject.clone()).or_insert(Bucket { tokens: self.burst, at: now });
+        // Looked up before inserting: `entry` would copy the subject on every request.
+        if !buckets.contains_key(&principal.subject) {
+            buckets.insert(principal.subject.clone(), Bucket { tokens: self.burst, at: now });
+        }
+        let Some(bucket) = buckets.get_mut(&principal.subject) else {
+            return Decision { allowed: true, limit, remaining: limit, reset_seconds: 0 };
+        };
         bucket.tokens = bucket.refilled(now, self.per_second, self.burst);
         bucket.at = now;
         let allowed = bucket.tokens >= 1.0;

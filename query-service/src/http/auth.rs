@@ -1,11 +1,11 @@
 //! The token check in front of every read route ([`holdfast_platform::auth`]) and the scope
-//! each route needs. The [`Principal`] is left in the request's extensions: a customer reads
-//! only its own reservations ([`may_read`]).
+//! each route needs. The [`holdfast_platform::auth::Principal`] is left in the request's
+//! extensions: a customer reads only its own reservations (`Principal::acts_for`).
 
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use holdfast_platform::auth::{Principal, Scope};
+use holdfast_platform::auth::Scope;
 
 use super::AppState;
 use super::problem::Problem;
@@ -26,11 +26,4 @@ pub async fn authenticate(State(state): State<AppState>, mut request: Request, n
         }
         Err(error) => Problem::from_auth(&error, request.uri().path()).into_response(),
     }
-}
-
-/// Whether `principal` may read the reservations of `customer`: its own, or anyone's with
-/// `resources:admin`. Others' answer 404, as if they did not exist.
-#[must_use]
-pub fn may_read(principal: &Principal, customer: &str) -> bool {
-    principal.is_admin() || principal.subject == customer
 }

@@ -38,7 +38,7 @@ pub async fn observe(State(state): State<AppState>, request: Request, next: Next
         status = tracing::field::Empty,
     );
     let timeout = state.settings.request_timeout;
-    let header_bytes = service::header_bytes(request.headers());
+    let headers_too_large = service::headers_too_large(request.headers());
     // Streams are long by design and capped on their own; every other request counts against
     // the in-flight bound, past which the instance sheds load instead of queueing it.
     let in_flight =
@@ -46,11 +46,7 @@ pub async fn observe(State(state): State<AppState>, request: Request, next: Next
     let response = if matches!(in_flight, Some(None)) {
         let detail = "this instance is serving as many requests as it may; retry shortly";
         Problem::new(ProblemType::Unavailable, detail, &path).retry_after(1).into_response()
-    } else if header_bytes > service::MAX_REQUEST_HEADER_BYTES {
-        let detail = format!(
-            "the headers take {header_bytes} bytes; at most {} are read",
-            service::MAX_REQUEST_HEADER_BYTES
-        );
+    } else if let Some(detail) = headers_too_large {
         Problem::new(ProblemType::HeadersTooLarge, detail, &path).into_response()
     } else {
         match tokio::time::timeout(timeout, next.run(request)).instrument(span.clone()).await {

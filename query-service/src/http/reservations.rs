@@ -18,7 +18,6 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::AppState;
-use super::auth::may_read;
 use super::params::{Params, cached_json, etag, not_reached, reach, read_failed};
 use super::problem::{FieldError, Problem, ProblemType};
 use crate::position::Position;
@@ -96,7 +95,7 @@ pub async fn reservation(
         return problem.into_response();
     }
     match state.reads.reservation(&id).await {
-        Ok(Some(found)) if may_read(&principal, &found.customer_id) => {
+        Ok(Some(found)) if principal.acts_for(&found.customer_id) => {
             if let Some(problem) = behind(&found, wanted, path) {
                 return problem.into_response();
             }
@@ -164,7 +163,7 @@ pub async fn customer_reservations(
     let Some(customer) = customer.filter(|_| errors.is_empty()) else {
         return Problem::invalid_input(errors, path).into_response();
     };
-    if !may_read(&principal, customer.as_str()) {
+    if !principal.acts_for(customer.as_str()) {
         let detail = "no reservations of this customer are visible to this token";
         return Problem::new(ProblemType::NotFound, detail, path).into_response();
     }

@@ -234,6 +234,7 @@ impl LiveStream {
     }
 
     async fn read(&self) -> Option<Availability> {
+        // No position to wait for, so no client's wait is parked: the client does not matter.
         match read(&self.state, "", &self.resource, &self.range, None, &self.path).await {
             Ok(found) => Some(found),
             Err(problem) => {
