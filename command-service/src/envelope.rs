@@ -118,6 +118,10 @@ pub struct Outcome {
     /// Fingerprint of the request decided ([`CommandEnvelope::fingerprint`]), so a restored
     /// processor still recognises a reused idempotency key.
     pub fingerprint: u64,
+    /// Who issued the command ([`CommandMeta::principal`]): only they, or an administrator,
+    /// may poll its outcome.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub principal: Option<String>,
 }
 
 #[cfg(test)]

@@ -120,6 +120,10 @@ pub struct CommandMeta {
     pub traceparent: Option<String>,
     /// W3C `tracestate` that goes with `traceparent`, if any.
     pub tracestate: Option<String>,
+    /// Who issued the command: the subject of the caller's token. `None` for commands
+    /// Holdfast issues itself (a hold's expiry).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub principal: Option<String>,
 }
 
 impl CommandMeta {
@@ -132,6 +136,7 @@ impl CommandMeta {
             causation_id: command_id,
             traceparent: None,
             tracestate: None,
+            principal: None,
         }
     }
 }

@@ -47,6 +47,10 @@ pub struct Envelope {
     pub traceparent: Option<String>,
     /// W3C `tracestate` carried from the command, if any.
     pub tracestate: Option<String>,
+    /// Who issued the command (the subject of the caller's token); `None` for a command
+    /// Holdfast issued itself, and in events written before principals were recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub principal: Option<String>,
 }
 
 /// What happened to the resource.
@@ -226,6 +230,7 @@ impl Event {
             correlation_id: meta.correlation_id,
             traceparent: meta.traceparent.clone(),
             tracestate: meta.tracestate.clone(),
+            principal: meta.principal.clone(),
         };
         Self { envelope, payload }
     }

@@ -180,6 +180,7 @@ async fn a_zombies_void_records_among_valid_ones_are_counted_and_pass_the_audit(
         command_id: Uuid::now_v7(),
         correlation_id: Uuid::now_v7(),
         traceparent: None,
+        principal: Some("ada".to_owned()),
         command: "place-hold".to_owned(),
         rejection: Rejection::InsufficientCapacity {
             slot: Slot::parse(DAY.0).expect("a day"),

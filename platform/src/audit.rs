@@ -50,12 +50,16 @@ pub struct AuditReport {
     pub holds: HashMap<ReservationId, u32>,
     /// The final state of every resource.
     pub resources: HashMap<ResourceId, ResourceState>,
+    /// Valid events and rejections by who issued their command (`None`: Holdfast itself,
+    /// or a record written before principals were recorded).
+    pub by_principal: BTreeMap<Option<String>, u64>,
 }
 
 impl AuditReport {
     /// Folds the committed event at `offset` into the report, checking every slot it touched.
     pub fn apply(&mut self, offset: i64, event: &Event) {
         self.events += 1;
+        self.issued_by(event.envelope.principal.as_deref());
         let resource = &event.envelope.resource_id;
         let state =
             self.resources.entry(resource.clone()).or_insert_with(|| ResourceState::new(resource.clone()));
@@ -80,6 +84,15 @@ impl AuditReport {
                     offset,
                 });
             }
+        }
+    }
+
+    /// Counts a record issued by `principal`.
+    fn issued_by(&mut self, principal: Option<&str>) {
+        if let Some(n) = self.by_principal.get_mut(&principal.map(str::to_owned)) {
+            *n += 1;
+        } else {
+            self.by_principal.insert(principal.map(str::to_owned), 1);
         }
     }
 
@@ -116,7 +129,10 @@ pub async fn audit_log(
             Entry::Claim(_) => report.claims += 1,
             Entry::Void(why) => *report.void.entry(why.label()).or_default() += 1,
             Entry::Valid { record: Ok(LogRecord::Event(event)), .. } => report.apply(replayed.offset, &event),
-            Entry::Valid { record: Ok(LogRecord::Rejected(_)), .. } => report.rejected += 1,
+            Entry::Valid { record: Ok(LogRecord::Rejected(rejected)), .. } => {
+                report.rejected += 1;
+                report.issued_by(rejected.principal.as_deref());
+            }
             // A claim's body under data headers is not something a writer appends.
             Entry::Valid { record: Ok(LogRecord::Claim(_)) | Err(_), .. } => report.undecodable += 1,
         })?;

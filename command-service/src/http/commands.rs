@@ -1,17 +1,20 @@
 //! `GET /v1/commands/{command_id}`: the outcome of a command first answered `202 Accepted`,
-//! rendered exactly as its own endpoint would have rendered it.
+//! rendered exactly as its own endpoint would have rendered it. Only whoever issued the
+//! command (or an administrator) sees it; to anyone else it is `unknown-command`.
 //!
 //! Outcomes come from the dispatcher's memory of recent outcomes. Commands this instance
 //! answered 202 for and that are still undecided are remembered (bounded) in
 //! [`PendingCommands`], so polling them answers 202 again instead of 404.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Mutex, PoisonError};
 
+use axum::Extension;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::Uri;
 use axum::response::{IntoResponse, Response};
+use holdfast_platform::auth::Principal;
 use uuid::Uuid;
 
 use super::AppState;
@@ -34,6 +37,7 @@ use super::problem::{Problem, ProblemType};
 pub async fn outcome(
     State(state): State<AppState>,
     uri: Uri,
+    caller: Option<Extension<Principal>>,
     id: Result<Path<String>, PathRejection>,
 ) -> Response {
     let path = uri.path();
@@ -41,11 +45,16 @@ pub async fn outcome(
         let detail = "no command has this id: it is not a UUID";
         return Problem::new(ProblemType::UnknownCommand, detail, path).into_response();
     };
-    if let Some(outcome) = state.dispatcher.outcome(command_id) {
+    // Another caller's command is unknown to this one: its existence does not leak.
+    let caller = caller.map(|Extension(principal)| principal);
+    let sees = |issuer: Option<&str>| {
+        caller.as_ref().is_some_and(|c| c.is_admin() || issuer.is_some_and(|issuer| issuer == c.subject))
+    };
+    if let Some(outcome) = state.dispatcher.outcome(command_id).filter(|o| sees(o.principal.as_deref())) {
         state.pending.remove(command_id);
         return render(&outcome, path, None);
     }
-    if state.pending.contains(command_id) {
+    if state.pending.issuer(command_id).is_some_and(|issuer| sees(issuer.as_deref())) {
         return pending(command_id);
     }
     let detail =
@@ -53,38 +62,39 @@ pub async fn outcome(
     Problem::new(ProblemType::UnknownCommand, detail, path).into_response()
 }
 
-/// Command ids answered 202 by this instance, the oldest forgotten first beyond a bound.
+/// Command ids answered 202 by this instance, with who issued them, the oldest forgotten
+/// first beyond a bound.
 #[derive(Debug)]
 pub struct PendingCommands {
     capacity: usize,
-    inner: Mutex<(HashSet<Uuid>, VecDeque<Uuid>)>,
+    inner: Mutex<(HashMap<Uuid, Option<String>>, VecDeque<Uuid>)>,
 }
 
 impl PendingCommands {
     /// Remembers up to `capacity` pending commands.
     #[must_use]
     pub fn new(capacity: usize) -> Self {
-        Self { capacity: capacity.max(1), inner: Mutex::new((HashSet::new(), VecDeque::new())) }
+        Self { capacity: capacity.max(1), inner: Mutex::new((HashMap::new(), VecDeque::new())) }
     }
 
-    /// Records a command answered 202.
-    pub fn insert(&self, command_id: Uuid) {
+    /// Records a command answered 202, issued by `principal`.
+    pub fn insert(&self, command_id: Uuid, principal: Option<&str>) {
         let mut guard = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
-        let (set, order) = &mut *guard;
-        if set.insert(command_id) {
+        let (issuers, order) = &mut *guard;
+        if issuers.insert(command_id, principal.map(str::to_owned)).is_none() {
             order.push_back(command_id);
         }
         while order.len() > self.capacity {
             if let Some(oldest) = order.pop_front() {
-                set.remove(&oldest);
+                issuers.remove(&oldest);
             }
         }
     }
 
-    /// Whether `command_id` was answered 202 and not seen decided since.
+    /// Who issued `command_id`, if it was answered 202 and not seen decided since.
     #[must_use]
-    pub fn contains(&self, command_id: Uuid) -> bool {
-        self.inner.lock().unwrap_or_else(PoisonError::into_inner).0.contains(&command_id)
+    pub fn issuer(&self, command_id: Uuid) -> Option<Option<String>> {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner).0.get(&command_id).cloned()
     }
 
     /// Forgets a command once its outcome is known (its id stays in the order queue until it
@@ -103,11 +113,12 @@ mod tests {
         let pending = PendingCommands::new(2);
         let ids: Vec<Uuid> = (1..=3).map(Uuid::from_u128).collect();
         for id in &ids {
-            pending.insert(*id);
+            pending.insert(*id, Some("ada"));
         }
-        assert!(!pending.contains(ids[0]), "the oldest is forgotten");
-        assert!(pending.contains(ids[1]) && pending.contains(ids[2]));
+        assert_eq!(pending.issuer(ids[0]), None, "the oldest is forgotten");
+        assert_eq!(pending.issuer(ids[1]), Some(Some("ada".to_owned())));
+        assert!(pending.issuer(ids[2]).is_some());
         pending.remove(ids[1]);
-        assert!(!pending.contains(ids[1]));
+        assert_eq!(pending.issuer(ids[1]), None);
     }
 }

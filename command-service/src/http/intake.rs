@@ -84,7 +84,7 @@ impl Intake {
             }
             Ok(outcome) => render(&outcome, &self.path, envelope.command.reservation_id()),
             Err(SubmitError::Pending { command_id }) => {
-                state.pending.insert(command_id);
+                state.pending.insert(command_id, envelope.meta.principal.as_deref());
                 pending(command_id)
             }
             Err(SubmitError::Undecided { command_id }) => {
@@ -173,6 +173,7 @@ fn meta(
         return Err(errors);
     }
     let mut meta = CommandMeta::new(idempotency::command_id(subject, method, path, key));
+    meta.principal = Some(subject.to_owned());
     if let Some(correlation_id) = correlation_id {
         meta.correlation_id = correlation_id;
     }

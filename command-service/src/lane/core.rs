@@ -209,6 +209,7 @@ impl<C> Lane<C> {
             position: Position { partition: self.partition, next_offset: self.writer.last_valid() + 1 },
             decided_at: now,
             fingerprint: envelope.fingerprint,
+            principal: envelope.meta.principal.clone(),
         };
         let decided = match foreign(state, envelope) {
             Some(rejection) => Err(rejection),
@@ -250,6 +251,7 @@ impl<C> Lane<C> {
                     command_id,
                     correlation_id: envelope.meta.correlation_id,
                     traceparent: envelope.meta.traceparent.clone(),
+                    principal: envelope.meta.principal.clone(),
                     command: base.command.clone(),
                     rejection: rejection.clone(),
                 });
@@ -282,6 +284,7 @@ impl<C> Lane<C> {
                 position: Position { partition: self.partition, next_offset: 0 },
                 decided_at: now,
                 fingerprint: 0,
+                principal: None,
             };
             let records = events.into_iter().map(LogRecord::Event).collect();
             appends.extend(self.push(records, outcome, false, Vec::new()));

@@ -141,6 +141,7 @@ impl Rebuild {
             position,
             decided_at: envelope.occurred_at,
             fingerprint,
+            principal: envelope.principal.clone(),
         });
     }
 
@@ -158,6 +159,7 @@ impl Rebuild {
             position: Position { partition: self.partition, next_offset: offset + 1 },
             decided_at: rejected.occurred_at,
             fingerprint,
+            principal: rejected.principal,
         });
     }
 

@@ -147,6 +147,7 @@ mod tests {
             position: Position { partition: 0, next_offset: 1 },
             decided_at: at,
             fingerprint: 1,
+            principal: None,
         }
     }
 

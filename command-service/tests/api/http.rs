@@ -459,6 +459,7 @@ async fn a_retry_is_answered_from_the_known_outcome_even_when_saturated() {
         position: Position { partition: 5, next_offset: 9 },
         decided_at: datetime!(2026-03-01 12:00 UTC),
         fingerprint: idempotency::fingerprint(&command).expect("fingerprint"),
+        principal: Some(testing::ADMIN.to_owned()),
     });
     let expected = json!({"reservation_id": reservation_id.to_string(), "status": "held",
                           "expires_at": "2026-03-01T12:15:00Z", "position": "5.9"});
@@ -475,6 +476,11 @@ async fn a_retry_is_answered_from_the_known_outcome_even_when_saturated() {
     let path = format!("/v1/commands/{command_id}");
     let answer = call(&app, "GET", &path, &[], Vec::new()).await;
     assert_eq!((answer.status.as_u16(), &answer.body), (201, &expected), "polling renders the same answer");
+
+    // A customer polling a command it did not issue learns nothing about it.
+    let other = format!("Bearer {}", testing::token("c-2", &[Scope::ReservationsWrite]));
+    let answer = call(&app, "GET", &path, &[("authorization", other.as_str())], Vec::new()).await;
+    assert_problem(&answer, 404, "unknown-command", &path, "another caller's command");
 }
 
 #[tokio::test]

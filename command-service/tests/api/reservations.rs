@@ -236,5 +236,14 @@ async fn customers_confirm_and_cancel_only_their_own_reservations_and_keys_are_t
     let report = api.audit().await;
     assert!(report.overbookings.is_empty(), "{:?}", report.overbookings);
     assert_eq!(report.holds.len(), 2, "ada's and bob's holds, once each: {:?}", report.holds);
+    // The log tells who did what: the definition and the last cancel are the administrator's,
+    // a hold and a confirm ada's, a hold and two refusals bob's.
+    let by = |who: &str| report.by_principal.get(&Some(who.to_owned())).copied();
+    assert_eq!(
+        (by(testing::ADMIN), by("ada"), by("bob"), report.by_principal.len()),
+        (Some(2), Some(2), Some(3), 3),
+        "{:?}",
+        report.by_principal
+    );
     api.stop().await;
 }

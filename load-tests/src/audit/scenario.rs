@@ -130,6 +130,7 @@ impl Scenario {
                 correlation_id: command_id,
                 traceparent: None,
                 tracestate: None,
+                principal: None,
             },
             payload,
         });

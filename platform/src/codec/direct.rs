@@ -33,9 +33,9 @@ pub(crate) struct Layout {
     pub(crate) positional: bool,
 }
 
-/// Number of fields of `event_type`'s embedded record: the envelope's ten plus the payload's.
+/// Number of fields of `event_type`'s embedded record: the envelope's eleven plus the payload's.
 pub(crate) fn field_count(event_type: EventType) -> usize {
-    10 + match event_type {
+    11 + match event_type {
         EventType::ResourceDefined | EventType::ReservationConfirmed => 2,
         EventType::CapacityChanged | EventType::ReservationCancelled => 3,
         EventType::ReservationHeld => 6,
@@ -159,6 +159,7 @@ fn write_fields<S: Sink>(r: &mut S, event: &Event) -> Result<(), S::Error> {
     r.field("correlation_id", &env.correlation_id)?;
     r.field("traceparent", &env.traceparent)?;
     r.field("tracestate", &env.tracestate)?;
+    r.field("principal", &env.principal)?;
     match payload {
         EventPayload::ResourceDefined { name, capacity } => {
             r.field("name", name.as_str())?;

@@ -57,6 +57,8 @@ pub struct RejectedRecord {
     pub correlation_id: Uuid,
     /// W3C trace context of the command, if traced.
     pub traceparent: Option<String>,
+    /// Who issued the command (the subject of the caller's token), if a caller did.
+    pub principal: Option<String>,
     /// The command's kind (`holdfast_domain::Command::kind`).
     pub command: String,
     /// Why it was refused.
@@ -145,6 +147,7 @@ pub(crate) fn rejected_value(record: &RejectedRecord) -> Result<Value, CodecErro
         ("command_id".into(), Value::Uuid(record.command_id)),
         ("correlation_id".into(), Value::Uuid(record.correlation_id)),
         ("traceparent".into(), nullable(record.traceparent.as_deref())),
+        ("principal".into(), nullable(record.principal.as_deref())),
         ("command".into(), Value::String(record.command.clone())),
         ("code".into(), Value::String(record.rejection.code().to_owned())),
         ("detail".into(), Value::String(record.rejection.to_string())),
@@ -198,6 +201,10 @@ pub(crate) fn rejected_from(value: Value) -> Result<RejectedRecord, CodecError> 
         correlation_id: fields::uuid("correlation_id", take(&mut f, "correlation_id")?)?,
         traceparent: match f.remove("traceparent") {
             Some(value) => fields::nullable_string("traceparent", value)?,
+            None => None,
+        },
+        principal: match f.remove("principal") {
+            Some(value) => fields::nullable_string("principal", value)?,
             None => None,
         },
         command: fields::string("command", take(&mut f, "command")?)?,

@@ -31,6 +31,7 @@ pub fn to_avro(event: &Event) -> Value {
     put("correlation_id", Value::Uuid(env.correlation_id));
     put("traceparent", nullable(env.traceparent.as_deref()));
     put("tracestate", nullable(env.tracestate.as_deref()));
+    put("principal", nullable(env.principal.as_deref()));
     match &event.payload {
         EventPayload::ResourceDefined { name, capacity } => {
             put("name", Value::String(name.as_str().to_owned()));

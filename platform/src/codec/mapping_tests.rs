@@ -94,10 +94,10 @@ fn wrong_types_missing_fields_and_inconsistencies_are_invalid_fields() {
 fn optional_fields_may_be_absent_and_unknown_fields_are_ignored() {
     let confirmed = samples::event(EventType::ReservationConfirmed, 3);
     let Value::Record(mut fields) = to_avro(&confirmed) else { panic!("record") };
-    fields.retain(|(n, _)| !matches!(n.as_str(), "payment_ref" | "traceparent" | "tracestate"));
+    fields.retain(|(n, _)| !matches!(n.as_str(), "payment_ref" | "traceparent" | "tracestate" | "principal"));
     fields.push(("loyalty_points".into(), Value::Int(12)));
     let decoded = decode_value(&confirmed, Value::Record(fields)).expect("decodes");
-    assert_eq!(decoded.envelope.traceparent, None);
+    assert_eq!((decoded.envelope.traceparent, decoded.envelope.principal), (None, None));
     assert!(matches!(
         decoded.payload,
         holdfast_domain::EventPayload::ReservationConfirmed { payment_ref: None, .. }

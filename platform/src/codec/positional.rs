@@ -51,6 +51,7 @@ fn fields<'a>(input: &mut Cursor<'a>, event_type: EventType) -> Result<WireRecor
         correlation_id: Some(input.uuid()?),
         traceparent: input.nullable_string()?,
         tracestate: input.nullable_string()?,
+        principal: input.nullable_string()?,
         ..WireRecord::default()
     };
     match event_type {

@@ -31,6 +31,7 @@ pub(crate) struct WireRecord<'a> {
     pub(crate) correlation_id: Option<Uuid>,
     pub(crate) traceparent: Option<Cow<'a, str>>,
     pub(crate) tracestate: Option<Cow<'a, str>>,
+    pub(crate) principal: Option<Cow<'a, str>>,
     pub(crate) name: Option<Cow<'a, str>>,
     pub(crate) capacity: Option<i32>,
     pub(crate) from: Option<i32>,
@@ -72,6 +73,7 @@ impl WireRecord<'_> {
                 "correlation_id" => r.correlation_id = Some(fields::uuid(f, value)?),
                 "traceparent" => r.traceparent = fields::nullable_string(f, value)?.map(Cow::Owned),
                 "tracestate" => r.tracestate = fields::nullable_string(f, value)?.map(Cow::Owned),
+                "principal" => r.principal = fields::nullable_string(f, value)?.map(Cow::Owned),
                 "name" => r.name = Some(fields::string(f, value)?.into()),
                 "capacity" => r.capacity = Some(fields::int(f, value)?),
                 "from" => r.from = Some(fields::int(f, value)?),
@@ -120,6 +122,7 @@ impl WireRecord<'_> {
             correlation_id: required(self.correlation_id, "correlation_id")?,
             traceparent: self.traceparent.map(Cow::into_owned),
             tracestate: self.tracestate.map(Cow::into_owned),
+            principal: self.principal.map(Cow::into_owned),
         };
         let reservation_id = || {
             let id = required(self.reservation_id.as_deref(), "reservation_id")?;

@@ -24,6 +24,7 @@ pub fn event(event_type: EventType, seed: u64) -> Event {
         meta.traceparent = Some(format!("00-{:032x}-{:016x}-01", rng.next(), rng.next()));
         meta.tracestate = (rng.below(2) == 0).then(|| "vendor=opaque,zoë=1".to_owned());
     }
+    meta.principal = (rng.below(4) != 0).then(|| format!("customer-{}@example.org", rng.below(1000)));
     let micros = 1_767_225_600_000_000 + i64::try_from(rng.below(1 << 40)).expect("small");
     let now = OffsetDateTime::from_unix_timestamp_nanos(i128::from(micros) * 1_000).expect("in range");
     let from = Slot::from_date(now.date() + Duration::days(i64::try_from(rng.below(300)).expect("small")))

@@ -182,7 +182,7 @@ mod tests {
             assert!(doc.is_some(), "{event_type} has a doc");
             let names: Vec<&str> = fields.iter().map(|f| f.name.as_str()).collect();
             assert_eq!(
-                &names[..10],
+                &names[..11],
                 [
                     "event_id",
                     "event_type",
@@ -194,6 +194,7 @@ mod tests {
                     "correlation_id",
                     "traceparent",
                     "tracestate",
+                    "principal",
                 ],
                 "{event_type} starts with the envelope"
             );

@@ -73,6 +73,9 @@ pub struct RejectedLine {
     pub command: String,
     /// The command's id.
     pub command_id: Uuid,
+    /// Who issued it, if a caller did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub principal: Option<String>,
     /// Why it was refused (with its stable `code`).
     pub rejection: Rejection,
     /// The refusal as text.
@@ -85,6 +88,7 @@ impl From<&RejectedRecord> for RejectedLine {
             resource_id: record.resource_id.to_string(),
             command: record.command.clone(),
             command_id: record.command_id,
+            principal: record.principal.clone(),
             rejection: record.rejection.clone(),
             detail: record.rejection.to_string(),
         }

@@ -485,6 +485,7 @@ pub async fn contested_log(stack: &Stack, prefix: &str, seed: u64) -> Contested 
         command_id: uuid::Uuid::now_v7(),
         correlation_id: uuid::Uuid::now_v7(),
         traceparent: None,
+        principal: None,
         command: "place-hold".to_owned(),
         rejection: holdfast_domain::Rejection::UnknownResource {
             resource_id: workload.states()[0].resource_id().clone(),

@@ -26,6 +26,7 @@ fn outcome(command: &str, verdict: Verdict) -> Outcome {
         position: Position { partition: 3, next_offset: 42 },
         decided_at: datetime!(2026-03-01 12:00 UTC),
         fingerprint: 0,
+        principal: Some("ada".to_owned()),
     }
 }
 
