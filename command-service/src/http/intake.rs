@@ -10,8 +10,8 @@ use axum::extract::{FromRequestParts, Path};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, Method};
 use axum::response::{IntoResponse, Response};
-use holdfast_domain::{Command, CommandMeta, ValueError};
-use time::OffsetDateTime;
+use holdfast_domain::{Command, CommandMeta, Slot, ValueError};
+use time::{Date, Duration, OffsetDateTime};
 use uuid::Uuid;
 
 use holdfast_platform::auth::{AuthError, Principal};
@@ -25,6 +25,14 @@ use crate::envelope::{CommandEnvelope, FORMAT_VERSION};
 
 /// Longest `tracestate` carried into the command (W3C allows 512 characters).
 const MAX_TRACESTATE: usize = 512;
+
+/// Days before today (UTC) a hold or a capacity change may still start: one, for callers
+/// whose local day is still yesterday's in UTC.
+pub const GRACE_DAYS: i64 = 1;
+
+/// How far ahead a hold or a capacity change may reach: its end (`to`, exclusive) at most
+/// this many days after today (UTC), about three years.
+pub const HORIZON_DAYS: i64 = 1096;
 
 /// What a command request brings besides its body: the path and the command metadata derived
 /// from its headers (or the header errors, reported together with the body's).
@@ -111,7 +119,9 @@ impl Intake {
         build: impl FnOnce(Uuid) -> Result<Command, Vec<FieldError>>,
     ) -> Result<CommandEnvelope, Problem> {
         let command_id = self.meta.as_ref().map_or(Uuid::nil(), |meta| meta.command_id);
-        let (meta, command) = match (&self.meta, build(command_id)) {
+        let today = OffsetDateTime::now_utc().date();
+        let built = build(command_id).and_then(|command| booking_window(&command, today).map(|()| command));
+        let (meta, command) = match (&self.meta, built) {
             (Ok(meta), Ok(command)) => (meta.clone(), command),
             (meta, command) => {
                 let header_errors = meta.as_ref().err().into_iter().flatten().cloned();
@@ -144,6 +154,36 @@ impl Intake {
             acting_for: (!principal.is_admin()).then(|| principal.subject.clone()),
         })
     }
+}
+
+/// `Ok` when the days a hold or a capacity change covers lie in the booking window: from
+/// [`GRACE_DAYS`] before `today` to [`HORIZON_DAYS`] after it. Other commands name no days.
+///
+/// # Errors
+/// An error on `from` for a start in the past, on `to` for an end past the horizon.
+fn booking_window(command: &Command, today: Date) -> Result<(), Vec<FieldError>> {
+    let (from, to) = match command {
+        Command::PlaceHold { range, .. } => (range.from(), range.to()),
+        Command::ChangeCapacity { range, .. } => (range.from(), range.to()),
+        _ => return Ok(()),
+    };
+    let earliest = today.saturating_sub(Duration::days(GRACE_DAYS));
+    let latest = today.saturating_add(Duration::days(HORIZON_DAYS));
+    let mut errors = Vec::new();
+    if from.date() < earliest {
+        errors
+            .push(FieldError::new("from", format!("must not be before {} (yesterday, UTC)", day(earliest))));
+    }
+    if to.date() > latest {
+        let reason = format!("must not be after {} ({HORIZON_DAYS} days from today, UTC)", day(latest));
+        errors.push(FieldError::new("to", reason));
+    }
+    if errors.is_empty() { Ok(()) } else { Err(errors) }
+}
+
+/// `date` as `YYYY-MM-DD`.
+fn day(date: Date) -> String {
+    Slot::from_date(date).map_or_else(|_| date.to_string(), |slot| slot.to_string())
 }
 
 /// An id taken from the path, or why it cannot name anything (then the caller answers 404).
@@ -221,6 +261,43 @@ mod tests {
     use super::*;
 
     const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+    #[test]
+    fn the_booking_window_runs_from_yesterday_to_the_horizon() {
+        let today = time::macros::date!(2030 - 06 - 15);
+        let hold = |from: i64, to: i64| {
+            let slot = |d: i64| Slot::from_date(today + Duration::days(d)).expect("slot");
+            Command::PlaceHold {
+                reservation_id: holdfast_domain::ReservationId::new(
+                    &holdfast_domain::ResourceId::parse("room-1").expect("id"),
+                    Uuid::from_u128(1),
+                ),
+                range: holdfast_domain::SlotRange::new(slot(from), slot(to)).expect("range"),
+                quantity: holdfast_domain::Quantity::new(1).expect("quantity"),
+                customer_id: holdfast_domain::CustomerId::parse("c").expect("customer"),
+                ttl: holdfast_domain::HoldTtl::DEFAULT,
+            }
+        };
+        let fields = |from, to| {
+            booking_window(&hold(from, to), today)
+                .err()
+                .unwrap_or_default()
+                .into_iter()
+                .map(|e| e.field)
+                .collect::<Vec<_>>()
+        };
+        assert!(fields(-GRACE_DAYS, 1 - GRACE_DAYS).is_empty(), "yesterday still opens");
+        assert!(fields(HORIZON_DAYS - 1, HORIZON_DAYS).is_empty(), "the last day of the horizon");
+        assert_eq!(fields(-GRACE_DAYS - 1, 0), ["from"]);
+        assert_eq!(fields(HORIZON_DAYS - 1, HORIZON_DAYS + 1), ["to"]);
+        let expire = Command::ExpireHold {
+            reservation_id: holdfast_domain::ReservationId::new(
+                &holdfast_domain::ResourceId::parse("room-1").expect("id"),
+                Uuid::from_u128(1),
+            ),
+        };
+        assert!(booking_window(&expire, today).is_ok(), "commands without days pass");
+    }
 
     #[test]
     fn meta_carries_correlation_and_trace_context() {

@@ -11,6 +11,7 @@ use axum::http::{HeaderMap, Method, Request, StatusCode};
 use holdfast_command_service::dispatch::{Dispatcher, Route};
 use holdfast_command_service::envelope::{FORMAT_VERSION, Outcome, Position, ReservationView, Verdict};
 use holdfast_command_service::http::dto::PlaceHoldRequest;
+use holdfast_command_service::http::intake::HORIZON_DAYS;
 use holdfast_command_service::http::{AppState, idempotency, router};
 use holdfast_command_service::metrics::Metrics;
 use holdfast_domain::ReservationStatus;
@@ -109,6 +110,12 @@ fn assert_problem(answer: &Answer, status: u16, code: &str, path: &str, case: &s
     errors.iter().map(|e| e["field"].as_str().expect("field").to_owned()).collect()
 }
 
+/// `YYYY-MM-DD` of the day `n` days after a month from now: inside the booking window.
+fn day(n: i64) -> String {
+    let date = time::OffsetDateTime::now_utc().date() + time::Duration::days(30 + n);
+    holdfast_domain::Slot::from_date(date).expect("a slot").to_string()
+}
+
 /// One endpoint with a valid body.
 struct Endpoint {
     method: &'static str,
@@ -117,7 +124,7 @@ struct Endpoint {
 }
 
 fn endpoints() -> Vec<Endpoint> {
-    let hold = json!({"resource_id": "hotel:room-1", "from": "2026-03-01", "to": "2026-03-03",
+    let hold = json!({"resource_id": "hotel:room-1", "from": day(0), "to": day(2),
                       "quantity": 1, "customer_id": "c-1", "hold_seconds": 60});
     vec![
         Endpoint {
@@ -128,7 +135,7 @@ fn endpoints() -> Vec<Endpoint> {
         Endpoint {
             method: "PUT",
             path: "/v1/resources/hotel:room-1/capacity".into(),
-            valid: json!({"from": "2026-03-01", "to": "2026-03-08", "capacity": 3}),
+            valid: json!({"from": day(0), "to": day(7), "capacity": 3}),
         },
         Endpoint { method: "POST", path: "/v1/reservations".into(), valid: hold },
         Endpoint {
@@ -293,9 +300,9 @@ async fn every_invalid_field_is_listed() {
         (&resources, json!({"resource_id": "", "capacity": 1_000_001}), vec!["resource_id", "capacity"]),
         (&resources, json!({"resource_id": long(129), "capacity": 1.5}), vec!["resource_id", "capacity"]),
         (&resources, json!({"name": long(201), "capacity": 1e10}), vec!["name", "capacity"]),
-        (&capacity, json!({"from": "2026-03-08", "to": "2026-03-01"}), vec!["to"]),
-        (&capacity, json!({"from": "2026-03-01", "to": "2026-03-01"}), vec!["to"]),
-        (&capacity, json!({"from": "2026-01-01", "to": "2027-01-03"}), vec!["to"]),
+        (&capacity, json!({"from": day(7), "to": day(0)}), vec!["to"]),
+        (&capacity, json!({"from": day(0), "to": day(0)}), vec!["to"]),
+        (&capacity, json!({"from": day(0), "to": day(367)}), vec!["to"]),
         (
             &capacity,
             json!({"from": "2026-02-30", "to": "2026-3-1", "capacity": 2_000_000}),
@@ -307,11 +314,22 @@ async fn every_invalid_field_is_listed() {
         (&hold, json!({"quantity": 1_000_001}), vec!["quantity"]),
         (&hold, json!({"quantity": 99_999_999_999_u64}), vec!["quantity"]),
         (&hold, json!({"quantity": "1"}), vec!["quantity"]),
-        (&hold, json!({"from": "2026-03-03", "to": "2026-03-01"}), vec!["to"]),
-        (&hold, json!({"from": "2026-03-01", "to": "2026-04-02"}), vec!["to"]),
+        (&hold, json!({"from": day(2), "to": day(0)}), vec!["to"]),
+        (&hold, json!({"from": day(0), "to": day(32)}), vec!["to"]),
         (&hold, json!({"from": "2026-02-30"}), vec!["from"]),
         (&hold, json!({"customer_id": "", "resource_id": "a b"}), vec!["resource_id", "customer_id"]),
         (&hold, json!({"customer_id": "bob\n"}), vec!["customer_id"]),
+        // Control (Cc) and format (Cf) characters: bell, zero-width space, right-to-left
+        // override, byte order mark.
+        (&hold, json!({"customer_id": "bo\u{7}b"}), vec!["customer_id"]),
+        (&hold, json!({"customer_id": "bo\u{200B}b"}), vec!["customer_id"]),
+        (&hold, json!({"customer_id": "\u{202E}bob"}), vec!["customer_id"]),
+        (&hold, json!({"customer_id": "bob\u{FEFF}"}), vec!["customer_id"]),
+        // The booking window: from yesterday (UTC) to HORIZON_DAYS after today.
+        (&hold, json!({"from": day(-32), "to": day(-29)}), vec!["from"]),
+        (&hold, json!({"from": day(1060), "to": day(HORIZON_DAYS - 29)}), vec!["to"]),
+        (&capacity, json!({"from": day(-400), "to": day(-100)}), vec!["from"]),
+        (&capacity, json!({"from": day(1000), "to": day(HORIZON_DAYS - 29)}), vec!["to"]),
         (&hold, json!({"customer_id": long(129)}), vec!["customer_id"]),
         (&hold, json!({"hold_seconds": 0}), vec!["hold_seconds"]),
         (&hold, json!({"hold_seconds": 3601}), vec!["hold_seconds"]),
@@ -353,7 +371,7 @@ async fn ids_in_paths_that_cannot_exist_are_404() {
         ("GET", "/v1/commands/not-a-uuid".to_owned(), "unknown-command"),
         ("GET", "/v1/commands/0192f0c1-a2b3-7c3d-8e4f-5a6b7c8d9e0f".to_owned(), "unknown-command"),
     ] {
-        let body = json!({"from": "2026-03-01", "to": "2026-03-02", "capacity": 1});
+        let body = json!({"from": day(0), "to": day(1), "capacity": 1});
         let answer = json_call(&app, method, &path, &body).await;
         assert_problem(&answer, 404, code, &path, &path);
     }

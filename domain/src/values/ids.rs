@@ -54,8 +54,9 @@ string_value_impls!(ResourceId);
 
 /// Identifies the customer who holds a reservation; opaque to Holdfast.
 ///
-/// Rule: 1–128 characters (Unicode scalar values), none of them a control character, and no
-/// leading or trailing whitespace (so `"bob"` and `"bob "` cannot become two customers).
+/// Rule: 1–128 characters (Unicode scalar values), none of them a control (`Cc`) or format
+/// (`Cf`) character, and no leading or trailing whitespace (so `"bob"` and `"bob "`, or
+/// `"bob"` and `"bo\u{200B}b"`, cannot become two customers that look like one).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
 #[serde(try_from = "String")]
 pub struct CustomerId(String);
@@ -63,6 +64,20 @@ pub struct CustomerId(String);
 impl CustomerId {
     /// Validates `s` as a customer id.
     pub fn parse(s: &str) -> Result<Self, ValueError> {
+        printable_text("customer_id", s, MAX_ID_CHARS)?;
+        if s.chars().any(is_format) {
+            return Err(ValueError::new(
+                "customer_id",
+                "must not contain format characters (zero-width, bidirectional or other invisible marks)",
+            ));
+        }
+        Ok(Self(s.to_owned()))
+    }
+
+    /// Validates `s` as a customer id read from the log or a read model, by the rule records
+    /// were written under: [`Self::parse`]'s without the format-character check, which came
+    /// later. A stricter input rule must never make an acknowledged record unreadable.
+    pub fn parse_recorded(s: &str) -> Result<Self, ValueError> {
         printable_text("customer_id", s, MAX_ID_CHARS).map(|()| Self(s.to_owned()))
     }
 
@@ -94,6 +109,36 @@ impl ResourceName {
 }
 
 string_value_impls!(ResourceName);
+
+/// Whether `c` is of Unicode general category `Cf` (format: invisible characters that change
+/// how their neighbours are shown, such as zero-width spaces and joiners, bidirectional
+/// overrides, the byte order mark and tag characters), as of Unicode 15.1.
+fn is_format(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00AD}'
+            | '\u{0600}'..='\u{0605}'
+            | '\u{061C}'
+            | '\u{06DD}'
+            | '\u{070F}'
+            | '\u{0890}'..='\u{0891}'
+            | '\u{08E2}'
+            | '\u{180E}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{2064}'
+            | '\u{2066}'..='\u{206F}'
+            | '\u{FEFF}'
+            | '\u{FFF9}'..='\u{FFFB}'
+            | '\u{110BD}'
+            | '\u{110CD}'
+            | '\u{13430}'..='\u{1343F}'
+            | '\u{1BCA0}'..='\u{1BCA3}'
+            | '\u{1D173}'..='\u{1D17A}'
+            | '\u{E0001}'
+            | '\u{E0020}'..='\u{E007F}'
+    )
+}
 
 /// Shared rule for printable text fields: non-empty, bounded, no control characters, trimmed.
 fn printable_text(field: &'static str, s: &str, max_chars: usize) -> Result<(), ValueError> {
@@ -142,6 +187,14 @@ mod tests {
             let err = CustomerId::parse(bad).expect_err(bad);
             assert_eq!(err.field, "customer_id", "{bad:?}");
         }
+        // Format characters: zero-width space, joiner, right-to-left override, byte order
+        // mark, soft hyphen, a tag character. Refused as input, still read from the log.
+        for bad in ["bo\u{200B}b", "a\u{200D}b", "\u{202E}bob", "bob\u{FEFF}", "bo\u{AD}b", "b\u{E0041}"] {
+            let err = CustomerId::parse(bad).expect_err(bad);
+            assert!(err.reason.contains("format characters"), "{bad:?}: {}", err.reason);
+            assert_eq!(CustomerId::parse_recorded(bad).map(|id| id.to_string()), Ok(bad.to_owned()));
+        }
+        assert!(CustomerId::parse_recorded("bo\nb").is_err(), "control characters never were allowed");
     }
 
     #[test]

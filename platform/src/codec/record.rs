@@ -144,7 +144,7 @@ impl WireRecord<'_> {
                 quantity: domain("quantity", Quantity::new(count(self.quantity, "quantity")?))?,
                 customer_id: domain(
                     "customer_id",
-                    CustomerId::parse(&required(self.customer_id, "customer_id")?),
+                    CustomerId::parse_recorded(&required(self.customer_id, "customer_id")?),
                 )?,
                 expires_at: instant(self.expires_at, "expires_at")?,
             },

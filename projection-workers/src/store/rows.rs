@@ -128,7 +128,7 @@ pub(crate) fn reservation(row: &PgRow) -> Result<ReservationRow, StoreError> {
         slot_from: day(1)?,
         slot_to: day(2)?,
         quantity: to_u32(row.try_get(3)?),
-        customer_id: CustomerId::parse(customer).map_err(|e| corrupt("reservations", e.reason))?,
+        customer_id: CustomerId::parse_recorded(customer).map_err(|e| corrupt("reservations", e.reason))?,
         status: Status::parse(status).ok_or_else(|| corrupt("reservations", format!("status {status:?}")))?,
         expires_at: row.try_get::<OffsetDateTime, _>(6)?,
         payment_ref: row.try_get(7)?,
