@@ -72,6 +72,40 @@ postgres_wait() {
   fi
 }
 
+# psql_admin_stdin: runs the SQL on standard input as the postgres superuser, so that what it
+# carries (passwords) never appears on a command line, in `ps` or in sudo's log.
+psql_admin_stdin() {
+  if [[ $(id -u) -eq 0 ]]; then runuser -u postgres -- psql -p "$POSTGRES_PORT" -v ON_ERROR_STOP=1 -qAt
+  else sudo -u postgres psql -p "$POSTGRES_PORT" -v ON_ERROR_STOP=1 -qAt; fi
+}
+
+# postgres_ensure_owned_database ROLE DATABASE PASSWORD_FILE: a login role whose password is
+# the file's content (32 random bytes as hex, written once, readable by the owner only) and a
+# database it owns that no other role may connect to. Does nothing when the role can already
+# log in to the database with that password; otherwise creates what is missing and (re)sets
+# the password, for a file written anew while PostgreSQL kept the role.
+postgres_ensure_owned_database() {
+  local role=$1 database=$2 file=$3
+  if [[ ! -s $file ]]; then
+    mkdir -p "$(dirname "$file")"
+    (umask 077 && od -An -tx1 -N32 /dev/urandom | tr -d ' \n' >"$file")
+  fi
+  PGPASSWORD=$(<"$file") psql -h 127.0.0.1 -p "$POSTGRES_PORT" -U "$role" -d "$database" -qAtc 'SELECT 1' \
+    >/dev/null 2>&1 && return 0
+  log "creating role and database '$database'"
+  psql_admin_stdin >/dev/null <<SQL || die "cannot create the '$role' role and '$database' database (is this PostgreSQL ours to administer?)"
+DO \$\$ BEGIN
+  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '$role') THEN
+    CREATE ROLE $role LOGIN PASSWORD '$(<"$file")';
+  ELSE
+    ALTER ROLE $role WITH LOGIN PASSWORD '$(<"$file")';
+  END IF; END \$\$;
+SELECT 'CREATE DATABASE $database OWNER $role' WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = '$database')
+\\gexec
+REVOKE ALL ON DATABASE $database FROM PUBLIC;
+SQL
+}
+
 postgres_stop() {
   [[ -s $POSTGRES_MARK ]] || return 0
   local version cluster; read -r version cluster <"$POSTGRES_MARK"

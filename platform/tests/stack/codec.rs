@@ -175,13 +175,15 @@ async fn an_old_event_version_is_upcast_on_read() {
     let v0_schema = Schema::parse_str(schemas::RESERVATION_HELD_V0).expect("v0 parses");
     let subject = format!("{}-dev.holdfast.reservations.v0.ReservationHeld", codec.topic());
     let v0_id = register_raw(&subject, schemas::RESERVATION_HELD_V0).await;
-    let event = samples::event(EventType::ReservationHeld, 7);
+    // v0 writers recorded no principal.
+    let mut event = samples::event(EventType::ReservationHeld, 7);
+    event.envelope.principal = None;
     let EventPayload::ReservationHeld { expires_at, .. } = &event.payload else { unreachable!() };
     let hold_seconds =
         i32::try_from((*expires_at - event.envelope.occurred_at).whole_seconds()).expect("ttl");
     // What a v0 writer produced: the same event with a relative TTL.
     let Value::Record(mut fields) = codec::to_avro(&event) else { unreachable!() };
-    fields.retain(|(name, _)| name != "expires_at");
+    fields.retain(|(name, _)| name != "expires_at" && name != "principal");
     fields.push(("hold_seconds".into(), Value::Int(hold_seconds)));
     for (name, value) in &mut fields {
         if name == "event_version" {

@@ -33,3 +33,8 @@ output "grafana_endpoint" {
   description = "Managed Grafana URL."
   value       = module.monitoring.grafana_endpoint
 }
+
+output "schema_registry_external_secrets_role_arn" {
+  description = "Role ARN for the schema-registry-external-secrets service account (infra/k8s/schema-registry overlay patch)."
+  value       = module.schema_registry.external_secrets_role_arn
+}

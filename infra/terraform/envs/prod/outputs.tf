@@ -41,3 +41,13 @@ output "standby_k8s_config_env" {
     "HOLDFAST_SCHEMA_REGISTRY_URL=http://apicurio-registry.schema-registry.svc.cluster.local:8080/apis/ccompat/v7\n",
   ])
 }
+
+output "schema_registry_external_secrets_role_arn" {
+  description = "Role ARN for the schema-registry-external-secrets service account (infra/k8s/schema-registry overlay patch)."
+  value       = module.schema_registry.external_secrets_role_arn
+}
+
+output "standby_schema_registry_external_secrets_role_arn" {
+  description = "Role ARN for the schema-registry-external-secrets service account in the standby region's cluster."
+  value       = module.standby_schema_registry.external_secrets_role_arn
+}
