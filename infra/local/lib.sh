@@ -23,6 +23,22 @@ KAFKA_CONTROLLER_PORT=9093
 REGISTRY_PORT=8085
 POSTGRES_PORT=5432
 REDIS_PORT=6379
+# The secure endpoints beside the plain ones: Kafka SASL_SSL (SCRAM-SHA-512), Redis TLS.
+# PostgreSQL serves TLS on its own port.
+KAFKA_SECURE_PORT=9094
+REDIS_TLS_PORT=6380
+
+# One local certificate authority signs the servers' certificate (DNS:localhost,
+# IP:127.0.0.1); clients verify servers against $TLS_DIR/ca.pem.
+TLS_DIR=$STACK_DIR/tls
+# Each service's passwords, one file per system and user, readable by the owner only.
+SECRETS_DIR=$STACK_DIR/secrets
+# The users the services connect as on the secure endpoints: the command service speaks to
+# Kafka only; the projection workers to Kafka, PostgreSQL (read-write) and Redis; the query
+# service to PostgreSQL (read-only) and Redis (read-only).
+KAFKA_SERVICE_USERS=(holdfast-command holdfast-projection)
+POSTGRES_SERVICE_ROLES=(holdfast_projection holdfast_query)
+REDIS_SERVICE_USERS=(holdfast-projection holdfast-query)
 
 # Creates the local token secret once: 32 random bytes as hex, readable by the owner only.
 ensure_auth_secret() {
@@ -30,6 +46,42 @@ ensure_auth_secret() {
   mkdir -p "$(dirname "$AUTH_SECRET")"
   (umask 077 && od -An -tx1 -N32 /dev/urandom | tr -d ' \n' >"$AUTH_SECRET")
   log "generated the local token secret in $AUTH_SECRET"
+}
+
+# secret_file SYSTEM USER: the file holding USER's password on SYSTEM, created once (32
+# random bytes as hex, readable by the owner only).
+secret_file() {
+  local file=$SECRETS_DIR/$1-$2
+  if [[ ! -s $file ]]; then
+    mkdir -p "$SECRETS_DIR"
+    (umask 077 && od -An -tx1 -N32 /dev/urandom | tr -d ' \n' >"$file")
+  fi
+  printf '%s' "$file"
+}
+
+# ensure_tls: the local CA and the servers' certificate and key, made once with openssl. Kafka
+# reads them as a PKCS#12 keystore (its PEM keystores want encrypted keys).
+ensure_tls() {
+  [[ -s $TLS_DIR/server.p12 ]] && return 0
+  command -v openssl >/dev/null || apt_install openssl
+  log "generating the local certificate authority and server certificate in $TLS_DIR"
+  mkdir -p "$TLS_DIR" && chmod 700 "$TLS_DIR"
+  (
+    cd "$TLS_DIR"
+    umask 077
+    openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=Holdfast local CA" \
+      -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" \
+      -keyout ca.key -out ca.pem 2>/dev/null
+    openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" -keyout server.key -out server.csr 2>/dev/null
+    printf '%s\n' "subjectAltName=DNS:localhost,IP:127.0.0.1" "extendedKeyUsage=serverAuth" \
+      "keyUsage=critical,digitalSignature,keyEncipherment" "basicConstraints=CA:FALSE" >server.ext
+    openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 825 \
+      -extfile server.ext -out server.pem 2>/dev/null
+    openssl pkcs12 -export -in server.pem -inkey server.key -name server \
+      -passout "file:$(secret_file kafka keystore)" -out server.p12
+    chmod 644 ca.pem
+    rm -f server.csr server.ext ca.srl
+  ) || die "generating the local certificates failed (openssl)"
 }
 
 log() { printf '\033[1m[stack]\033[0m %s\n' "$*" >&2; }

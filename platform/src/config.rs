@@ -27,12 +27,22 @@ pub struct KafkaArgs {
         value_parser = parse_key_value
     )]
     pub properties: Vec<(String, String)>,
+    /// File holding the SASL password, read at start; it is set as `sasl.password` over any
+    /// given in the properties. The other SASL and TLS settings are properties
+    /// (`security.protocol=SASL_SSL`, `sasl.mechanisms=SCRAM-SHA-512`, `sasl.username`,
+    /// `ssl.ca.location`).
+    #[arg(id = "kafka_sasl_password", long = "kafka-sasl-password-file", env = "HOLDFAST_KAFKA_SASL_PASSWORD_FILE", value_parser = read_secret_file)]
+    pub sasl_password: Option<SecretString>,
 }
 
 impl std::fmt::Debug for KafkaArgs {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let names: Vec<&str> = self.properties.iter().map(|(name, _)| name.as_str()).collect();
-        f.debug_struct("KafkaArgs").field("brokers", &self.brokers).field("properties", &names).finish()
+        f.debug_struct("KafkaArgs")
+            .field("brokers", &self.brokers)
+            .field("properties", &names)
+            .field("sasl_password", &self.sasl_password.as_ref().map(|_| "***"))
+            .finish()
     }
 }
 
@@ -108,6 +118,10 @@ pub struct PostgresArgs {
         default_value = "postgres://holdfast:holdfast@127.0.0.1:5432/holdfast"
     )]
     pub urls: Vec<SecretString>,
+    /// File holding the password of the URLs' role, read at start; it replaces any password
+    /// in the URLs. TLS goes in the URLs: `?sslmode=verify-full&sslrootcert=/path/ca.pem`.
+    #[arg(id = "postgres_password", long = "postgres-password-file", env = "HOLDFAST_POSTGRES_PASSWORD_FILE", value_parser = read_secret_file)]
+    pub password: Option<SecretString>,
     /// Connections per shard pool.
     #[arg(
         long = "postgres-max-connections",
@@ -131,6 +145,14 @@ pub struct RedisArgs {
         default_value = "redis://127.0.0.1:6379"
     )]
     pub urls: Vec<SecretString>,
+    /// File holding the password of the URLs' user (`redis://user@host`, or the `default`
+    /// user), read at start; it replaces any password in the URLs.
+    #[arg(id = "redis_password", long = "redis-password-file", env = "HOLDFAST_REDIS_PASSWORD_FILE", value_parser = read_secret_file)]
+    pub password: Option<SecretString>,
+    /// PEM file of the certificate authority that signed the server's certificate, for
+    /// `rediss://` URLs served by a private CA (the system's roots are trusted otherwise).
+    #[arg(id = "redis_ca_file", long = "redis-ca-file", env = "HOLDFAST_REDIS_CA_FILE")]
+    pub ca_file: Option<PathBuf>,
     /// Talk to a Redis Cluster instead of a single server.
     #[arg(long = "redis-cluster", env = "HOLDFAST_REDIS_CLUSTER", default_value_t = false)]
     pub cluster: bool,
@@ -179,6 +201,13 @@ fn parse_secret(raw: &str) -> Result<SecretString, String> {
     Ok(SecretString::from(raw.trim().to_owned()))
 }
 
+/// Reads a secret from the file at `path`: its content without surrounding whitespace (a
+/// mounted Kubernetes secret or a file written by `echo` ends with a newline).
+fn read_secret_file(path: &str) -> Result<SecretString, String> {
+    let content = std::fs::read_to_string(path).map_err(|e| format!("cannot read {path}: {e}"))?;
+    parse_secret(&content).map_err(|e| format!("{path}: {e}"))
+}
+
 /// Parses durations such as `250ms`, `20s`, `5m`, or a bare number of seconds.
 pub fn parse_duration(raw: &str) -> Result<Duration, String> {
     let raw = raw.trim();
@@ -203,10 +232,25 @@ mod tests {
         let kafka = KafkaArgs {
             brokers: "b:9096".into(),
             properties: vec![("sasl.password".into(), "PLANTED-kafka-password".into())],
+            sasl_password: Some(SecretString::from("PLANTED-file-password")),
         };
         let shown = format!("{kafka:?}");
         assert!(shown.contains("sasl.password") && shown.contains("b:9096"), "{shown}");
         assert!(!shown.contains("PLANTED"), "{shown}");
+    }
+
+    #[test]
+    fn secret_files_are_read_trimmed_and_must_hold_something() {
+        let dir = std::env::temp_dir().join(format!("holdfast-secret-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let (full, blank) = (dir.join("full"), dir.join("blank"));
+        std::fs::write(&full, "s3cret\n").expect("written");
+        std::fs::write(&blank, "\n").expect("written");
+        let read = |p: &std::path::Path| read_secret_file(p.to_str().expect("utf-8"));
+        assert_eq!(read(&full).map(|s| secrecy::ExposeSecret::expose_secret(&s).to_owned()), Ok("s3cret".into()));
+        assert!(read(&blank).is_err_and(|e| e.contains("must not be empty")));
+        assert!(read(&dir.join("missing")).is_err_and(|e| e.contains("cannot read")));
+        std::fs::remove_dir_all(&dir).expect("removed");
     }
 
     #[test]

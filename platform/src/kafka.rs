@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use secrecy::ExposeSecret as _;
 use rdkafka::ClientConfig;
 use rdkafka::admin::AdminClient;
 use rdkafka::client::DefaultClientContext;
@@ -26,6 +27,9 @@ fn base_config(args: &KafkaArgs, client_id: &str) -> ClientConfig {
         .set("log_level", "6");
     for (key, value) in &args.properties {
         config.set(key, value);
+    }
+    if let Some(password) = &args.sasl_password {
+        config.set("sasl.password", password.expose_secret());
     }
     config
 }

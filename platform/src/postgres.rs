@@ -4,7 +4,9 @@
 use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
-use sqlx::postgres::PgPoolOptions;
+use std::str::FromStr as _;
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Connection as _, PgConnection, PgPool};
 
 use crate::config::PostgresArgs;
@@ -15,18 +17,32 @@ use crate::config::PostgresArgs;
 /// # Errors
 /// When the URL cannot be parsed.
 pub fn lazy_pool(url: &SecretString, max_connections: u32) -> Result<PgPool, sqlx::Error> {
-    PgPoolOptions::new()
-        .max_connections(max_connections)
-        .acquire_timeout(Duration::from_secs(5))
-        .connect_lazy(url.expose_secret())
+    lazy_pool_with(url, None, max_connections)
 }
 
-/// One lazily-connecting pool per configured shard, in shard order.
+/// [`lazy_pool`] with `password` (when given) in place of the URL's.
+fn lazy_pool_with(
+    url: &SecretString,
+    password: Option<&SecretString>,
+    max_connections: u32,
+) -> Result<PgPool, sqlx::Error> {
+    let mut options = PgConnectOptions::from_str(url.expose_secret())?;
+    if let Some(password) = password {
+        options = options.password(password.expose_secret());
+    }
+    Ok(PgPoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(Duration::from_secs(5))
+        .connect_lazy_with(options))
+}
+
+/// One lazily-connecting pool per configured shard, in shard order, each with the password
+/// file's password when one is configured.
 ///
 /// # Errors
 /// When a URL cannot be parsed.
 pub fn shard_pools(args: &PostgresArgs) -> Result<Vec<PgPool>, sqlx::Error> {
-    args.urls.iter().map(|url| lazy_pool(url, args.max_connections)).collect()
+    args.urls.iter().map(|url| lazy_pool_with(url, args.password.as_ref(), args.max_connections)).collect()
 }
 
 /// The readiness probe: one round trip.

@@ -10,8 +10,10 @@ use std::time::Duration;
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
-use redis::{Cmd, Pipeline, RedisError, RedisFuture, Value};
-use secrecy::ExposeSecret;
+use redis::{
+    Cmd, ConnectionInfo, IntoConnectionInfo as _, Pipeline, RedisError, RedisFuture, TlsCertificates, Value,
+};
+use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::OnceCell;
 
 use crate::config::RedisArgs;
@@ -78,6 +80,40 @@ fn manager_config() -> ConnectionManagerConfig {
         .set_response_timeout(RESPONSE_TIMEOUT)
 }
 
+/// A client of the server at `url`, with the settings' password and certificate authority.
+///
+/// # Errors
+/// When the URL is malformed or the CA file cannot be read.
+pub fn client(args: &RedisArgs, url: &SecretString) -> Result<redis::Client, RedisError> {
+    let info = connection_info(args, url)?;
+    match &args.ca_file {
+        Some(path) => redis::Client::build_with_tls(info, tls_certificates(path)?),
+        None => redis::Client::open(info),
+    }
+}
+
+/// `url` as connection settings, with the password file's password in place of the URL's.
+fn connection_info(args: &RedisArgs, url: &SecretString) -> Result<ConnectionInfo, RedisError> {
+    let mut info = url.expose_secret().into_connection_info()?;
+    if let Some(password) = &args.password {
+        info.redis.password = Some(password.expose_secret().to_owned());
+    }
+    Ok(info)
+}
+
+/// A private certificate authority to verify `rediss://` servers by, from a PEM file. Redis's
+/// TLS is rustls, whose crypto provider is ring, the one its crate features name.
+fn tls_certificates(path: &std::path::Path) -> Result<TlsCertificates, RedisError> {
+    let pem = std::fs::read(path).map_err(|e| {
+        RedisError::from((
+            redis::ErrorKind::InvalidClientConfig,
+            "cannot read the Redis CA file",
+            format!("{}: {e}", path.display()),
+        ))
+    })?;
+    Ok(TlsCertificates { client_tls: None, root_cert: Some(pem) })
+}
+
 enum Target {
     Single(redis::Client),
     Cluster(ClusterClient),
@@ -104,23 +140,24 @@ impl Redis {
     /// # Errors
     /// When a URL is malformed, or several are given without cluster mode.
     pub fn new(args: &RedisArgs) -> Result<Self, RedisError> {
-        let urls: Vec<String> = args.urls.iter().map(|u| u.expose_secret().to_owned()).collect();
         let target = if args.cluster {
-            Target::Cluster(
-                ClusterClient::builder(urls)
-                    .connection_timeout(CONNECT_TIMEOUT)
-                    .response_timeout(RESPONSE_TIMEOUT)
-                    .retries(2)
-                    .build()?,
-            )
+            let nodes = args.urls.iter().map(|url| connection_info(args, url)).collect::<Result<Vec<_>, _>>()?;
+            let mut builder = ClusterClient::builder(nodes)
+                .connection_timeout(CONNECT_TIMEOUT)
+                .response_timeout(RESPONSE_TIMEOUT)
+                .retries(2);
+            if let Some(path) = &args.ca_file {
+                builder = builder.certs(tls_certificates(path)?);
+            }
+            Target::Cluster(builder.build()?)
         } else {
-            let [url] = urls.as_slice() else {
+            let [url] = args.urls.as_slice() else {
                 return Err(RedisError::from((
                     redis::ErrorKind::InvalidClientConfig,
                     "several Redis URLs need cluster mode (HOLDFAST_REDIS_CLUSTER=true)",
                 )));
             };
-            Target::Single(redis::Client::open(url.as_str())?)
+            Target::Single(client(args, url)?)
         };
         Ok(Self {
             target: Arc::new(target),

@@ -25,7 +25,6 @@ use holdfast_platform::redis::Redis;
 use holdfast_platform::service::InFlight;
 use holdfast_platform::topics::TopicLayout;
 use holdfast_platform::{Ops, Readiness, ServiceError, Shutdown, postgres, service};
-use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
 
 pub use crate::config::Config;
@@ -45,7 +44,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> R
     let redis = Redis::new(&config.redis)?;
     // Plain (non-sharded) PUBLISH reaches subscribers on any cluster node, so one seed will do.
     let pubsub = match config.redis.urls.first() {
-        Some(url) => Some(redis::Client::open(url.expose_secret())?),
+        Some(url) => Some(holdfast_platform::redis::client(&config.redis, url)?),
         None => None,
     };
     // Readiness is answered by `ops` (Redis is optional there), not by the shared checks.

@@ -67,20 +67,27 @@ pub async fn outcome(
 #[derive(Debug)]
 pub struct PendingCommands {
     capacity: usize,
-    inner: Mutex<(HashMap<Uuid, Option<String>>, VecDeque<Uuid>)>,
+    inner: Mutex<Issued>,
+}
+
+/// The remembered commands: who issued each, and the order to forget them in.
+#[derive(Debug, Default)]
+struct Issued {
+    issuers: HashMap<Uuid, Option<String>>,
+    order: VecDeque<Uuid>,
 }
 
 impl PendingCommands {
     /// Remembers up to `capacity` pending commands.
     #[must_use]
     pub fn new(capacity: usize) -> Self {
-        Self { capacity: capacity.max(1), inner: Mutex::new((HashMap::new(), VecDeque::new())) }
+        Self { capacity: capacity.max(1), inner: Mutex::new(Issued::default()) }
     }
 
     /// Records a command answered 202, issued by `principal`.
     pub fn insert(&self, command_id: Uuid, principal: Option<&str>) {
         let mut guard = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
-        let (issuers, order) = &mut *guard;
+        let Issued { issuers, order } = &mut *guard;
         if issuers.insert(command_id, principal.map(str::to_owned)).is_none() {
             order.push_back(command_id);
         }
@@ -94,13 +101,13 @@ impl PendingCommands {
     /// Who issued `command_id`, if it was answered 202 and not seen decided since.
     #[must_use]
     pub fn issuer(&self, command_id: Uuid) -> Option<Option<String>> {
-        self.inner.lock().unwrap_or_else(PoisonError::into_inner).0.get(&command_id).cloned()
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner).issuers.get(&command_id).cloned()
     }
 
     /// Forgets a command once its outcome is known (its id stays in the order queue until it
     /// ages out, which is harmless).
     pub fn remove(&self, command_id: Uuid) {
-        self.inner.lock().unwrap_or_else(PoisonError::into_inner).0.remove(&command_id);
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner).issuers.remove(&command_id);
     }
 }
 

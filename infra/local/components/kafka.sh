@@ -24,13 +24,16 @@ KAFKA_JVM=(-Xms512m -Xmx1g -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -Djava.awt.headl
 
 kafka_start() {
   if pid_alive "$KAFKA_PID"; then log "kafka already running (pid $(cat "$KAFKA_PID"))"; return 0; fi
-  for port in "$KAFKA_PORT" "$KAFKA_CONTROLLER_PORT"; do
+  for port in "$KAFKA_PORT" "$KAFKA_CONTROLLER_PORT" "$KAFKA_SECURE_PORT"; do
     port_open "$port" && die "port $port is taken by another process; stop it or free the port for Kafka"
   done
   kafka_install
+  ensure_tls
   mkdir -p "$KAFKA_DATA"
-  sed -e "s#@DATA@#$KAFKA_DATA#" -e "s#@PORT@#$KAFKA_PORT#g" -e "s#@CONTROLLER_PORT@#$KAFKA_CONTROLLER_PORT#g" \
-    "$LOCAL_DIR/kafka/server.properties" >"$KAFKA_HOME/server.properties"
+  (umask 077 && sed -e "s#@DATA@#$KAFKA_DATA#" -e "s#@PORT@#$KAFKA_PORT#g" -e "s#@CONTROLLER_PORT@#$KAFKA_CONTROLLER_PORT#g" \
+    -e "s#@SECURE_PORT@#$KAFKA_SECURE_PORT#g" -e "s#@KEYSTORE@#$TLS_DIR/server.p12#" \
+    -e "s#@KEYSTORE_PASSWORD@#$(<"$(secret_file kafka keystore)")#" \
+    "$LOCAL_DIR/kafka/server.properties" >"$KAFKA_HOME/server.properties")
   if [[ ! -f $KAFKA_DATA/meta.properties ]]; then
     log "formatting Kafka storage (KRaft, standalone controller)"
     java "${KAFKA_JVM[@]}" kafka.tools.StorageTool format --standalone \
@@ -49,12 +52,30 @@ kafka_healthy() {
   pid_alive "$KAFKA_PID" && port_open "$KAFKA_PORT" && grep -q "Kafka Server started" "$KAFKA_LOG"
 }
 
-kafka_wait() { wait_until kafka 120 "$KAFKA_LOG" kafka_healthy; }
+kafka_wait() {
+  wait_until kafka 120 "$KAFKA_LOG" kafka_healthy || return 1
+  kafka_secure_setup
+}
+
+# The service users (SCRAM) and their ACLs, for two topic layouts: the deployment's own (no
+# prefix, `HOLDFAST_SECURE=1 make up`) and the secure-transport tests' (prefix `hf-secure.`).
+# Done once per set of passwords: a marker remembers which.
+kafka_secure_setup() {
+  local user files=() marker=$KAFKA_DATA/.secure-setup
+  for user in "${KAFKA_SERVICE_USERS[@]}"; do files+=("$(secret_file kafka "$user")"); done
+  local digest; digest=$(cat "${files[@]}" "$LOCAL_DIR/kafka/SecureSetup.java" | sha256sum | cut -c1-16)
+  [[ -f $marker && $(<"$marker") == "$digest" ]] && return 0
+  log "creating the Kafka service users and their ACLs"
+  java -cp "$KAFKA_LIBS/*" "$LOCAL_DIR/kafka/SecureSetup.java" "127.0.0.1:$KAFKA_PORT" "$SECRETS_DIR" "" "hf-secure." \
+    >"$LOG_DIR/kafka-secure-setup.log" 2>&1 \
+    || { tail -n 20 "$LOG_DIR/kafka-secure-setup.log" >&2; die "creating the Kafka service users failed"; }
+  echo "$digest" >"$marker"
+}
 
 kafka_stop() { stop_pid kafka "$KAFKA_PID"; }
 
 kafka_status() {
-  if pid_alive "$KAFKA_PID"; then echo "kafka      running  127.0.0.1:$KAFKA_PORT (pid $(cat "$KAFKA_PID"), $KAFKA_VERSION)"
+  if pid_alive "$KAFKA_PID"; then echo "kafka      running  127.0.0.1:$KAFKA_PORT, SASL_SSL 127.0.0.1:$KAFKA_SECURE_PORT (pid $(cat "$KAFKA_PID"), $KAFKA_VERSION)"
   else echo "kafka      stopped"; fi
 }
 

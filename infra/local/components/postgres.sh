@@ -70,6 +70,36 @@ postgres_wait() {
     psql_admin "SELECT 1 FROM pg_database WHERE datname = '$POSTGRES_DB'" | grep -q 1 \
       || psql_admin "CREATE DATABASE $POSTGRES_DB OWNER $POSTGRES_USER" || die "cannot create database '$POSTGRES_DB'"
   fi
+  postgres_secure
+}
+
+# TLS beside plain connections (clients choose: sslmode=verify-full with $TLS_DIR/ca.pem) and
+# the services' own login roles, which may connect over TLS only: holdfast_projection writes
+# the read model, holdfast_query reads it. They get no database here; whoever creates one
+# grants them theirs (tests through `holdfast`, a member of both). Idempotent: settings and
+# passwords are set again and the configuration reloaded, no restart.
+postgres_secure() {
+  ensure_tls
+  local dir=/var/lib/postgresql/holdfast-tls role
+  as_root install -d -o postgres -g postgres -m 700 "$dir"
+  as_root install -o postgres -g postgres -m 644 "$TLS_DIR/server.pem" "$dir/server.pem"
+  as_root install -o postgres -g postgres -m 600 "$TLS_DIR/server.key" "$dir/server.key"
+  local hba roles; hba=$(psql_admin "SHOW hba_file"); roles=$(IFS=,; echo "${POSTGRES_SERVICE_ROLES[*]}")
+  if ! as_root grep -q '^# holdfast: service roles over TLS only' "$hba"; then
+    as_root sed -i "1i # holdfast: service roles over TLS only\\nhostnossl all $roles all reject" "$hba"
+  fi
+  {
+    echo "ALTER SYSTEM SET ssl = on;"
+    echo "ALTER SYSTEM SET ssl_cert_file = '$dir/server.pem';"
+    echo "ALTER SYSTEM SET ssl_key_file = '$dir/server.key';"
+    for role in "${POSTGRES_SERVICE_ROLES[@]}"; do
+      echo "SELECT 'CREATE ROLE $role' WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '$role')"
+      echo "\\gexec"
+      echo "ALTER ROLE $role WITH LOGIN NOCREATEDB NOCREATEROLE PASSWORD '$(<"$(secret_file postgres "$role")")';"
+      echo "GRANT $role TO $POSTGRES_USER;"
+    done
+    echo "SELECT pg_reload_conf();"
+  } | psql_admin_stdin >/dev/null || die "cannot set up TLS and the service roles in PostgreSQL"
 }
 
 # psql_admin_stdin: runs the SQL on standard input as the postgres superuser, so that what it
@@ -116,6 +146,6 @@ postgres_stop() {
 
 postgres_status() {
   local owner=reused; [[ -s $POSTGRES_MARK ]] && owner=ours
-  if postgres_ready; then echo "postgres   running  postgres://$POSTGRES_USER:***@127.0.0.1:$POSTGRES_PORT/$POSTGRES_DB ($owner)"
+  if postgres_ready; then echo "postgres   running  postgres://$POSTGRES_USER:***@127.0.0.1:$POSTGRES_PORT/$POSTGRES_DB ($owner, TLS for holdfast_projection and holdfast_query)"
   else echo "postgres   stopped"; fi
 }

@@ -373,17 +373,7 @@ impl Stack {
     }
 }
 
-/// Deletes every key under `redis`'s prefix; returns how many there were.
-pub async fn delete_keys(redis: &RedisArgs) -> Result<usize, redis::RedisError> {
-    let redis = Redis::new(redis)?;
-    let mut conn = redis.conn().await?;
-    let keys: Vec<String> =
-        redis::cmd("KEYS").arg(format!("{}*", redis.key_prefix)).query_async(&mut conn).await?;
-    for key in &keys {
-        let () = redis::cmd("DEL").arg(key).query_async(&mut conn).await?;
-    }
-    Ok(keys.len())
-}
+pub use holdfast_platform::testing::delete_keys;
 
 /// The Redis positions hash.
 pub async fn positions(redis: &Redis) -> Option<HashMap<i32, i64>> {

@@ -56,7 +56,11 @@ impl Stack {
 
     /// Settings of every shard.
     pub fn postgres(&self) -> PostgresArgs {
-        PostgresArgs { urls: self.databases.iter().map(|d| d.url.clone()).collect(), max_connections: 8 }
+        PostgresArgs {
+            urls: self.databases.iter().map(|d| d.url.clone()).collect(),
+            password: None,
+            max_connections: 8,
+        }
     }
 
     /// Starts a projection worker in-process.

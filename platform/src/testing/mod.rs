@@ -91,7 +91,11 @@ fn env_or(name: &str, default: &str) -> String {
 /// Kafka settings of the local stack.
 #[must_use]
 pub fn kafka() -> KafkaArgs {
-    KafkaArgs { brokers: env_or("HOLDFAST_KAFKA_BROKERS", "127.0.0.1:9092"), properties: Vec::new() }
+    KafkaArgs {
+        brokers: env_or("HOLDFAST_KAFKA_BROKERS", "127.0.0.1:9092"),
+        properties: Vec::new(),
+        sasl_password: None,
+    }
 }
 
 /// A topic layout of its own: unique prefix, `partitions` partitions, replication 1.
@@ -116,6 +120,8 @@ pub fn registry() -> RegistryArgs {
 pub fn redis(test: &str) -> RedisArgs {
     RedisArgs {
         urls: vec![SecretString::from(env_or("HOLDFAST_REDIS_URLS", "redis://127.0.0.1:6379"))],
+        password: None,
+        ca_file: None,
         cluster: false,
         key_prefix: format!("{}:", unique(&format!("t:{test}"))),
     }
@@ -149,7 +155,7 @@ impl TestDatabase {
     /// Settings that point a service at this database (one shard).
     #[must_use]
     pub fn postgres_args(&self) -> PostgresArgs {
-        PostgresArgs { urls: vec![self.url.clone()], max_connections: 8 }
+        PostgresArgs { urls: vec![self.url.clone()], password: None, max_connections: 8 }
     }
 
     /// Drops the database, closing other sessions on it first.
@@ -500,3 +506,20 @@ impl Drop for TopicsGuard {
         }
     }
 }
+
+/// Deletes every key under `redis`'s prefix (a test's clean-up); returns how many there were.
+///
+/// # Errors
+/// When Redis does not answer.
+pub async fn delete_keys(redis: &RedisArgs) -> Result<usize, redis::RedisError> {
+    let redis = crate::redis::Redis::new(redis)?;
+    let mut conn = redis.conn().await?;
+    let keys: Vec<String> =
+        redis::cmd("KEYS").arg(format!("{}*", redis.key_prefix)).query_async(&mut conn).await?;
+    for key in &keys {
+        let () = redis::cmd("DEL").arg(key).query_async(&mut conn).await?;
+    }
+    Ok(keys.len())
+}
+
+pub mod secure;
