@@ -9,7 +9,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use apache_avro::Schema;
-use apache_avro::types::Value as Avro;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
@@ -18,7 +17,7 @@ use holdfast_domain::{
     Capacity, Command, CommandMeta, CustomerId, HoldTtl, Quantity, ReservationId, ResourceId, ResourceName,
     ResourceState, SlotRange, decide,
 };
-use holdfast_platform::codec::{self, EventCodec, schemas, wire};
+use holdfast_platform::codec::{EventCodec, samples, schemas, wire};
 use holdfast_platform::partitioner::partition_for;
 use holdfast_platform::testing::{self, LogWriter, TopicsGuard};
 use holdfast_platform::topics::TopicLayout;
@@ -135,15 +134,7 @@ async fn a_registry_outage_during_restore_is_waited_out_and_nothing_is_skipped()
     let v0 = Schema::parse_str(schemas::RESERVATION_HELD_V0).expect("v0 parses");
     let subject = format!("{}-dev.holdfast.reservations.v0.ReservationHeld", layout.events);
     let v0_id = register_raw(&subject, schemas::RESERVATION_HELD_V0).await;
-    let Avro::Record(mut fields) = codec::to_avro(&held) else { unreachable!("a record") };
-    fields.retain(|(name, _)| name != "expires_at");
-    fields.push(("hold_seconds".into(), Avro::Int(3600)));
-    for (name, value) in &mut fields {
-        if name == "event_version" {
-            *value = Avro::Int(0);
-        }
-    }
-    let bytes = wire::encode(v0_id, &v0, &Avro::Record(fields)).expect("v0 encoded");
+    let bytes = wire::encode(v0_id, &v0, &samples::reservation_held_v0(&held)).expect("v0 encoded");
     let token = log.token(0).expect("claimed");
     log.raw(0, suite.as_str(), &bytes, Mark::Data { token, seq: 1 }).await;
 

@@ -6,7 +6,7 @@
 use apache_avro::Schema;
 use apache_avro::types::Value;
 use futures::FutureExt;
-use holdfast_domain::{EventPayload, EventType};
+use holdfast_domain::EventType;
 use holdfast_platform::RegistryArgs;
 use holdfast_platform::codec::{self, CodecError, EventCodec, samples, schemas, wire};
 use holdfast_platform::testing;
@@ -178,19 +178,7 @@ async fn an_old_event_version_is_upcast_on_read() {
     // v0 writers recorded no principal.
     let mut event = samples::event(EventType::ReservationHeld, 7);
     event.envelope.principal = None;
-    let EventPayload::ReservationHeld { expires_at, .. } = &event.payload else { unreachable!() };
-    let hold_seconds =
-        i32::try_from((*expires_at - event.envelope.occurred_at).whole_seconds()).expect("ttl");
-    // What a v0 writer produced: the same event with a relative TTL.
-    let Value::Record(mut fields) = codec::to_avro(&event) else { unreachable!() };
-    fields.retain(|(name, _)| name != "expires_at" && name != "principal");
-    fields.push(("hold_seconds".into(), Value::Int(hold_seconds)));
-    for (name, value) in &mut fields {
-        if name == "event_version" {
-            *value = Value::Int(0);
-        }
-    }
-    let bytes = wire::encode(v0_id, &v0_schema, &Value::Record(fields)).expect("v0 encoded");
+    let bytes = wire::encode(v0_id, &v0_schema, &samples::reservation_held_v0(&event)).expect("v0 encoded");
     assert_eq!(codec.decode(&bytes).await.expect("upcast"), event);
 }
 
