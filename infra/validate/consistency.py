@@ -1,8 +1,11 @@
 """Consistency of the deployment with the code: reads the rendered overlays, the services'
 config structs (clap `env = "HOLDFAST_*"` attributes), docs/configuration.md, the ops routes,
-the Dockerfiles, Terraform and the OpenAPI document, and fails on any disagreement about
-ports, probe paths, environment variable names, topics/partitions, consumer groups, sizing
-and shutdown timing.
+the Dockerfiles, Terraform, the deploy bootstrap and the OpenAPI document, and fails on any
+disagreement about ports, probe paths, environment variable names, topics/partitions, consumer
+groups, sizing, shutdown timing and credentials: each service reaches only its own stores, with
+its own user and its own Secret, every password comes from a mounted file (never an
+environment value or a ConfigMap), and every connection is TLS (Kafka SASL_SSL with SCRAM,
+PostgreSQL sslmode=verify-full with a CA file the pod has, rediss://).
 
 usage: consistency.py RENDERED_DIR   (RENDERED_DIR holds <overlay>.yaml from kustomize build)
 """
@@ -11,6 +14,7 @@ import json
 import re
 import sys
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import yaml
 
@@ -29,6 +33,24 @@ PROD_SIZING = {
 }
 # Services that consume the co-partitioned topics: their replicas beyond the partition count idle.
 CONSUMERS = {"command-service", "projection-workers"}
+# Each service's credentials: the stores it may reach and its own user in each (Kafka SCRAM user,
+# PostgreSQL role, Redis ACL user), as the local stack and load-tests/tests/secure.rs prove
+# them. A store not listed is one the service must get no settings or credential for.
+CREDENTIALS = {
+    "command-service": {"kafka": "holdfast-command"},
+    "query-service": {"postgres": "holdfast_query", "redis": "holdfast-query"},
+    "projection-workers": {"kafka": "holdfast-projection", "postgres": "holdfast_projection", "redis": "holdfast-projection"},
+}
+# Per store: the variable prefix, the connection variable and the password-file variable.
+STORES = {
+    "kafka": ("HOLDFAST_KAFKA_", "HOLDFAST_KAFKA_PROPERTIES", "HOLDFAST_KAFKA_SASL_PASSWORD_FILE"),
+    "postgres": ("HOLDFAST_POSTGRES_", "HOLDFAST_POSTGRES_URLS", "HOLDFAST_POSTGRES_PASSWORD_FILE"),
+    "redis": ("HOLDFAST_REDIS_", "HOLDFAST_REDIS_URLS", "HOLDFAST_REDIS_PASSWORD_FILE"),
+}
+# A URL's user information with a password in it (scheme://user:password@host).
+# What the overlays set, for the checks of Terraform and the bootstrap that follow them.
+SEEN: dict[str, set[str]] = {"redis_prefix": set(), "projection_group": set()}
+URL_PASSWORD = re.compile(r"://[^/@\s:,]*:[^/@\s,]+@")
 ERRORS: list[str] = []
 
 
@@ -121,6 +143,182 @@ def duration_seconds(raw: str) -> float:
     return int(number) * {"ms": 0.001, "s": 1, "m": 60, None: 1}[unit]
 
 
+# ---------------------------------------------------------------- credentials
+
+def own_secret(name: str) -> str:
+    """The one Secret a service's pods may read: its own credentials, from External Secrets."""
+    return f"{name}-credentials"
+
+
+def pod_secrets(pod: dict) -> set[str]:
+    """Every Secret a pod reads, whichever way (env, envFrom, volumes)."""
+    found = set()
+    for container in pod.get("initContainers", []) + pod["containers"]:
+        for item in container.get("env", []):
+            ref = item.get("valueFrom", {}).get("secretKeyRef")
+            if ref:
+                found.add(ref["name"])
+        for source in container.get("envFrom", []):
+            if "secretRef" in source:
+                found.add(source["secretRef"]["name"])
+    for volume in pod.get("volumes", []):
+        if "secret" in volume:
+            found.add(volume["secret"]["secretName"])
+        for source in volume.get("projected", {}).get("sources", []):
+            if "secret" in source:
+                found.add(source["secret"]["name"])
+    return found
+
+
+def secret_files(pod: dict, container: dict, secret: str) -> dict[str, str]:
+    """Path -> Secret key of every file the container sees from `secret`."""
+    volumes = {v["name"]: v for v in pod.get("volumes", [])}
+    files = {}
+    for mount in container.get("volumeMounts", []):
+        volume = volumes.get(mount["name"], {})
+        sources = [volume] + volume.get("projected", {}).get("sources", [])
+        for source in sources:
+            ref = source.get("secret")
+            if not ref or ref.get("secretName", ref.get("name")) != secret:
+                continue
+            items = ref.get("items")
+            keys = {item["path"]: item["key"] for item in items} if items else None
+            prefix = mount["mountPath"].rstrip("/")
+            if mount.get("subPath"):
+                files[prefix] = mount["subPath"]
+            elif keys is not None:
+                files.update({f"{prefix}/{path}": key for path, key in keys.items()})
+            else:
+                files[f"{prefix}/*"] = "*"
+    return files
+
+
+def file_key(files: dict[str, str], path: str | None) -> str | None:
+    """The Secret key that `path` shows, if it is one of `files`."""
+    if not path:
+        return None
+    if path in files:
+        return files[path]
+    directory, _, base = path.rpartition("/")
+    return base if files.get(f"{directory}/*") == "*" else None
+
+
+def image_files(name: str) -> set[str]:
+    """Files the service's image puts in place (ADD/COPY destinations of its Dockerfile)."""
+    text = read(f"infra/docker/{name}.Dockerfile")
+    return {line.split()[-1] for line in text.splitlines() if re.match(r"^(ADD|COPY)\s", line)}
+
+
+def kafka_properties(raw: str) -> dict[str, str]:
+    """librdkafka properties as HOLDFAST_KAFKA_PROPERTIES gives them (`key=value,key=value`)."""
+    return dict(item.split("=", 1) for item in raw.split(",") if "=" in item)
+
+
+def check_credentials(where: str, name: str, pod: dict, env: dict, external_secrets: dict) -> None:
+    """Each service reaches only its own stores, as its own user, over TLS, with passwords from
+    files of its own Secret."""
+    container = pod["containers"][0]
+    own = CREDENTIALS[name]
+    secret = own_secret(name)
+    mounted = {mount["mountPath"].rstrip("/") for mount in container.get("volumeMounts", [])}
+
+    others = pod_secrets(pod) - {secret}
+    if others:
+        fail(f"{where}: {name} reads Secrets {sorted(others)}; it may read only its own, {secret}")
+    for item in container.get("env", []):
+        source = item.get("valueFrom", {})
+        if "secretKeyRef" in source:
+            fail(f"{where}: {name} gets {item['name']} from a Secret as an environment value: passwords come from files")
+    if any("secretRef" in source for source in container.get("envFrom", [])):
+        fail(f"{where}: {name} takes a Secret as environment (envFrom): passwords come from files")
+
+    files = secret_files(pod, container, secret)
+    needed_keys = set()
+    for store, (prefix, connection, password_file) in STORES.items():
+        given = sorted(var for var in env if var.startswith(prefix))
+        if store not in own:
+            if given:
+                fail(f"{where}: {name} has no {store} credential but gets {given}")
+            continue
+        user = own[store]
+        key = file_key(files, env.get(password_file))
+        if key is None:
+            fail(f"{where}: {name} {password_file}={env.get(password_file)} is not a file of its Secret {secret}")
+        else:
+            needed_keys.add(key)
+        value = env.get(connection)
+        if not value:
+            fail(f"{where}: {name} does not get {connection}")
+            continue
+        if store == "kafka":
+            properties = kafka_properties(value)
+            expected = {"security.protocol": "SASL_SSL", "sasl.mechanisms": "SCRAM-SHA-512", "sasl.username": user}
+            got = {
+                "security.protocol": properties.get("security.protocol"),
+                # librdkafka reads `sasl.mechanism` as an alias.
+                "sasl.mechanisms": properties.get("sasl.mechanisms", properties.get("sasl.mechanism")),
+                "sasl.username": properties.get("sasl.username"),
+            }
+            if got != expected:
+                fail(f"{where}: {name} {connection} must set {expected}, sets {got}")
+            if any("password" in k for k in properties):
+                fail(f"{where}: {name} {connection} carries a password property; it belongs in {password_file}")
+            ca = properties.get("ssl.ca.location")
+            if ca and ca not in mounted and not ca.startswith("/etc/ssl/certs/"):
+                fail(f"{where}: {name} ssl.ca.location {ca} is neither mounted nor the image's CA bundle")
+            continue
+        scheme = {"postgres": ("postgres", "postgresql"), "redis": ("rediss",)}[store]
+        for url in value.split(","):
+            parts = urlsplit(url.strip())
+            if parts.scheme not in scheme:
+                fail(f"{where}: {name} {connection} uses {parts.scheme}://, must be {' or '.join(s + '://' for s in scheme)}")
+            if parts.password is not None:
+                fail(f"{where}: {name} {connection} carries a password; it belongs in {password_file}")
+            if parts.username != user:
+                fail(f"{where}: {name} {connection} signs in as {parts.username}, its own user is {user}")
+            if store == "postgres":
+                query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+                if query.get("sslmode") != "verify-full":
+                    fail(f"{where}: {name} {connection} sslmode={query.get('sslmode')}, must be verify-full")
+                root = query.get("sslrootcert")
+                if not root or (root not in image_files(name) and root.rsplit("/", 1)[0] not in mounted):
+                    fail(f"{where}: {name} {connection} sslrootcert={root} is neither in its image nor mounted")
+
+    external = external_secrets.get(secret)
+    if not external:
+        fail(f"{where}: {name} has no ExternalSecret {secret}")
+        return
+    spec = external["spec"]
+    if spec.get("target", {}).get("name", secret) != secret or spec.get("dataFrom"):
+        fail(f"{where}: ExternalSecret {secret} must fill Secret {secret} from named keys only (no dataFrom)")
+    remote = {item["remoteRef"]["key"] for item in spec.get("data", [])}
+    if remote != {f"holdfast/{name}"}:
+        fail(f"{where}: ExternalSecret {secret} reads {sorted(remote)}; it may read only holdfast/{name}")
+    keys = {item["secretKey"] for item in spec.get("data", [])}
+    if keys != needed_keys:
+        fail(f"{where}: ExternalSecret {secret} holds {sorted(keys)}, {name} needs exactly {sorted(needed_keys)}")
+
+
+def check_no_plain_passwords(where: str, docs: list[dict]) -> None:
+    """No password in a ConfigMap or an environment value, anywhere in the overlay."""
+    for doc in docs:
+        if doc["kind"] == "ConfigMap":
+            for key, value in (doc.get("data") or {}).items():
+                # Settings (key=value lists such as librdkafka properties) name no password;
+                # scripts may name variables so, but hold no URL with one either.
+                script = key.endswith((".sh", ".sql"))
+                if URL_PASSWORD.search(str(value)) or (not script and re.search(r"(^|,)[\w.]*password=", str(value), re.I | re.M)):
+                    fail(f"{where}: ConfigMap {doc['metadata']['name']} {key} holds a password")
+                if "PASSWORD" in key.upper() and not key.upper().endswith("_FILE") and not script:
+                    fail(f"{where}: ConfigMap {doc['metadata']['name']} has a password key {key}")
+        template = doc.get("spec", {}).get("template", {}).get("spec", {})
+        for container in template.get("initContainers", []) + template.get("containers", []):
+            for item in container.get("env", []):
+                value = str(item.get("value", ""))
+                if URL_PASSWORD.search(value) or ("PASSWORD" in item["name"].upper() and not item["name"].upper().endswith("_FILE")):
+                    fail(f"{where}: {doc['kind']} {doc['metadata']['name']} env {item['name']} carries a password")
+
+
 def check_overlay(overlay: str, docs: list[dict], code: dict, documented: set[str], partitions_default: int) -> None:
     deployments = by_kind(docs, "Deployment")
     configmaps = by_kind(docs, "ConfigMap")
@@ -128,7 +326,9 @@ def check_overlay(overlay: str, docs: list[dict], code: dict, documented: set[st
     hpas = by_kind(docs, "HorizontalPodAutoscaler")
     monitors = by_kind(docs, "ServiceMonitor")
     rules = by_kind(docs, "PrometheusRule")
+    external_secrets = by_kind(docs, "ExternalSecret")
     where = f"overlay {overlay}"
+    check_no_plain_passwords(where, docs)
     for name, (crate, listen_var) in SERVICES.items():
         deployment = deployments.get(name)
         if not deployment:
@@ -173,6 +373,11 @@ def check_overlay(overlay: str, docs: list[dict], code: dict, documented: set[st
                     fail(f"{where}: {name} gets {var}: HS256 secrets are for local development only")
         for var in sorted(needed - env.keys()):
             fail(f"{where}: {name} does not get {var}")
+        check_credentials(where, name, pod, env, external_secrets)
+        if "redis" in CREDENTIALS[name]:
+            SEEN["redis_prefix"].add(env.get("HOLDFAST_REDIS_KEY_PREFIX") or variables["HOLDFAST_REDIS_KEY_PREFIX"])
+        if "HOLDFAST_PROJECTION_GROUP" in variables:
+            SEEN["projection_group"].add(env.get("HOLDFAST_PROJECTION_GROUP") or variables["HOLDFAST_PROJECTION_GROUP"])
         if env.get("HOLDFAST_PARTITIONS") != str(partitions_default):
             fail(f"{where}: {name} HOLDFAST_PARTITIONS={env.get('HOLDFAST_PARTITIONS')}, code default {partitions_default}")
 
@@ -262,7 +467,7 @@ def check_terraform(partitions_default: int) -> None:
         match = re.search(r"^\s*partitions\s*=\s*(\d+)", main, re.M)
         if not match or int(match.group(1)) != partitions_default:
             fail(f"infra/terraform/envs/{env}: partitions must be {partitions_default} (HOLDFAST_PARTITIONS)")
-        tf_keys = set(re.findall(r'"(HOLDFAST_[A-Z_]+)=', outputs))
+        tf_keys = set(re.findall(r'^\s*"([A-Z][A-Z0-9_]*)=', outputs, re.M))
         overlay_keys = {line.split("=", 1)[0] for line in read(f"infra/k8s/overlays/{env}/infra.env").splitlines() if "=" in line}
         if tf_keys != overlay_keys:
             fail(f"{env}: Terraform k8s_config_env keys {sorted(tf_keys)} != overlay infra.env keys {sorted(overlay_keys)}")
@@ -281,6 +486,77 @@ def check_terraform(partitions_default: int) -> None:
     redis = (module_setting("cache", "shards") or 0) * (1 + (module_setting("cache", "replicas_per_shard") or 0))
     if redis != 21:
         fail(f"prod: Redis must have 21 nodes (found {redis})")
+
+
+def infra_keys() -> dict[str, tuple[str, str]]:
+    """holdfast-infra key -> (service, variable) for every key a service's Deployment reads."""
+    keys = {}
+    for name in SERVICES:
+        deployment = yaml.safe_load(read(f"infra/k8s/base/{name}/deployment.yaml"))
+        for item in deployment["spec"]["template"]["spec"]["containers"][0].get("env", []):
+            ref = item.get("valueFrom", {}).get("configMapKeyRef")
+            if ref and ref["name"] == "holdfast-infra":
+                keys[ref["key"]] = (name, item["name"])
+    return keys
+
+
+def check_terraform_credentials(redis_prefixes: set[str]) -> None:
+    """Terraform makes the users the manifests sign in as, and writes URLs with them, over TLS."""
+    users = {store: sorted({own[store] for own in CREDENTIALS.values() if store in own}) for store in STORES}
+    locals_for = {"kafka": "kafka_users", "redis": "redis_users", "postgres": "postgres_roles"}
+    readers = infra_keys()
+    for env in ("dev", "staging", "prod"):
+        main = read(f"infra/terraform/envs/{env}/main.tf")
+        for store, local in locals_for.items():
+            match = re.search(rf"^\s*{local}\s*=\s*\[([^\]]*)\]", main, re.M)
+            found = sorted(re.findall(r'"([^"]+)"', match.group(1))) if match else None
+            if found != users[store]:
+                fail(f"infra/terraform/envs/{env}: local.{local} is {found}, the manifests' {store} users are {users[store]}")
+        outputs = read(f"infra/terraform/envs/{env}/outputs.tf")
+        tls = re.search(r'postgres_tls\s*=\s*"([^"]*)"', outputs)
+        for key, template in re.findall(r'^\s*"([A-Z][A-Z0-9_]*)=(.*)\\n",$', outputs, re.M):
+            if key not in readers or not key.endswith("_URLS"):
+                continue
+            name, variable = readers[key]
+            store = "postgres" if variable.startswith("HOLDFAST_POSTGRES_") else "redis"
+            user = CREDENTIALS[name].get(store)
+            scheme = "postgres://" if store == "postgres" else "rediss://"
+            if f"{scheme}{user}@" not in template:
+                fail(f"infra/terraform/envs/{env}/outputs.tf: {key} (read by {name}) must be {scheme}{user}@...")
+            if store == "postgres" and ("${local.postgres_tls}" not in template or not tls or "sslmode=verify-full" not in tls.group(1)):
+                fail(f"infra/terraform/envs/{env}/outputs.tf: {key} must end in local.postgres_tls with sslmode=verify-full")
+    cache = read("infra/terraform/modules/cache/variables.tf")
+    default = re.search(r'variable "key_prefix" \{.*?default\s*=\s*"([^"]*)"', cache, re.S)
+    if not default or {default.group(1)} != redis_prefixes:
+        fail(f"infra/terraform/modules/cache: key_prefix default {default and default.group(1)} != HOLDFAST_REDIS_KEY_PREFIX {sorted(redis_prefixes)}")
+    access = read("infra/terraform/modules/cache/main.tf")
+    for user in users["redis"]:
+        if not re.search(rf'"{user}"\s*=\s*"on ~\$\{{var\.key_prefix\}}\*', access):
+            fail(f"infra/terraform/modules/cache: user {user} must be on and limited to ~${{var.key_prefix}}*")
+
+
+def check_bootstrap(code: dict, projection_groups: set[str]) -> None:
+    """The deploy bootstrap grants ACLs to the services' Kafka users on their real groups."""
+    script = read("infra/k8s/base/bootstrap/kafka-access.sh")
+
+    def setting(var: str) -> str | None:
+        match = re.search(rf"^{var}=(\S+)$", script, re.M)
+        return match.group(1) if match else None
+
+    expected = {"command_user": CREDENTIALS["command-service"]["kafka"],
+                "projection_user": CREDENTIALS["projection-workers"]["kafka"],
+                "command_group": code["command-group"]}
+    for var, value in expected.items():
+        if setting(var) != value:
+            fail(f"infra/k8s/base/bootstrap/kafka-access.sh: {var}={setting(var)}, expected {value}")
+    job = yaml.safe_load(read("infra/k8s/base/bootstrap/job.yaml"))
+    env = {item["name"]: item.get("valueFrom", {}).get("configMapKeyRef", {})
+           for c in job["spec"]["template"]["spec"]["containers"] for item in c.get("env", [])}
+    group = env.get("PROJECTION_GROUP", {})
+    if (group.get("name"), group.get("key")) != ("projection-workers-config", "HOLDFAST_PROJECTION_GROUP") or len(projection_groups) != 1:
+        fail(f"bootstrap Job: PROJECTION_GROUP must come from projection-workers-config (groups seen: {sorted(projection_groups)})")
+    if job["spec"]["template"]["metadata"].get("annotations", {}).get("sidecar.istio.io/inject") != "false":
+        fail("bootstrap Job: an Istio sidecar would keep it from completing (sidecar.istio.io/inject: \"false\")")
 
 
 def check_openapi() -> None:
@@ -309,11 +585,14 @@ def main() -> None:
         checked += 1
     check_dockerfiles(code)
     check_terraform(partitions_default)
+    check_terraform_credentials(SEEN["redis_prefix"])
+    check_bootstrap(code, SEEN["projection_group"])
     check_openapi()
     if ERRORS:
-        print("\n".join(f"inconsistent: {error}" for error in ERRORS))
+        print("\n".join(f"inconsistent: {error}" for error in dict.fromkeys(ERRORS)))
         sys.exit(1)
-    print(f"consistent: {checked} overlays x {len(SERVICES)} services, Dockerfiles, Terraform, OpenAPI "
+    print(f"consistent: {checked} overlays x {len(SERVICES)} services, credentials, Dockerfiles, Terraform, "
+          f"bootstrap, OpenAPI "
           f"(ports, probes, {sum(len(code[n]) for n in SERVICES)} variables, {partitions_default} partitions)")
 
 

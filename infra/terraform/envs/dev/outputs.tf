@@ -1,11 +1,37 @@
 # k8s_config_env is the overlay's infra.env: `tofu output -raw k8s_config_env >
 # ../../../k8s/overlays/dev/infra.env` (the same keys are checked by infra/validate).
+locals {
+  # PostgreSQL over TLS with the server verified against the RDS certificate authorities that
+  # the query-service and projection-workers images carry (infra/docker/*.Dockerfile).
+  postgres_tls = "sslmode=verify-full&sslrootcert=/etc/holdfast/rds/global-bundle.pem"
+}
+
+# The endpoints with each service's own user name; no password (the pods read theirs from files).
 output "k8s_config_env" {
-  description = "HOLDFAST_* settings of the holdfast-infra ConfigMap of the dev overlay."
+  description = "Settings of the holdfast-infra ConfigMap of the dev overlay: brokers, registry, and each service's PostgreSQL and Redis URLs."
   value = join("", [
     "HOLDFAST_KAFKA_BROKERS=${module.messaging.bootstrap_brokers}\n",
     "HOLDFAST_SCHEMA_REGISTRY_URL=http://apicurio-registry.schema-registry.svc.cluster.local:8080/apis/ccompat/v7\n",
+    "PROJECTION_POSTGRES_URLS=${join(",", [for host in module.databases.writer_endpoints : "postgres://holdfast_projection@${host}:5432/holdfast?${local.postgres_tls}"])}\n",
+    "QUERY_POSTGRES_URLS=${join(",", [for host in module.databases.reader_endpoints : "postgres://holdfast_query@${host}:5432/holdfast?${local.postgres_tls}"])}\n",
+    "PROJECTION_REDIS_URLS=rediss://holdfast-projection@${module.cache.configuration_endpoint}:6379\n",
+    "QUERY_REDIS_URLS=rediss://holdfast-query@${module.cache.configuration_endpoint}:6379\n",
   ])
+}
+
+output "bootstrap_role_arn" {
+  description = "Role ARN for the holdfast-bootstrap service account (overlay patch)."
+  value       = module.bootstrap.role_arn
+}
+
+output "service_secret_arns" {
+  description = "Each service's Secrets Manager secret (its passwords), by service."
+  value       = module.security.secret_arns
+}
+
+output "kafka_scram_secret_arns" {
+  description = "The AmazonMSK_ secret of each Kafka SCRAM user, by user name."
+  value       = module.messaging.scram_secret_arns
 }
 
 output "external_secrets_role_arn" {

@@ -64,6 +64,12 @@ locals {
   namespace = "holdfast-prod"
   # Must equal HOLDFAST_PARTITIONS in infra/k8s/base/config/*.env (checked by infra/validate).
   partitions = 480
+  # One credential per service and store, named as in the manifests (checked by infra/validate):
+  # Kafka SCRAM users, Redis ACL users, PostgreSQL roles. The query service uses no Kafka, the
+  # command service no PostgreSQL or Redis.
+  kafka_users    = ["holdfast-command", "holdfast-projection"]
+  redis_users    = ["holdfast-projection", "holdfast-query"]
+  postgres_roles = ["holdfast_projection", "holdfast_query"]
 }
 
 module "security" {
@@ -106,7 +112,7 @@ module "messaging" {
   partitions               = local.partitions
   broker_instance_type     = "kafka.m7g.4xlarge"
   broker_volume_gib        = 4000
-  scram_password           = random_password.kafka.result
+  scram_passwords          = { for user, password in random_password.kafka : user => password.result }
 }
 
 # One global cluster per shard: the primary region's shard clusters join it as writers.
@@ -142,7 +148,7 @@ module "cache" {
   node_type                = "cache.r7g.2xlarge"
   shards                   = 7
   replicas_per_shard       = 2
-  auth_token               = random_password.redis.result
+  passwords                = { for user, password in random_password.redis : user => password.result }
 }
 
 module "monitoring" {
@@ -152,48 +158,63 @@ module "monitoring" {
 }
 
 resource "random_password" "kafka" {
-  length  = 40
-  special = false
+  for_each = toset(local.kafka_users)
+  length   = 40
+  special  = false
 }
 
 resource "random_password" "redis" {
-  length  = 64
-  special = false
+  for_each = toset(local.redis_users)
+  length   = 64
+  special  = false
 }
 
-# The application role's password; the role itself is created by the migration bootstrap
-# (docs/operations/runbooks/deploy.md), since Terraform cannot reach the private clusters.
+# The service roles' passwords; the roles themselves are made (and these passwords set) on every
+# shard by the deploy bootstrap (infra/k8s/base/bootstrap), since Terraform cannot reach the
+# private clusters.
 resource "random_password" "postgres" {
-  length  = 40
-  special = false
+  for_each = toset(local.postgres_roles)
+  length   = 40
+  special  = false
 }
 
-# What the pods read through External Secrets (infra/k8s/base/external-secrets.yaml).
-resource "aws_secretsmanager_secret_version" "kafka" {
-  secret_id = module.security.secret_arns["kafka"]
+# What each service's pods read through External Secrets (infra/k8s/base/*/external-secret.yaml),
+# mounted as files: the passwords of its own credentials and no one else's.
+resource "aws_secretsmanager_secret_version" "command_service" {
+  secret_id = module.security.secret_arns["command-service"]
   secret_string = jsonencode({
-    librdkafka_properties = join(",", [
-      "security.protocol=SASL_SSL",
-      "sasl.mechanism=SCRAM-SHA-512",
-      "sasl.username=holdfast",
-      "sasl.password=${random_password.kafka.result}",
-    ])
+    kafka_password = random_password.kafka["holdfast-command"].result
   })
 }
 
-resource "aws_secretsmanager_secret_version" "postgres" {
-  secret_id = module.security.secret_arns["postgres"]
+resource "aws_secretsmanager_secret_version" "projection_workers" {
+  secret_id = module.security.secret_arns["projection-workers"]
   secret_string = jsonencode({
-    writer_urls = join(",", [for host in module.databases.writer_endpoints : "postgres://holdfast:${random_password.postgres.result}@${host}:5432/holdfast?sslmode=verify-full"])
-    reader_urls = join(",", [for host in module.databases.reader_endpoints : "postgres://holdfast:${random_password.postgres.result}@${host}:5432/holdfast?sslmode=verify-full"])
+    kafka_password    = random_password.kafka["holdfast-projection"].result
+    postgres_password = random_password.postgres["holdfast_projection"].result
+    redis_password    = random_password.redis["holdfast-projection"].result
   })
 }
 
-resource "aws_secretsmanager_secret_version" "redis" {
-  secret_id = module.security.secret_arns["redis"]
+resource "aws_secretsmanager_secret_version" "query_service" {
+  secret_id = module.security.secret_arns["query-service"]
   secret_string = jsonencode({
-    urls = "rediss://:${random_password.redis.result}@${module.cache.configuration_endpoint}:6379"
+    postgres_password = random_password.postgres["holdfast_query"].result
+    redis_password    = random_password.redis["holdfast-query"].result
   })
+}
+
+module "bootstrap" {
+  source                     = "../../modules/bootstrap"
+  name                       = local.name
+  namespace                  = local.namespace
+  oidc_provider_arn          = module.kubernetes.oidc_provider_arn
+  oidc_provider              = module.kubernetes.oidc_provider
+  kms_key_arn                = module.security.kms_key_arn
+  kafka_cluster_arn          = module.messaging.cluster_arn
+  database_cluster_arns      = module.databases.cluster_arns
+  database_admin_secret_arns = module.databases.admin_secret_arns
+  service_secret_arns        = [module.security.secret_arns["projection-workers"], module.security.secret_arns["query-service"]]
 }
 
 # ---------------------------------------------------------------- standby region
@@ -244,7 +265,7 @@ module "standby_messaging" {
   partitions               = local.partitions
   broker_instance_type     = "kafka.m7g.4xlarge"
   broker_volume_gib        = 4000
-  scram_password           = random_password.kafka.result
+  scram_passwords          = { for user, password in random_password.kafka : user => password.result }
   replicate_from = {
     cluster_arn       = module.messaging.cluster_arn
     subnet_ids        = module.messaging.subnet_ids
@@ -280,28 +301,41 @@ module "standby_cache" {
   node_type                = "cache.r7g.2xlarge"
   shards                   = 7
   replicas_per_shard       = 2
-  auth_token               = random_password.redis.result
+  passwords                = { for user, password in random_password.redis : user => password.result }
 }
 
-resource "aws_secretsmanager_secret_version" "standby_kafka" {
+# The same passwords in the standby region's secrets: its data stores hold the same users.
+resource "aws_secretsmanager_secret_version" "standby_command_service" {
   provider      = aws.standby
-  secret_id     = module.standby_security.secret_arns["kafka"]
-  secret_string = aws_secretsmanager_secret_version.kafka.secret_string
+  secret_id     = module.standby_security.secret_arns["command-service"]
+  secret_string = aws_secretsmanager_secret_version.command_service.secret_string
 }
 
-resource "aws_secretsmanager_secret_version" "standby_postgres" {
-  provider  = aws.standby
-  secret_id = module.standby_security.secret_arns["postgres"]
-  secret_string = jsonencode({
-    writer_urls = join(",", [for host in module.standby_databases.writer_endpoints : "postgres://holdfast:${random_password.postgres.result}@${host}:5432/holdfast?sslmode=verify-full"])
-    reader_urls = join(",", [for host in module.standby_databases.reader_endpoints : "postgres://holdfast:${random_password.postgres.result}@${host}:5432/holdfast?sslmode=verify-full"])
-  })
+resource "aws_secretsmanager_secret_version" "standby_projection_workers" {
+  provider      = aws.standby
+  secret_id     = module.standby_security.secret_arns["projection-workers"]
+  secret_string = aws_secretsmanager_secret_version.projection_workers.secret_string
 }
 
-resource "aws_secretsmanager_secret_version" "standby_redis" {
-  provider  = aws.standby
-  secret_id = module.standby_security.secret_arns["redis"]
-  secret_string = jsonencode({
-    urls = "rediss://:${random_password.redis.result}@${module.standby_cache.configuration_endpoint}:6379"
-  })
+resource "aws_secretsmanager_secret_version" "standby_query_service" {
+  provider      = aws.standby
+  secret_id     = module.standby_security.secret_arns["query-service"]
+  secret_string = aws_secretsmanager_secret_version.query_service.secret_string
+}
+
+# The roles replicate with the Aurora storage, so in the standby region the bootstrap finds no
+# master secret (secondaries have none) and leaves PostgreSQL alone; it makes the standby
+# cluster's topics (where the Replicator has not yet) and the services' ACLs.
+module "standby_bootstrap" {
+  source                     = "../../modules/bootstrap"
+  providers                  = { aws = aws.standby }
+  name                       = "${local.name}-standby"
+  namespace                  = local.namespace
+  oidc_provider_arn          = module.standby_kubernetes.oidc_provider_arn
+  oidc_provider              = module.standby_kubernetes.oidc_provider
+  kms_key_arn                = module.standby_security.kms_key_arn
+  kafka_cluster_arn          = module.standby_messaging.cluster_arn
+  database_cluster_arns      = module.standby_databases.cluster_arns
+  database_admin_secret_arns = module.standby_databases.admin_secret_arns
+  service_secret_arns        = [module.standby_security.secret_arns["projection-workers"], module.standby_security.secret_arns["query-service"]]
 }

@@ -47,6 +47,12 @@ locals {
   namespace = "holdfast-staging"
   # Must equal HOLDFAST_PARTITIONS in infra/k8s/base/config/*.env (checked by infra/validate).
   partitions = 480
+  # One credential per service and store, named as in the manifests (checked by infra/validate):
+  # Kafka SCRAM users, Redis ACL users, PostgreSQL roles. The query service uses no Kafka, the
+  # command service no PostgreSQL or Redis.
+  kafka_users    = ["holdfast-command", "holdfast-projection"]
+  redis_users    = ["holdfast-projection", "holdfast-query"]
+  postgres_roles = ["holdfast_projection", "holdfast_query"]
 }
 
 module "security" {
@@ -89,7 +95,7 @@ module "messaging" {
   partitions               = local.partitions
   broker_instance_type     = "kafka.m7g.4xlarge"
   broker_volume_gib        = 1000
-  scram_password           = random_password.kafka.result
+  scram_passwords          = { for user, password in random_password.kafka : user => password.result }
 }
 
 module "databases" {
@@ -114,7 +120,7 @@ module "cache" {
   node_type                = "cache.r7g.2xlarge"
   shards                   = 2
   replicas_per_shard       = 2
-  auth_token               = random_password.redis.result
+  passwords                = { for user, password in random_password.redis : user => password.result }
 }
 
 module "monitoring" {
@@ -124,46 +130,61 @@ module "monitoring" {
 }
 
 resource "random_password" "kafka" {
-  length  = 40
-  special = false
+  for_each = toset(local.kafka_users)
+  length   = 40
+  special  = false
 }
 
 resource "random_password" "redis" {
-  length  = 64
-  special = false
+  for_each = toset(local.redis_users)
+  length   = 64
+  special  = false
 }
 
-# The application role's password; the role itself is created by the migration bootstrap
-# (docs/operations/runbooks/deploy.md), since Terraform cannot reach the private clusters.
+# The service roles' passwords; the roles themselves are made (and these passwords set) on every
+# shard by the deploy bootstrap (infra/k8s/base/bootstrap), since Terraform cannot reach the
+# private clusters.
 resource "random_password" "postgres" {
-  length  = 40
-  special = false
+  for_each = toset(local.postgres_roles)
+  length   = 40
+  special  = false
 }
 
-# What the pods read through External Secrets (infra/k8s/base/external-secrets.yaml).
-resource "aws_secretsmanager_secret_version" "kafka" {
-  secret_id = module.security.secret_arns["kafka"]
+# What each service's pods read through External Secrets (infra/k8s/base/*/external-secret.yaml),
+# mounted as files: the passwords of its own credentials and no one else's.
+resource "aws_secretsmanager_secret_version" "command_service" {
+  secret_id = module.security.secret_arns["command-service"]
   secret_string = jsonencode({
-    librdkafka_properties = join(",", [
-      "security.protocol=SASL_SSL",
-      "sasl.mechanism=SCRAM-SHA-512",
-      "sasl.username=holdfast",
-      "sasl.password=${random_password.kafka.result}",
-    ])
+    kafka_password = random_password.kafka["holdfast-command"].result
   })
 }
 
-resource "aws_secretsmanager_secret_version" "postgres" {
-  secret_id = module.security.secret_arns["postgres"]
+resource "aws_secretsmanager_secret_version" "projection_workers" {
+  secret_id = module.security.secret_arns["projection-workers"]
   secret_string = jsonencode({
-    writer_urls = join(",", [for host in module.databases.writer_endpoints : "postgres://holdfast:${random_password.postgres.result}@${host}:5432/holdfast?sslmode=verify-full"])
-    reader_urls = join(",", [for host in module.databases.reader_endpoints : "postgres://holdfast:${random_password.postgres.result}@${host}:5432/holdfast?sslmode=verify-full"])
+    kafka_password    = random_password.kafka["holdfast-projection"].result
+    postgres_password = random_password.postgres["holdfast_projection"].result
+    redis_password    = random_password.redis["holdfast-projection"].result
   })
 }
 
-resource "aws_secretsmanager_secret_version" "redis" {
-  secret_id = module.security.secret_arns["redis"]
+resource "aws_secretsmanager_secret_version" "query_service" {
+  secret_id = module.security.secret_arns["query-service"]
   secret_string = jsonencode({
-    urls = "rediss://:${random_password.redis.result}@${module.cache.configuration_endpoint}:6379"
+    postgres_password = random_password.postgres["holdfast_query"].result
+    redis_password    = random_password.redis["holdfast-query"].result
   })
+}
+
+module "bootstrap" {
+  source                     = "../../modules/bootstrap"
+  name                       = local.name
+  namespace                  = local.namespace
+  oidc_provider_arn          = module.kubernetes.oidc_provider_arn
+  oidc_provider              = module.kubernetes.oidc_provider
+  kms_key_arn                = module.security.kms_key_arn
+  kafka_cluster_arn          = module.messaging.cluster_arn
+  database_cluster_arns      = module.databases.cluster_arns
+  database_admin_secret_arns = module.databases.admin_secret_arns
+  service_secret_arns        = [module.security.secret_arns["projection-workers"], module.security.secret_arns["query-service"]]
 }

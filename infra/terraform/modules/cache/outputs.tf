@@ -7,3 +7,13 @@ output "node_count" {
   description = "Primaries plus replicas."
   value       = var.shards * (1 + var.replicas_per_shard)
 }
+
+output "user_group_id" {
+  description = "The RBAC user group of the replication group."
+  value       = aws_elasticache_user_group.this.user_group_id
+}
+
+output "user_names" {
+  description = "The services' ACL users (user names in HOLDFAST_REDIS_URLS)."
+  value       = sort(keys(local.access_strings))
+}

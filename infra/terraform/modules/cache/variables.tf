@@ -54,12 +54,22 @@ variable "replicas_per_shard" {
   }
 }
 
-variable "auth_token" {
-  description = "Redis AUTH token (16-128 characters)."
-  type        = string
+variable "passwords" {
+  description = "Password of each service's ACL user: holdfast-projection and holdfast-query (16-128 characters)."
+  type        = map(string)
   sensitive   = true
   validation {
-    condition     = length(var.auth_token) >= 16 && length(var.auth_token) <= 128
-    error_message = "auth_token must be 16-128 characters."
+    condition     = toset(nonsensitive(keys(var.passwords))) == toset(["holdfast-projection", "holdfast-query"]) && alltrue([for password in values(var.passwords) : length(password) >= 16 && length(password) <= 128])
+    error_message = "passwords must hold holdfast-projection and holdfast-query, each 16-128 characters."
+  }
+}
+
+variable "key_prefix" {
+  description = "Prefix of every key the services write (HOLDFAST_REDIS_KEY_PREFIX): the users may touch no other key."
+  type        = string
+  default     = "hf:"
+  validation {
+    condition     = can(regex("^[a-z0-9:._-]+$", var.key_prefix))
+    error_message = "key_prefix must be letters, digits, ':', '.', '_' or '-' (no glob characters)."
   }
 }

@@ -17,3 +17,8 @@ output "cluster_arns" {
   description = "ARN of each shard's cluster, in shard order."
   value       = aws_rds_cluster.shard[*].arn
 }
+
+output "admin_secret_arns" {
+  description = "Secret of each shard's master user (RDS-managed, rotated by RDS), in shard order; empty for secondaries."
+  value       = compact([for cluster in aws_rds_cluster.shard : try(cluster.master_user_secret[0].secret_arn, "")])
+}

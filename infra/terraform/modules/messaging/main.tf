@@ -1,12 +1,19 @@
-# Amazon MSK: `brokers` brokers over three zones, SASL/SCRAM over TLS for clients (port 9096),
-# TLS between brokers, KMS at rest, broker logs to CloudWatch. The server properties carry the
-# Holdfast topic layout: 480 partitions (co-partitioned commands/events topics, divisible by
-# 15 brokers), replication 3 with min.insync.replicas 2, no auto-created topics, transaction
-# state replicated like the data.
+# Amazon MSK: `brokers` brokers over three zones, SASL/SCRAM over TLS for the services (port
+# 9096, one SCRAM user per service), IAM over TLS for the deploy bootstrap and MSK Replicator
+# (port 9098), TLS between brokers, KMS at rest, broker logs to CloudWatch. The server
+# properties carry the Holdfast topic layout: 480 partitions (co-partitioned commands/events
+# topics, divisible by 15 brokers), replication 3 with min.insync.replicas 2, no auto-created
+# topics, transaction state replicated like the data. A SCRAM user may do only what a Kafka ACL
+# allows it (allow.everyone.if.no.acl.found=false); the ACLs and the topics are made by the
+# deploy bootstrap (infra/k8s/base/bootstrap), which authenticates with IAM, where ACLs do not
+# apply.
 
 locals {
+  # The user names only: the passwords stay sensitive.
+  scram_users = toset(nonsensitive(keys(var.scram_passwords)))
   server_properties = {
     "auto.create.topics.enable"                = "false"
+    "allow.everyone.if.no.acl.found"           = "false"
     "num.partitions"                           = tostring(var.partitions)
     "default.replication.factor"               = "3"
     "min.insync.replicas"                      = "2"
@@ -33,6 +40,16 @@ resource "aws_vpc_security_group_ingress_rule" "from_eks" {
   ip_protocol                  = "tcp"
   from_port                    = 9096
   to_port                      = 9096
+}
+
+# The deploy bootstrap (topics, ACLs) signs in with IAM.
+resource "aws_vpc_security_group_ingress_rule" "iam_from_eks" {
+  security_group_id            = aws_security_group.this.id
+  description                  = "Kafka IAM over TLS from the EKS nodes (deploy bootstrap: topics and ACLs)"
+  referenced_security_group_id = var.client_security_group_id
+  ip_protocol                  = "tcp"
+  from_port                    = 9098
+  to_port                      = 9098
 }
 
 resource "aws_msk_configuration" "this" {
@@ -112,22 +129,47 @@ resource "aws_msk_cluster" "this" {
   }
 }
 
-# SCRAM credentials live in a secret whose name MSK requires to start with AmazonMSK_.
+# One SCRAM user per service (holdfast-command, holdfast-projection), each in a secret of its
+# own: MSK requires the names to start with AmazonMSK_ and a customer-managed key.
 resource "aws_secretsmanager_secret" "scram" {
   # checkov:skip=CKV2_AWS_57:MSK SCRAM secrets cannot use Secrets Manager rotation; the credential is rotated by replacing the secret version (docs/operations/runbooks/kafka-failure.md).
-  name                    = "AmazonMSK_${var.name}_holdfast"
+  for_each                = local.scram_users
+  name                    = "AmazonMSK_${var.name}_${each.key}"
+  description             = "${var.name}: SCRAM credentials of the Kafka user ${each.key}"
   kms_key_id              = var.kms_key_arn
   recovery_window_in_days = 30
 }
 
 resource "aws_secretsmanager_secret_version" "scram" {
-  secret_id     = aws_secretsmanager_secret.scram.id
-  secret_string = jsonencode({ username = "holdfast", password = var.scram_password })
+  for_each      = local.scram_users
+  secret_id     = aws_secretsmanager_secret.scram[each.key].id
+  secret_string = jsonencode({ username = each.key, password = var.scram_passwords[each.key] })
+}
+
+# The policy MSK attaches on association, held here so that plans show no drift.
+data "aws_iam_policy_document" "scram" {
+  # checkov:skip=CKV_AWS_108:The resource policy of the SCRAM secret itself: it lets the MSK service, and no one else, read that one secret, as SCRAM authentication requires.
+  for_each = local.scram_users
+  statement {
+    sid       = "AWSKafkaResourcePolicy"
+    actions   = ["secretsmanager:getSecretValue"]
+    resources = [aws_secretsmanager_secret.scram[each.key].arn]
+    principals {
+      type        = "Service"
+      identifiers = ["kafka.amazonaws.com"]
+    }
+  }
+}
+
+resource "aws_secretsmanager_secret_policy" "scram" {
+  for_each   = local.scram_users
+  secret_arn = aws_secretsmanager_secret.scram[each.key].arn
+  policy     = data.aws_iam_policy_document.scram[each.key].json
 }
 
 resource "aws_msk_scram_secret_association" "this" {
   cluster_arn     = aws_msk_cluster.this.arn
-  secret_arn_list = [aws_secretsmanager_secret.scram.arn]
+  secret_arn_list = [for user in sort(tolist(local.scram_users)) : aws_secretsmanager_secret.scram[user].arn]
   depends_on      = [aws_secretsmanager_secret_version.scram]
 }
 

@@ -3,6 +3,11 @@ output "bootstrap_brokers" {
   value       = aws_msk_cluster.this.bootstrap_brokers_sasl_scram
 }
 
+output "scram_secret_arns" {
+  description = "The AmazonMSK_ secret of each SCRAM user, by user name."
+  value       = { for user, secret in aws_secretsmanager_secret.scram : user => secret.arn }
+}
+
 output "partitions" {
   description = "Partition count configured for the Holdfast topics (HOLDFAST_PARTITIONS)."
   value       = var.partitions

@@ -27,7 +27,7 @@ variable "client_security_group_id" {
 }
 
 variable "kms_key_arn" {
-  description = "Key for encryption at rest, the SCRAM secret and broker logs."
+  description = "Key for encryption at rest, the SCRAM secrets and broker logs."
   type        = string
 }
 
@@ -74,13 +74,13 @@ variable "broker_volume_gib" {
   }
 }
 
-variable "scram_password" {
-  description = "Password of the holdfast SCRAM user."
-  type        = string
+variable "scram_passwords" {
+  description = "Password of each SCRAM user, by user name: one user per service (holdfast-command, holdfast-projection)."
+  type        = map(string)
   sensitive   = true
   validation {
-    condition     = length(var.scram_password) >= 24
-    error_message = "scram_password must be at least 24 characters."
+    condition     = length(var.scram_passwords) > 0 && alltrue([for user, password in var.scram_passwords : can(regex("^holdfast-[a-z]+$", user)) && length(password) >= 24])
+    error_message = "scram_passwords needs at least one user named holdfast-<service>, each with a password of at least 24 characters."
   }
 }
 

@@ -49,12 +49,19 @@ resource "aws_kms_alias" "this" {
   target_key_id = aws_kms_key.this.key_id
 }
 
-# What the pods receive through External Secrets (infra/k8s/base/external-secrets.yaml).
+# What the pods receive through External Secrets (infra/k8s/base/*/external-secret.yaml): one
+# secret per service, holding the passwords of that service's own credentials and nothing
+# else (user names and endpoints are not secret: they are in the manifests and in the
+# holdfast-infra ConfigMap that k8s_config_env writes):
+#   holdfast/command-service     kafka_password (SCRAM user holdfast-command)
+#   holdfast/projection-workers  kafka_password (holdfast-projection), postgres_password
+#                                (role holdfast_projection), redis_password (user holdfast-projection)
+#   holdfast/query-service       postgres_password (role holdfast_query), redis_password (user holdfast-query)
 resource "aws_secretsmanager_secret" "service" {
-  # checkov:skip=CKV2_AWS_57:The values are connection strings derived from the data stores' own credentials, which rotate at their source (RDS-managed passwords, Redis AUTH token, MSK SCRAM); this secret is rewritten by Terraform on every change.
-  for_each                = toset(["kafka", "postgres", "redis"])
+  # checkov:skip=CKV2_AWS_57:The passwords are Terraform's random_password values, written at the same apply to their data stores (MSK SCRAM secrets, ElastiCache users) or set on the PostgreSQL roles by the deploy bootstrap; rotation replaces them at that source (docs/operations/runbooks).
+  for_each                = toset(["command-service", "projection-workers", "query-service"])
   name                    = "holdfast/${each.key}"
-  description             = "${var.name}: ${each.key} connection settings of the Holdfast services"
+  description             = "${var.name}: passwords of the ${each.key} credentials (Kafka, PostgreSQL, Redis)"
   kms_key_id              = aws_kms_key.this.arn
   recovery_window_in_days = 30
 }

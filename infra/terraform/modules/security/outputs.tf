@@ -4,7 +4,7 @@ output "kms_key_arn" {
 }
 
 output "secret_arns" {
-  description = "Secrets Manager secrets by name (kafka, postgres, redis)."
+  description = "Secrets Manager secret of each service (command-service, projection-workers, query-service)."
   value       = { for key, secret in aws_secretsmanager_secret.service : key => secret.arn }
 }
 
