@@ -57,7 +57,8 @@ demo: up ## the main job: everything up, a short real workload, then a short aud
 bench: toolchain stack build ## the benchmark suite (reference, saturation, hot, idle, faults), audited, into results/
 	@infra/local/bench
 
-test: toolchain stack ## start the stack and run every test, then lint (rustfmt, clippy -D warnings), cargo-deny and validate the infrastructure
+test: toolchain stack ## start the stack and run every test (schemathesis bounded), then lint (rustfmt, clippy -D warnings), cargo-deny and validate the infrastructure
+	@infra/fuzz/install-schemathesis
 	$(CARGO) test --workspace --locked --lib --bins --tests --no-fail-fast -- --test-threads=$(TEST_THREADS)
 	@$(MAKE) --no-print-directory lint
 	@$(MAKE) --no-print-directory deny
@@ -90,6 +91,23 @@ deny: ## cargo-deny offline checks: licenses, bans, sources (advisories need a n
 deny-advisories: ## the RustSec advisories check (needs the network to fetch the database)
 	@$(CARGO) install --quiet --locked cargo-deny@$(DENY_VERSION) --root $(DENY_ROOT)
 	$(DENY_ROOT)/bin/cargo-deny check advisories
+
+.PHONY: fuzz fuzz-smoke
+# Coverage-guided fuzz targets in fuzz/ (AFL++ through cargo-afl, stable Rust): infra/fuzz/afl
+# installs the pinned tools, builds the targets and prints executions, crashes and hangs.
+FUZZ_SMOKE_SECONDS ?= 25
+FUZZ_EXECS ?= 10000000
+fuzz-smoke: ## fuzz each target (event decoder, request bodies, value parsers) for FUZZ_SMOKE_SECONDS (25) s
+	@infra/fuzz/afl --seconds $(FUZZ_SMOKE_SECONDS)
+
+fuzz: ## fuzz each target to FUZZ_EXECS (10 million) executions; hours on two shared cores
+	@infra/fuzz/afl --execs $(FUZZ_EXECS)
+
+.PHONY: fuzz-api
+FUZZ_EXAMPLES ?= 200
+fuzz-api: toolchain stack ## schemathesis against both services' OpenAPI documents, longer run (FUZZ_EXAMPLES per operation, default 200)
+	@infra/fuzz/install-schemathesis
+	HOLDFAST_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(CARGO) test --locked -p holdfast-command-service -p holdfast-query-service --test api schemathesis -- --test-threads=1 --nocapture
 
 lint: ## formatting and clippy, warnings as errors
 	$(CARGO) fmt --all -- --check

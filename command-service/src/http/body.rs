@@ -2,8 +2,9 @@
 //!
 //! Order of checks: media type (415), size (413, limit set by the router's
 //! `DefaultBodyLimit`), JSON syntax (400 `malformed-json`), shape (422 `invalid-input` with
-//! field `body` when the body is not a JSON object). Field-level errors are not found here but
-//! by the request types' conversions, so that all of them are reported together.
+//! field `body` when the body is not a JSON object; an optional body may also be empty or
+//! `null`, both meaning `{}`). Field-level errors are not found here but by the request types'
+//! conversions, so that all of them are reported together.
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
@@ -20,7 +21,7 @@ pub const BODY_LIMIT: usize = 64 * 1024;
 #[derive(Debug)]
 pub struct JsonBody<T>(pub T);
 
-/// A JSON object body that may be empty (then it means `{}`), for confirm and cancel.
+/// A JSON object body that may be empty or `null` (then it means `{}`), for confirm and cancel.
 #[derive(Debug)]
 pub struct OptionalJsonBody<T>(pub T);
 
@@ -31,7 +32,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
         let path = request.uri().path().to_owned();
         check_media_type(request.headers(), &path)?;
         let bytes = read(request, &path).await?;
-        parse(&bytes, &path).map(Self)
+        object(json(&bytes, &path)?, &path).map(Self)
     }
 }
 
@@ -46,7 +47,11 @@ impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for OptionalJ
             return Ok(Self(T::default()));
         }
         check_media_type(&headers, &path)?;
-        parse(&bytes, &path).map(Self)
+        match json(&bytes, &path)? {
+            // JSON's "nothing", like an empty body.
+            Value::Null => Ok(Self(T::default())),
+            value => object(value, &path).map(Self),
+        }
     }
 }
 
@@ -125,7 +130,18 @@ async fn read(request: Request, path: &str) -> Result<Bytes, Problem> {
     Ok(Bytes::from(collected))
 }
 
-/// Parses the body: 400 for broken JSON, 422 (field `body`) for anything but an object.
+/// The body as JSON, or 400 for broken JSON.
+#[allow(
+    clippy::result_large_err,
+    reason = "built once per refused request; boxing would only add an allocation"
+)]
+fn json(bytes: &[u8], path: &str) -> Result<Value, Problem> {
+    serde_json::from_slice(bytes).map_err(|error| {
+        Problem::new(ProblemType::MalformedJson, format!("the body is not valid JSON: {error}"), path)
+    })
+}
+
+/// The body's object as `T`, or 422 (field `body`) for anything but an object.
 ///
 /// The body goes through a [`Value`] first because serde's derived structs would also accept
 /// a JSON array as positional fields.
@@ -133,10 +149,7 @@ async fn read(request: Request, path: &str) -> Result<Bytes, Problem> {
     clippy::result_large_err,
     reason = "built once per refused request; boxing would only add an allocation"
 )]
-fn parse<T: DeserializeOwned>(bytes: &[u8], path: &str) -> Result<T, Problem> {
-    let value: Value = serde_json::from_slice(bytes).map_err(|error| {
-        Problem::new(ProblemType::MalformedJson, format!("the body is not valid JSON: {error}"), path)
-    })?;
+fn object<T: DeserializeOwned>(value: Value, path: &str) -> Result<T, Problem> {
     let not_an_object = |reason: String| Problem::invalid_input(vec![FieldError::new("body", reason)], path);
     if !value.is_object() {
         return Err(not_an_object("must be a JSON object".to_owned()));
@@ -174,8 +187,10 @@ mod tests {
 
     #[test]
     fn syntax_errors_are_400_and_non_objects_are_422() {
-        let status =
-            |body: &str| parse::<Empty>(body.as_bytes(), "/").map(|_| 200).unwrap_or_else(|p| p.status);
+        let status = |body: &str| match json(body.as_bytes(), "/") {
+            Ok(value) => object::<Empty>(value, "/").map_or_else(|p| p.status, |_| 200),
+            Err(problem) => problem.status,
+        };
         assert_eq!(status("{}"), 200);
         assert_eq!(status("{\"a\":"), 400);
         assert_eq!(status("nope"), 400);

@@ -26,7 +26,7 @@ pub struct DefineResourceRequest {
     #[schema(value_type = String, pattern = "^[A-Za-z0-9.:-]{1,128}$", example = "hotel.berlin:room-101")]
     pub resource_id: Field<String>,
     /// 1–200 characters, no control characters, no surrounding whitespace.
-    #[schema(value_type = String, min_length = 1, max_length = 200, example = "Room 101")]
+    #[schema(value_type = String, min_length = 1, max_length = 200, pattern = "^[^\\u0000-\\u0020\\u007f-\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]([^\\u0000-\\u001f\\u007f-\\u009f]{0,198}[^\\u0000-\\u0020\\u007f-\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000])?$", example = "Room 101")]
     pub name: Field<String>,
     /// Default capacity of every slot, 0..=1,000,000.
     #[schema(value_type = u32, minimum = 0, maximum = 1_000_000, example = 2)]
@@ -52,11 +52,12 @@ impl DefineResourceRequest {
 /// Body of `PUT /v1/resources/{id}/capacity`.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct ChangeCapacityRequest {
-    /// First day (`YYYY-MM-DD`).
-    #[schema(value_type = String, format = Date, example = "2026-03-01")]
+    /// First day (`YYYY-MM-DD`), yesterday (UTC) or later.
+    #[schema(value_type = String, format = Date, example = "2028-03-01")]
     pub from: Field<String>,
-    /// Day after the last one (exclusive), at most 366 days after `from`.
-    #[schema(value_type = String, format = Date, example = "2026-03-08")]
+    /// Day after the last one (exclusive): after `from`, at most 366 days after it and at most
+    /// 1096 days after today (UTC).
+    #[schema(value_type = String, format = Date, example = "2028-03-08")]
     pub to: Field<String>,
     /// New capacity of every day in the range, 0..=1,000,000.
     #[schema(value_type = u32, minimum = 0, maximum = 1_000_000, example = 3)]
@@ -87,17 +88,18 @@ pub struct PlaceHoldRequest {
     /// The resource to hold units on.
     #[schema(value_type = String, pattern = "^[A-Za-z0-9.:-]{1,128}$", example = "hotel.berlin:room-101")]
     pub resource_id: Field<String>,
-    /// First day (`YYYY-MM-DD`).
-    #[schema(value_type = String, format = Date, example = "2026-03-01")]
+    /// First day (`YYYY-MM-DD`), yesterday (UTC) or later.
+    #[schema(value_type = String, format = Date, example = "2028-03-01")]
     pub from: Field<String>,
-    /// Day after the last one (exclusive), at most 31 days after `from`.
-    #[schema(value_type = String, format = Date, example = "2026-03-03")]
+    /// Day after the last one (exclusive): after `from`, at most 31 days after it and at most
+    /// 1096 days after today (UTC).
+    #[schema(value_type = String, format = Date, example = "2028-03-03")]
     pub to: Field<String>,
     /// Units held on every day, 1..=1,000,000.
     #[schema(value_type = u32, minimum = 1, maximum = 1_000_000, example = 1)]
     pub quantity: Field<Number>,
     /// Who holds them: 1–128 characters, no control characters, no surrounding whitespace.
-    #[schema(value_type = String, min_length = 1, max_length = 128, example = "customer-42")]
+    #[schema(value_type = String, min_length = 1, max_length = 128, pattern = "^[^\\u0000-\\u0020\\u007f-\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]([^\\u0000-\\u001f\\u007f-\\u009f]{0,126}[^\\u0000-\\u0020\\u007f-\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000])?$", example = "customer-42")]
     pub customer_id: Field<String>,
     /// Hold duration in seconds, 1..=3600; 900 when absent.
     #[schema(value_type = Option<u32>, minimum = 1, maximum = 3600, example = 900)]
@@ -137,11 +139,12 @@ impl PlaceHoldRequest {
     }
 }
 
-/// Body of `POST /v1/reservations/{id}/confirm`; an empty body means `{}`.
+/// Body of `POST /v1/reservations/{id}/confirm`; an empty body or `null` means `{}`.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct ConfirmRequest {
-    /// Payment reference recorded with the confirmation, 1–256 characters.
-    #[schema(value_type = Option<String>, min_length = 1, max_length = 256, example = "pay_123")]
+    /// Payment reference recorded with the confirmation, 1–256 characters, no control
+    /// characters.
+    #[schema(value_type = Option<String>, min_length = 1, max_length = 256, pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]{1,256}$", example = "pay_123")]
     pub payment_ref: Field<String>,
 }
 
@@ -157,11 +160,11 @@ impl ConfirmRequest {
     }
 }
 
-/// Body of `POST /v1/reservations/{id}/cancel`; an empty body means `{}`.
+/// Body of `POST /v1/reservations/{id}/cancel`; an empty body or `null` means `{}`.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct CancelRequest {
-    /// Why the reservation is cancelled, 1–256 characters.
-    #[schema(value_type = Option<String>, min_length = 1, max_length = 256, example = "plans changed")]
+    /// Why the reservation is cancelled, 1–256 characters, no control characters.
+    #[schema(value_type = Option<String>, min_length = 1, max_length = 256, pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]{1,256}$", example = "plans changed")]
     pub reason: Field<String>,
 }
 

@@ -75,16 +75,23 @@ fn kind(value: &Value) -> &'static str {
     }
 }
 
-/// `n` as a `u32` in `lo..=hi`. Fractions, exponents and out-of-range integers are refused with
-/// the bounds in the message; the domain constructor applied afterwards has the final word.
+/// `n` as a `u32` in `lo..=hi`. JSON has one kind of number, so `3`, `3.0` and `3e0` are the
+/// same whole number (JSON Schema's `integer` admits all three, and so do we); fractions and
+/// out-of-range numbers are refused with the bounds in the message. The domain constructor
+/// applied afterwards has the final word.
 ///
 /// # Errors
 /// A [`ValueError`] whose field the caller replaces with the JSON field name.
 pub fn whole(n: &Number, lo: u32, hi: u32) -> Result<u32, ValueError> {
-    if let Some(v) = n.as_u64().and_then(|v| u32::try_from(v).ok()) {
+    let integral = n.as_u64().or_else(|| {
+        let f = n.as_f64()?;
+        // Whole and within u32, so the cast is exact.
+        (f.fract() == 0.0 && (0.0..=f64::from(u32::MAX)).contains(&f)).then_some(f as u64)
+    });
+    if let Some(v) = integral.and_then(|v| u32::try_from(v).ok()) {
         return Ok(v);
     }
-    let reason = if n.is_f64() {
+    let reason = if n.as_f64().is_some_and(|f| f.fract() != 0.0) {
         format!("must be a whole number, got {n}")
     } else {
         format!("must be between {lo} and {hi}, got {n}")
@@ -191,14 +198,19 @@ mod tests {
     }
 
     #[test]
-    fn whole_numbers_only_within_u32() {
+    fn whole_numbers_only_within_u32_however_written() {
         let n = |s: &str| serde_json::from_str::<Number>(s).expect("number");
-        assert_eq!(whole(&n("7"), 1, 9).ok(), Some(7));
+        for (good, value) in [("7", 7), ("7.0", 7), ("7e0", 7), ("0.7e1", 7), ("4294967295", u32::MAX)] {
+            assert_eq!(whole(&n(good), 1, 9).ok(), Some(value), "{good}");
+        }
         for (bad, reason) in [
             ("-1", "between 1 and 9, got -1"),
+            ("-1.0", "between 1 and 9"),
             ("4294967296", "between 1 and 9"),
+            ("4294967296.0", "between 1 and 9"),
+            ("1e300", "between 1 and 9"),
             ("1.5", "whole number"),
-            ("1e3", "whole number"),
+            ("1e-3", "whole number"),
         ] {
             let error = whole(&n(bad), 1, 9).expect_err(bad);
             assert!(error.reason.contains(reason), "{bad}: {}", error.reason);

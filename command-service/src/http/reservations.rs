@@ -22,7 +22,7 @@ use super::problem::{Problem, ProblemType};
 /// `Idempotency-Key` names (and answers for) the same reservation.
 #[utoipa::path(
     post, path = "/v1/reservations", tag = "reservations",
-    params(("Idempotency-Key" = Option<String>, Header, description = "1–255 visible ASCII characters; retries with the same key get the first answer")),
+    params(("Idempotency-Key" = Option<String>, Header, description = "1–255 visible ASCII characters; retries with the same key get the first answer", pattern = "^[!-~]{1,255}$", nullable = false)),
     request_body(content = PlaceHoldRequest, content_type = "application/json"),
     responses(
         (status = 201, description = "Held", body = ReservationResponse),
@@ -49,8 +49,8 @@ pub async fn place_hold(
 #[utoipa::path(
     post, path = "/v1/reservations/{id}/confirm", tag = "reservations",
     params(
-        ("id" = String, Path, description = "The reservation"),
-        ("Idempotency-Key" = Option<String>, Header, description = "1–255 visible ASCII characters"),
+        ("id" = String, Path, description = "The reservation; an id no reservation can have answers 404", pattern = "^r1_[0-9a-f]{32}_[A-Za-z0-9.:-]{1,128}$", example = "r1_0192f0c1a2b37c3d8e4f5a6b7c8d9e0f_hotel.berlin:room-101"),
+        ("Idempotency-Key" = Option<String>, Header, description = "1–255 visible ASCII characters; retries with the same key get the first answer", pattern = "^[!-~]{1,255}$", nullable = false),
     ),
     request_body(content = Option<ConfirmRequest>, content_type = "application/json"),
     responses(
@@ -83,8 +83,8 @@ pub async fn confirm(
 #[utoipa::path(
     post, path = "/v1/reservations/{id}/cancel", tag = "reservations",
     params(
-        ("id" = String, Path, description = "The reservation"),
-        ("Idempotency-Key" = Option<String>, Header, description = "1–255 visible ASCII characters"),
+        ("id" = String, Path, description = "The reservation; an id no reservation can have answers 404", pattern = "^r1_[0-9a-f]{32}_[A-Za-z0-9.:-]{1,128}$", example = "r1_0192f0c1a2b37c3d8e4f5a6b7c8d9e0f_hotel.berlin:room-101"),
+        ("Idempotency-Key" = Option<String>, Header, description = "1–255 visible ASCII characters; retries with the same key get the first answer", pattern = "^[!-~]{1,255}$", nullable = false),
     ),
     request_body(content = Option<CancelRequest>, content_type = "application/json"),
     responses(

@@ -19,7 +19,7 @@ use super::problem::{Problem, ProblemType};
 /// Defines a resource; repeating the exact definition is a no-op answered 200.
 #[utoipa::path(
     post, path = "/v1/resources", tag = "resources",
-    params(("Idempotency-Key" = Option<String>, Header, description = "1–255 visible ASCII characters; retries with the same key get the first answer")),
+    params(("Idempotency-Key" = Option<String>, Header, description = "1–255 visible ASCII characters; retries with the same key get the first answer", pattern = "^[!-~]{1,255}$", nullable = false)),
     request_body(content = DefineResourceRequest, content_type = "application/json"),
     responses(
         (status = 201, description = "Defined", body = ResourceResponse),
@@ -46,8 +46,8 @@ pub async fn define(
 #[utoipa::path(
     put, path = "/v1/resources/{id}/capacity", tag = "resources",
     params(
-        ("id" = String, Path, description = "The resource"),
-        ("Idempotency-Key" = Option<String>, Header, description = "Optional on PUT; same rules as on POST"),
+        ("id" = String, Path, description = "The resource; an id no resource can have answers 404", pattern = "^[A-Za-z0-9.:-]{1,128}$", example = "hotel.berlin:room-101"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Optional on PUT; same rules as on POST", pattern = "^[!-~]{1,255}$", nullable = false),
     ),
     request_body(content = ChangeCapacityRequest, content_type = "application/json"),
     responses(

@@ -8,4 +8,5 @@ mod load;
 mod ops;
 mod reservations;
 mod restore;
+mod schemathesis;
 mod support;

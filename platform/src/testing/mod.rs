@@ -522,4 +522,5 @@ pub async fn delete_keys(redis: &RedisArgs) -> Result<usize, redis::RedisError> 
     Ok(keys.len())
 }
 
+pub mod schemathesis;
 pub mod secure;

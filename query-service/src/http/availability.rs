@@ -53,18 +53,19 @@ impl From<&Availability> for AvailabilityResponse {
 #[utoipa::path(
     get, path = "/v1/resources/{id}/availability", tag = "availability",
     params(
-        ("id" = String, Path, description = "The resource"),
-        ("from" = String, Query, description = "First day, YYYY-MM-DD"),
-        ("to" = String, Query, description = "Day after the last (exclusive), YYYY-MM-DD; at most 366 days after `from`"),
-        ("min_position" = Option<String>, Query, description = "Read-your-writes: a `position` from a command answer; waits (bounded) until the read model reached it"),
-        ("Min-Position" = Option<String>, Header, description = "Same as `min_position`"),
-        ("If-None-Match" = Option<String>, Header, description = "An ETag of an earlier answer: 304 when unchanged"),
+        ("id" = String, Path, description = "The resource; an id no resource can have answers 404", pattern = "^[A-Za-z0-9.:-]{1,128}$", example = "hotel.berlin:room-101"),
+        ("from" = String, Query, description = "First day, YYYY-MM-DD", format = Date, example = "2031-03-01"),
+        ("to" = String, Query, description = "Day after the last (exclusive), YYYY-MM-DD; after `from` and at most 366 days after it (422 otherwise)", format = Date, example = "2031-03-05"),
+        ("min_position" = Option<String>, Query, description = "Read-your-writes: a `position` from a command answer; waits (bounded) until the read model reached it. A partition the events topic does not have is 422", pattern = "^[0-9]{1,9}\\.[0-9]{1,18}$"),
+        ("Min-Position" = Option<String>, Header, description = "Same as `min_position` (the query parameter wins); empty counts as absent", pattern = "^([0-9]{1,9}\\.[0-9]{1,18})?$", nullable = false),
+        ("If-None-Match" = Option<String>, Header, description = "An ETag of an earlier answer: 304 when unchanged", nullable = false),
     ),
     responses(
         (status = 200, description = "Availability per day", body = AvailabilityResponse),
         (status = 304, description = "Unchanged since the ETag in If-None-Match"),
         (status = 404, description = "`unknown-resource`", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`invalid-input`", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "`rate-limited`: this client has as many read-your-writes waits parked as it may, or made more requests than its rate allows", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "`position-not-reached`, `unavailable`, `timeout`", body = Problem, content_type = "application/problem+json"),
     )
 )]
@@ -115,6 +116,7 @@ impl AvailabilityRequest {
         let resource = resource_id(id, path)?;
         let mut errors = Vec::new();
         let params = Params::from_query(query).map_err(|e| Problem::invalid_input(vec![e], path))?;
+        params.only(&["from", "to", "min_position"], &mut errors);
         let range = params.range(&mut errors);
         let wanted = params.min_position(headers, state.reads.partitions(), &mut errors);
         match range {

@@ -10,7 +10,10 @@
 //!   exist under it), as the command API does; an invalid customer id is 422 (customers are
 //!   not known to Holdfast, so a list is never 404);
 //! - `min_position` comes from the query or the `Min-Position` header (the query wins);
-//! - bad input is 422 `invalid-input` listing every bad parameter, never a 5xx.
+//! - bad input is 422 `invalid-input` listing every bad parameter, never a 5xx; an unknown
+//!   query parameter is bad input too (a misspelt `min_position` must not quietly read
+//!   without waiting);
+//! - an empty `Min-Position` header counts as absent.
 
 pub mod auth;
 pub mod availability;

@@ -9,7 +9,7 @@ use utoipa::openapi::OpenApi as Document;
 use super::availability::AvailabilityResponse;
 use super::problem::{FieldError, Problem, ProblemType};
 use super::reservations::ReservationPage;
-use super::stream::UpdateEvent;
+use super::stream::{StreamEvent, UpdateEvent};
 use super::{availability, reservations, stream};
 use crate::read::{ReservationView, SlotView};
 
@@ -36,6 +36,7 @@ use crate::read::{ReservationView, SlotView};
         ReservationView,
         ReservationPage,
         UpdateEvent,
+        StreamEvent,
         Problem,
         FieldError,
     )),

@@ -8,7 +8,7 @@ use axum::extract::Query;
 use axum::extract::rejection::QueryRejection;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use holdfast_domain::CapacityRange;
+use holdfast_domain::{CapacityRange, Slot};
 
 use super::AppState;
 use super::problem::{FieldError, Problem, ProblemType};
@@ -33,6 +33,18 @@ impl Params {
         query.map(|Query(pairs)| Self(pairs)).map_err(|e| FieldError::new("query", e.body_text()))
     }
 
+    /// Records an error for every parameter not among `known`: a misspelt `min_position` must
+    /// not quietly read without waiting, nor a misspelt `limit` return another page size.
+    pub fn only(&self, known: &[&str], errors: &mut Vec<FieldError>) {
+        let mut unknown: Vec<&str> = Vec::new();
+        for (name, _) in &self.0 {
+            if !known.contains(&name.as_str()) && !unknown.contains(&name.as_str()) {
+                unknown.push(name);
+                errors.push(FieldError::new(name, format!("unknown parameter; known: {}", known.join(", "))));
+            }
+        }
+    }
+
     /// The value of `name`, if given.
     #[must_use]
     pub fn get(&self, name: &str) -> Option<&str> {
@@ -41,43 +53,62 @@ impl Params {
 
     /// `from` and `to` (required): a range of 1 to 366 days; errors name each bad parameter.
     pub fn range(&self, errors: &mut Vec<FieldError>) -> Option<CapacityRange> {
-        let day = |name: &'static str, errors: &mut Vec<FieldError>| match self.get(name) {
-            None => {
-                errors.push(FieldError::new(name, "required: a day as YYYY-MM-DD"));
-                None
-            }
-            Some(raw) => holdfast_domain::Slot::parse(raw)
-                .map_err(|e| errors.push(FieldError::new(name, e.reason)))
-                .ok(),
-        };
-        let (from, to) = (day("from", errors), day("to", errors));
-        CapacityRange::new(from?, to?).map_err(|e| errors.push(FieldError::new(e.field, e.reason))).ok()
+        let (from, to) = (self.required_day("from", errors), self.required_day("to", errors));
+        range(from?, to?, errors)
     }
 
-    /// The read-your-writes position from `?min_position=` or the `Min-Position` header.
+    /// The day in parameter `name`, or `fallback` when it is absent; an invalid day is
+    /// reported in `errors`.
+    pub fn day_or(
+        &self,
+        name: &'static str,
+        fallback: Option<Slot>,
+        errors: &mut Vec<FieldError>,
+    ) -> Option<Slot> {
+        match self.get(name) {
+            None => fallback,
+            Some(raw) => Slot::parse(raw).map_err(|e| errors.push(FieldError::new(name, e.reason))).ok(),
+        }
+    }
+
+    fn required_day(&self, name: &'static str, errors: &mut Vec<FieldError>) -> Option<Slot> {
+        if self.get(name).is_none() {
+            errors.push(FieldError::new(name, "required: a day as YYYY-MM-DD"));
+        }
+        self.day_or(name, None, errors)
+    }
+
+    /// The read-your-writes position from `?min_position=` or the `Min-Position` header (the
+    /// query wins); both are checked, so a bad header is refused even next to a good query. An
+    /// empty header counts as absent.
     pub fn min_position(
         &self,
         headers: &HeaderMap,
         partitions: i32,
         errors: &mut Vec<FieldError>,
     ) -> Option<Position> {
-        let (field, raw) = match self.get("min_position") {
-            Some(raw) => ("min_position", raw),
-            None => match headers.get(MIN_POSITION_HEADER) {
-                None => return None,
-                Some(value) => match value.to_str() {
-                    Ok(raw) => ("Min-Position", raw),
-                    Err(_) => {
-                        errors.push(FieldError::new("Min-Position", "must be visible ASCII"));
-                        return None;
-                    }
-                },
-            },
+        let mut parse = |field: &'static str, raw: &str| {
+            Position::parse(raw.trim(), partitions)
+                .map_err(|reason| errors.push(FieldError::new(field, reason)))
+                .ok()
         };
-        Position::parse(raw.trim(), partitions)
-            .map_err(|reason| errors.push(FieldError::new(field, reason)))
-            .ok()
+        let from_query = self.get("min_position").and_then(|raw| parse("min_position", raw));
+        let from_header = match headers.get(MIN_POSITION_HEADER).map(HeaderValue::to_str) {
+            // An empty header (as some proxies and clients send) names no position.
+            None | Some(Ok("")) => None,
+            Some(Ok(raw)) => parse("Min-Position", raw),
+            Some(Err(_)) => {
+                errors.push(FieldError::new("Min-Position", "must be visible ASCII"));
+                None
+            }
+        };
+        from_query.or(from_header)
     }
+}
+
+/// `[from, to)` as a range of 1 to 366 days, or the error in `errors`.
+pub fn range(from: Slot, to: Slot, errors: &mut Vec<FieldError>) -> Option<CapacityRange> {
+    CapacityRange::new(from, to).map_err(|e| errors.push(FieldError::new(e.field, e.reason))).ok()
 }
 
 /// Waits (bounded) until a source usable for `need` reached `wanted`; the source to read from.
@@ -195,6 +226,43 @@ mod tests {
         assert!(with("*"));
         assert!(!with(r#"W/"43""#));
         assert!(!not_modified(&HeaderMap::new(), &tag));
+    }
+
+    #[test]
+    fn unknown_parameters_are_reported_once_each() {
+        let params = Params(
+            [("min_postion", "0.1"), ("from", "x"), ("min_postion", "0.2"), ("x", "")]
+                .iter()
+                .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
+                .collect(),
+        );
+        let mut errors = Vec::new();
+        params.only(&["from", "to", "min_position"], &mut errors);
+        let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, ["min_postion", "x"]);
+    }
+
+    #[test]
+    fn positions_come_from_query_or_header_and_both_are_checked() {
+        let position = |query: Option<&str>, header: Option<&'static str>| {
+            let params =
+                Params(query.map(|q| ("min_position".to_owned(), q.to_owned())).into_iter().collect());
+            let mut headers = HeaderMap::new();
+            if let Some(value) = header {
+                headers.insert(MIN_POSITION_HEADER, HeaderValue::from_static(value));
+            }
+            let mut errors = Vec::new();
+            let found = params.min_position(&headers, 4, &mut errors).map(|p| p.to_string());
+            (found, errors.into_iter().map(|e| e.field).collect::<Vec<_>>())
+        };
+        let ok = |p: &str| (Some(p.to_owned()), Vec::<String>::new());
+        assert_eq!(position(None, None), (None, vec![]));
+        assert_eq!(position(Some("1.5"), None), ok("1.5"));
+        assert_eq!(position(None, Some("2.7")), ok("2.7"));
+        assert_eq!(position(Some("1.5"), Some("2.7")), ok("1.5"), "the query wins");
+        assert_eq!(position(None, Some("")), (None, vec![]), "an empty header is absent");
+        assert_eq!(position(Some("1.5"), Some("{}")).1, ["Min-Position"], "a bad header is refused");
+        assert_eq!(position(Some("9.5"), None).1, ["min_position"], "no partition 9");
     }
 
     #[test]

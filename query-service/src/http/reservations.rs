@@ -46,10 +46,10 @@ pub struct ReservationPage {
 #[utoipa::path(
     get, path = "/v1/reservations/{id}", tag = "reservations",
     params(
-        ("id" = String, Path, description = "The reservation"),
-        ("min_position" = Option<String>, Query, description = "Read-your-writes: a `position` from a command answer"),
-        ("Min-Position" = Option<String>, Header, description = "Same as `min_position`"),
-        ("If-None-Match" = Option<String>, Header, description = "An ETag of an earlier answer: 304 when unchanged"),
+        ("id" = String, Path, description = "The reservation; an id no reservation can have answers 404", pattern = "^r1_[0-9a-f]{32}_[A-Za-z0-9.:-]{1,128}$", example = "r1_0192f0c1a2b37c3d8e4f5a6b7c8d9e0f_hotel.berlin:room-101"),
+        ("min_position" = Option<String>, Query, description = "Read-your-writes: a `position` from a command answer. A partition the events topic does not have is 422", pattern = "^[0-9]{1,9}\\.[0-9]{1,18}$"),
+        ("Min-Position" = Option<String>, Header, description = "Same as `min_position` (the query parameter wins); empty counts as absent", pattern = "^([0-9]{1,9}\\.[0-9]{1,18})?$", nullable = false),
+        ("If-None-Match" = Option<String>, Header, description = "An ETag of an earlier answer: 304 when unchanged", nullable = false),
     ),
     responses(
         (status = 200, description = "The reservation", body = ReservationView),
@@ -82,7 +82,10 @@ pub async fn reservation(
     };
     let mut errors = Vec::new();
     let wanted = match Params::from_query(query) {
-        Ok(params) => params.min_position(&headers, state.reads.partitions(), &mut errors),
+        Ok(params) => {
+            params.only(&["min_position"], &mut errors);
+            params.min_position(&headers, state.reads.partitions(), &mut errors)
+        }
         Err(error) => {
             errors.push(error);
             None
@@ -121,11 +124,12 @@ fn behind(found: &ReservationView, wanted: Option<Position>, path: &str) -> Opti
 #[utoipa::path(
     get, path = "/v1/customers/{id}/reservations", tag = "reservations",
     params(
-        ("id" = String, Path, description = "The customer"),
-        ("limit" = Option<u32>, Query, description = "Page size, 1 to 1000 (default 50)"),
-        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
-        ("min_position" = Option<String>, Query, description = "Read-your-writes: a `position` from a command answer"),
-        ("Min-Position" = Option<String>, Header, description = "Same as `min_position`"),
+        ("id" = String, Path, description = "The customer: 1–128 characters, no control characters, no leading or trailing whitespace (422 otherwise)", pattern = "^[^\\u0000-\\u0020\\u007f-\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]([^\\u0000-\\u001f\\u007f-\\u009f]{0,126}[^\\u0000-\\u0020\\u007f-\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000])?$", example = "customer-42"),
+        ("limit" = Option<u32>, Query, description = "Page size (default 50)", minimum = 1, maximum = 1000),
+        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page; anything else is 422", pattern = "^c1\\.([0-9a-f]{2})+$"),
+        ("min_position" = Option<String>, Query, description = "Read-your-writes: a `position` from a command answer. A partition the events topic does not have is 422", pattern = "^[0-9]{1,9}\\.[0-9]{1,18}$"),
+        ("Min-Position" = Option<String>, Header, description = "Same as `min_position` (the query parameter wins); empty counts as absent", pattern = "^([0-9]{1,9}\\.[0-9]{1,18})?$", nullable = false),
+        ("If-None-Match" = Option<String>, Header, description = "An ETag of an earlier answer: 304 when unchanged", nullable = false),
     ),
     responses(
         (status = 200, description = "One page", body = ReservationPage),
@@ -157,6 +161,7 @@ pub async fn customer_reservations(
         }
     };
     let params = Params::from_query(query).map_err(|e| errors.push(e)).unwrap_or_default();
+    params.only(&["limit", "cursor", "min_position"], &mut errors);
     let limit = parse_limit(params.get("limit"), &mut errors);
     let after = params.get("cursor").and_then(|raw| decode_cursor(raw).map_err(|e| errors.push(e)).ok());
     let wanted = params.min_position(&headers, state.reads.partitions(), &mut errors);

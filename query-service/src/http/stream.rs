@@ -34,7 +34,7 @@ use super::problem::{FieldError, Problem, ProblemType};
 use crate::live::Subscription;
 use crate::read::Availability;
 
-/// Days streamed when the client gives no range: today (UTC) and the 30 after it.
+/// Days streamed without `to`: `from` (default today, UTC) and the 30 after it.
 const DEFAULT_DAYS: i64 = 31;
 
 /// The data of an `update` event: the days of the stream's range that changed.
@@ -48,18 +48,36 @@ pub struct UpdateEvent {
     pub slots: Vec<UpdatedSlot>,
 }
 
+/// One event of a live stream as an SSE parser hands it over: the documentation of the wire
+/// format (axum's [`Event`] writes it), never built here.
+#[derive(Debug, utoipa::ToSchema)]
+pub struct StreamEvent {
+    /// `snapshot` or `update`.
+    #[schema(pattern = "^(snapshot|update)$", example = "snapshot")]
+    pub event: String,
+    /// The event's JSON: an `AvailabilityResponse` for `snapshot`, an `UpdateEvent` for
+    /// `update`.
+    #[schema(content_media_type = "application/json")]
+    pub data: String,
+    /// The availability's version after the event; a reconnecting client sends the last one
+    /// as `Last-Event-ID`.
+    #[schema(pattern = "^[0-9]+$", example = "42")]
+    pub id: String,
+}
+
 /// Live availability of a resource as Server-Sent Events.
 #[utoipa::path(
     get, path = "/v1/resources/{id}/availability/stream", tag = "availability",
     params(
-        ("id" = String, Path, description = "The resource"),
-        ("from" = Option<String>, Query, description = "First day (default today, UTC)"),
-        ("to" = Option<String>, Query, description = "Day after the last (default 31 days after `from`; at most 366)"),
-        ("min_position" = Option<String>, Query, description = "The first snapshot reflects at least this position"),
-        ("Last-Event-ID" = Option<String>, Header, description = "Set by reconnecting clients; the stream starts with a fresh snapshot"),
+        ("id" = String, Path, description = "The resource; an id no resource can have answers 404", pattern = "^[A-Za-z0-9.:-]{1,128}$", example = "hotel.berlin:room-101"),
+        ("from" = Option<String>, Query, description = "First day (default today, UTC)", format = Date, example = "2031-03-01"),
+        ("to" = Option<String>, Query, description = "Day after the last (exclusive; default 31 days after `from`); after `from` and at most 366 days after it (422 otherwise)", format = Date, example = "2031-03-05"),
+        ("min_position" = Option<String>, Query, description = "The first snapshot reflects at least this position. A partition the events topic does not have is 422", pattern = "^[0-9]{1,9}\\.[0-9]{1,18}$"),
+        ("Min-Position" = Option<String>, Header, description = "Same as `min_position` (the query parameter wins); empty counts as absent", pattern = "^([0-9]{1,9}\\.[0-9]{1,18})?$", nullable = false),
+        ("Last-Event-ID" = Option<String>, Header, description = "Set by reconnecting clients; the stream starts with a fresh snapshot", nullable = false),
     ),
     responses(
-        (status = 200, description = "`text/event-stream`: a `snapshot` event (data: the availability answer), then `update` events (data: UpdateEvent) and heartbeat comments", content_type = "text/event-stream"),
+        (status = 200, description = "Server-Sent Events: a `snapshot` event (data: an AvailabilityResponse), then `update` events (data: an UpdateEvent), a fresh `snapshot` whenever updates may have been missed, and heartbeat comments. The schema is that of one event", content_type = "text/event-stream", body = StreamEvent),
         (status = 404, description = "`unknown-resource`", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`invalid-input`", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "`rate-limited`: this client has as many streams open as it may", body = Problem, content_type = "application/problem+json"),
@@ -129,10 +147,20 @@ fn parse(
     let resource = resource_id(id, path)?;
     let params = Params::from_query(query).map_err(|e| Problem::invalid_input(vec![e], path))?;
     let mut errors = Vec::new();
-    let range = if params.get("from").is_none() && params.get("to").is_none() {
-        default_range().map_err(|e| errors.push(e)).ok()
-    } else {
-        params.range(&mut errors)
+    params.only(&["from", "to", "min_position"], &mut errors);
+    let from =
+        params.day_or("from", Slot::from_date(time::OffsetDateTime::now_utc().date()).ok(), &mut errors);
+    let to = params.day_or("to", from.and_then(default_end), &mut errors);
+    let range = match (from, to) {
+        (Some(from), Some(to)) => super::params::range(from, to, &mut errors),
+        (Some(from), None) if params.get("to").is_none() => {
+            errors.push(FieldError::new(
+                "to",
+                format!("{DEFAULT_DAYS} days after {from} has no YYYY-MM-DD form"),
+            ));
+            None
+        }
+        _ => None,
     };
     let wanted = params.min_position(headers, state.reads.partitions(), &mut errors);
     match range {
@@ -141,12 +169,9 @@ fn parse(
     }
 }
 
-fn default_range() -> Result<CapacityRange, FieldError> {
-    let today = time::OffsetDateTime::now_utc().date();
-    let from = Slot::from_date(today).map_err(|e| FieldError::new("from", e.reason))?;
-    let to = Slot::from_date(today + time::Duration::days(DEFAULT_DAYS))
-        .map_err(|e| FieldError::new("to", e.reason))?;
-    CapacityRange::new(from, to).map_err(|e| FieldError::new(e.field, e.reason))
+/// The end of the default range that starts at `from`.
+fn default_end(from: Slot) -> Option<Slot> {
+    Slot::from_date(from.date().checked_add(time::Duration::days(DEFAULT_DAYS))?).ok()
 }
 
 /// One of the instance's stream slots; released (and the gauge lowered) when the stream ends.
@@ -284,5 +309,17 @@ impl LiveStream {
                 .json_data(&body)
                 .unwrap_or_else(|_| Event::default().comment("update unavailable")),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_end_is_31_days_on_unless_it_has_no_date_form() {
+        let day = |s: &str| Slot::parse(s).expect("a day");
+        assert_eq!(default_end(day("2031-03-01")), Some(day("2031-04-01")));
+        assert_eq!(default_end(day("9999-12-20")), None);
     }
 }

@@ -6,4 +6,5 @@ mod contract;
 mod live;
 mod ops;
 mod reads;
+mod schemathesis;
 mod support;
