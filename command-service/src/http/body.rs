@@ -1,10 +1,10 @@
 //! JSON body extractors that answer in problem+json instead of axum's plain-text rejections.
 //!
-//! Order of checks: media type (415), size (413, limit set by the router's
-//! `DefaultBodyLimit`), JSON syntax (400 `malformed-json`), shape (422 `invalid-input` with
-//! field `body` when the body is not a JSON object; an optional body may also be empty or
-//! `null`, both meaning `{}`). Field-level errors are not found here but by the request types'
-//! conversions, so that all of them are reported together.
+//! Order of checks: media type (415), size (413) and time (408, [`BODY_TIME`]), JSON syntax
+//! (400 `malformed-json`), shape (422 `invalid-input` with field `body` when the body is not a
+//! JSON object; an optional body may also be empty or `null`, both meaning `{}`). Field-level
+//! errors are not found here but by the request types' conversions, so that all of them are
+//! reported together.
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
@@ -90,6 +90,9 @@ fn is_json(value: &str) -> bool {
 pub const DRAIN_LIMIT: u64 = 8 * 1024 * 1024;
 /// Longest a refused body is read for.
 const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(5);
+/// Longest a client may take to send a whole body (at most [`BODY_LIMIT`]): one that trickles
+/// it is answered 408 and its connection closed, well before the request timeout.
+pub const BODY_TIME: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// The whole body, or 413 above [`BODY_LIMIT`] (the router disables axum's own limit: this
 /// one drains what it refuses).
@@ -108,7 +111,17 @@ async fn read(request: Request, path: &str) -> Result<Bytes, Problem> {
     }
     let mut body = request.into_body().into_data_stream();
     let mut collected = Vec::new();
-    while let Some(chunk) = body.next().await {
+    let deadline = tokio::time::Instant::now() + BODY_TIME;
+    loop {
+        let Ok(next) = tokio::time::timeout_at(deadline, body.next()).await else {
+            let detail = format!(
+                "the body did not arrive within {} s ({} bytes came)",
+                BODY_TIME.as_secs(),
+                collected.len()
+            );
+            return Err(Problem::new(ProblemType::RequestTimeout, detail, path));
+        };
+        let Some(chunk) = next else { break };
         let chunk = chunk.map_err(|error| {
             Problem::new(ProblemType::MalformedJson, format!("the body could not be read: {error}"), path)
         })?;

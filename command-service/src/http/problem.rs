@@ -56,6 +56,8 @@ pub enum ProblemType {
     BodyTooLarge,
     /// 415: the body is not `application/json`.
     UnsupportedMediaType,
+    /// 408: the body did not arrive in time; the connection is closed.
+    RequestTimeout,
     /// 431: the request headers exceed 16 KiB together.
     HeadersTooLarge,
     /// 429: too many commands in flight on this instance; retry after `Retry-After`.
@@ -70,7 +72,7 @@ pub enum ProblemType {
 
 impl ProblemType {
     /// Every problem type, for documentation and tests.
-    pub const ALL: [Self; 23] = [
+    pub const ALL: [Self; 24] = [
         Self::MalformedJson,
         Self::InvalidInput,
         Self::IdempotencyKeyReused,
@@ -89,6 +91,7 @@ impl ProblemType {
         Self::ReservationConflict,
         Self::BodyTooLarge,
         Self::UnsupportedMediaType,
+        Self::RequestTimeout,
         Self::HeadersTooLarge,
         Self::RateLimited,
         Self::Unavailable,
@@ -143,6 +146,7 @@ impl ProblemType {
             Self::UnsupportedMediaType => {
                 ("unsupported-media-type", S::UNSUPPORTED_MEDIA_TYPE, "Unsupported media type")
             }
+            Self::RequestTimeout => ("request-timeout", S::REQUEST_TIMEOUT, "Request timeout"),
             Self::HeadersTooLarge => {
                 ("headers-too-large", S::REQUEST_HEADER_FIELDS_TOO_LARGE, "Request headers too large")
             }
@@ -316,6 +320,10 @@ impl IntoResponse for Problem {
         }
         if let Some(limit) = self.rate_limit.as_deref().and_then(|c| HeaderValue::from_str(c).ok()) {
             headers.insert("ratelimit", limit);
+        }
+        if status == StatusCode::REQUEST_TIMEOUT {
+            // What is left of the request cannot be told from the next one (RFC 9110, 408).
+            headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
         response
     }

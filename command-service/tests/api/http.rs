@@ -10,6 +10,7 @@ use axum::body::{Body, to_bytes};
 use axum::http::{HeaderMap, Method, Request, StatusCode};
 use holdfast_command_service::dispatch::{Dispatcher, Route};
 use holdfast_command_service::envelope::{FORMAT_VERSION, Outcome, Position, ReservationView, Verdict};
+use holdfast_command_service::http::body::BODY_TIME;
 use holdfast_command_service::http::dto::PlaceHoldRequest;
 use holdfast_command_service::http::intake::HORIZON_DAYS;
 use holdfast_command_service::http::{AppState, idempotency, router};
@@ -604,6 +605,38 @@ async fn an_oversized_body_is_answered_413_while_it_is_still_being_sent() {
         assert!(answer.starts_with("HTTP/1.1 413"), "attempt {attempt}: {answer}");
         assert!(answer.contains("application/problem+json") && answer.contains("body-too-large"), "{answer}");
     }
+    shutdown.cancel();
+    server.await.expect("joined").expect("served");
+}
+
+#[tokio::test]
+async fn a_body_trickled_slower_than_its_deadline_is_answered_408_and_the_connection_closed() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bound");
+    let addr = listener.local_addr().expect("address");
+    let shutdown = holdfast_platform::Shutdown::new();
+    let server = tokio::spawn(holdfast_platform::service::serve(listener, app(), shutdown.clone()));
+    let token = testing::admin_token();
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connected");
+    let head = format!(
+        "POST /v1/resources HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: application/json\r\nContent-Length: 64\r\n\r\n{{\"resource_id\""
+    );
+    stream.write_all(head.as_bytes()).await.expect("headers and a first byte sent");
+    // The rest never comes. The answer must, within the body deadline and well before the
+    // bound here (which only keeps a broken server from hanging the test).
+    let started = std::time::Instant::now();
+    let mut answer = Vec::new();
+    tokio::time::timeout(BODY_TIME * 6, stream.read_to_end(&mut answer))
+        .await
+        .expect("answered and closed")
+        .expect("read");
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("application/problem+json") && answer.contains("request-timeout"), "{answer}");
+    assert!(answer.to_ascii_lowercase().contains("connection: close"), "{answer}");
+    assert!(started.elapsed() >= BODY_TIME, "not before the deadline: {:?}", started.elapsed());
     shutdown.cancel();
     server.await.expect("joined").expect("served");
 }
