@@ -522,5 +522,22 @@ pub async fn delete_keys(redis: &RedisArgs) -> Result<usize, redis::RedisError> 
     Ok(keys.len())
 }
 
+/// Fails unless the file `docs/api/<name>` holds `document` as generated (pretty JSON);
+/// with `HOLDFAST_BLESS` set, rewrites the file instead. The committed OpenAPI documents are
+/// linted offline by `make validate-infra` and read by people without a running service.
+///
+/// # Panics
+/// When the file is stale, naming the command that rewrites it (`bless`).
+pub fn committed_document(document: &impl serde::Serialize, name: &str, bless: &str) {
+    let generated = serde_json::to_string_pretty(document).expect("the document serializes") + "\n";
+    let path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docs/api").join(name);
+    if std::env::var_os("HOLDFAST_BLESS").is_some() {
+        std::fs::write(&path, &generated).expect("docs/api is writable");
+        return;
+    }
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(committed == generated, "{} is stale: run `HOLDFAST_BLESS=1 {bless}`", path.display());
+}
+
 pub mod schemathesis;
 pub mod secure;
