@@ -38,13 +38,45 @@ pub fn binary() -> PathBuf {
     binary
 }
 
-/// Runs schemathesis with every check and the settings file `config` (TOML) against the
-/// service at `base_url`, described by `document`, as the administrator; whether it found
-/// nothing to complain about. Its report goes to stderr (shown when the test fails).
+/// How a service is fuzzed beyond what every service shares.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Options {
+    /// Run the stateful phase (sequences along the links schemathesis infers).
+    pub stateful: bool,
+    /// Read a live stream up to this many events, checking each against the document.
+    pub stream_events: Option<u32>,
+}
+
+impl Options {
+    /// The settings file. Every service: a 503 is an answer the documents promise (with
+    /// `Retry-After`), not a crash, and any other 5xx fails the run; a schema-valid request
+    /// may still be refused (401, 403, 404, 409, 422, 429) for rules the documents state in
+    /// words but no schema can.
+    fn toml(self) -> String {
+        let mut toml = String::from("request-timeout = 20\n");
+        if let Some(events) = self.stream_events {
+            toml += &format!("max-stream-events = {events}\n");
+        }
+        if !self.stateful {
+            toml += "[phases.stateful]\nenabled = false\n";
+        }
+        toml + r#"[generation]
+database = "none"
+[checks.not_a_server_error]
+expected-statuses = ["2xx", "3xx", "4xx", "503"]
+[checks.positive_data_acceptance]
+expected-statuses = ["2xx", "3xx", "401", "403", "404", "409", "422", "429", "503"]
+"#
+    }
+}
+
+/// Runs schemathesis with every check and `options` against the service at `base_url`,
+/// described by `document`, as the administrator; whether it found nothing to complain
+/// about. Its report goes to stderr (shown when the test fails).
 ///
 /// # Panics
 /// When schemathesis is missing, cannot run, or outlives its bound.
-pub async fn run(document: &Value, base_url: &str, config: &str) -> bool {
+pub async fn run(document: &Value, base_url: &str, options: Options) -> bool {
     let schemathesis = binary();
     let examples = env_number("HOLDFAST_FUZZ_EXAMPLES").unwrap_or(EXAMPLES);
     let seed = env_number("HOLDFAST_FUZZ_SEED").unwrap_or_else(|| uuid::Uuid::new_v4().as_fields().0);
@@ -53,7 +85,7 @@ pub async fn run(document: &Value, base_url: &str, config: &str) -> bool {
     let spec = dir.join("openapi.json");
     std::fs::write(&spec, serde_json::to_vec_pretty(document).expect("json")).expect("document written");
     let settings = dir.join("schemathesis.toml");
-    std::fs::write(&settings, config).expect("settings written");
+    std::fs::write(&settings, options.toml()).expect("settings written");
     let mut command = tokio::process::Command::new(schemathesis);
     command
         .current_dir(&dir)
