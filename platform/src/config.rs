@@ -247,7 +247,10 @@ mod tests {
         std::fs::write(&full, "s3cret\n").expect("written");
         std::fs::write(&blank, "\n").expect("written");
         let read = |p: &std::path::Path| read_secret_file(p.to_str().expect("utf-8"));
-        assert_eq!(read(&full).map(|s| secrecy::ExposeSecret::expose_secret(&s).to_owned()), Ok("s3cret".into()));
+        assert_eq!(
+            read(&full).map(|s| secrecy::ExposeSecret::expose_secret(&s).to_owned()),
+            Ok("s3cret".into())
+        );
         assert!(read(&blank).is_err_and(|e| e.contains("must not be empty")));
         assert!(read(&dir.join("missing")).is_err_and(|e| e.contains("cannot read")));
         std::fs::remove_dir_all(&dir).expect("removed");

@@ -5,12 +5,12 @@
 
 use std::time::Duration;
 
-use secrecy::ExposeSecret as _;
 use rdkafka::ClientConfig;
 use rdkafka::admin::AdminClient;
 use rdkafka::client::DefaultClientContext;
 use rdkafka::error::KafkaError;
 use rdkafka::producer::{BaseProducer, Producer};
+use secrecy::ExposeSecret as _;
 
 use crate::config::KafkaArgs;
 

@@ -141,7 +141,8 @@ impl Redis {
     /// When a URL is malformed, or several are given without cluster mode.
     pub fn new(args: &RedisArgs) -> Result<Self, RedisError> {
         let target = if args.cluster {
-            let nodes = args.urls.iter().map(|url| connection_info(args, url)).collect::<Result<Vec<_>, _>>()?;
+            let nodes =
+                args.urls.iter().map(|url| connection_info(args, url)).collect::<Result<Vec<_>, _>>()?;
             let mut builder = ClusterClient::builder(nodes)
                 .connection_timeout(CONNECT_TIMEOUT)
                 .response_timeout(RESPONSE_TIMEOUT)

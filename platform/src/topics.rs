@@ -140,7 +140,10 @@ impl TopicLayout {
                 Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
                 // A client with least privilege may not create topics: the operator did, and
                 // the counts below tell whether they are there.
-                Err((topic, RDKafkaErrorCode::TopicAuthorizationFailed | RDKafkaErrorCode::ClusterAuthorizationFailed)) => {
+                Err((
+                    topic,
+                    RDKafkaErrorCode::TopicAuthorizationFailed | RDKafkaErrorCode::ClusterAuthorizationFailed,
+                )) => {
                     tracing::debug!(%topic, "not allowed to create topics; checking that it exists");
                 }
                 Err((topic, code)) => return Err(TopicError::Create { topic, code }),

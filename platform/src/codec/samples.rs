@@ -93,6 +93,30 @@ impl Rng {
     }
 }
 
+/// What a version-0 writer (`schemas/legacy/ReservationHeld.v0.avsc`) recorded for the
+/// `ReservationHeld` event `held`: its TTL as `hold_seconds` instead of `expires_at`, and no
+/// principal (v0 had none, so `held` should have none for a round trip).
+///
+/// # Panics
+/// When `held` is not a `ReservationHeld`, or its TTL does not fit an `int`.
+#[must_use]
+pub fn reservation_held_v0(held: &Event) -> apache_avro::types::Value {
+    use apache_avro::types::Value;
+    let EventPayload::ReservationHeld { expires_at, .. } = &held.payload else {
+        panic!("not a ReservationHeld: {held:?}")
+    };
+    let hold_seconds = i32::try_from((*expires_at - held.envelope.occurred_at).whole_seconds()).expect("ttl");
+    let Value::Record(mut fields) = super::to_avro(held) else { unreachable!("events are records") };
+    fields.retain(|(name, _)| name != "expires_at" && name != "principal");
+    fields.push(("hold_seconds".into(), Value::Int(hold_seconds)));
+    for (name, value) in &mut fields {
+        if name == "event_version" {
+            *value = Value::Int(0);
+        }
+    }
+    Value::Record(fields)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -117,28 +141,4 @@ mod tests {
             .max();
         assert!(longest > Some(31));
     }
-}
-
-/// What a version-0 writer (`schemas/legacy/ReservationHeld.v0.avsc`) recorded for the
-/// `ReservationHeld` event `held`: its TTL as `hold_seconds` instead of `expires_at`, and no
-/// principal (v0 had none, so `held` should have none for a round trip).
-///
-/// # Panics
-/// When `held` is not a `ReservationHeld`, or its TTL does not fit an `int`.
-#[must_use]
-pub fn reservation_held_v0(held: &Event) -> apache_avro::types::Value {
-    use apache_avro::types::Value;
-    let EventPayload::ReservationHeld { expires_at, .. } = &held.payload else {
-        panic!("not a ReservationHeld: {held:?}")
-    };
-    let hold_seconds = i32::try_from((*expires_at - held.envelope.occurred_at).whole_seconds()).expect("ttl");
-    let Value::Record(mut fields) = super::to_avro(held) else { unreachable!("events are records") };
-    fields.retain(|(name, _)| name != "expires_at" && name != "principal");
-    fields.push(("hold_seconds".into(), Value::Int(hold_seconds)));
-    for (name, value) in &mut fields {
-        if name == "event_version" {
-            *value = Value::Int(0);
-        }
-    }
-    Value::Record(fields)
 }
