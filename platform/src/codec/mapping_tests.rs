@@ -7,7 +7,7 @@ use holdfast_domain::{Event, EventType};
 
 use super::{from_avro, to_avro};
 use crate::codec::direct::{self, Layout};
-use crate::codec::positional;
+use crate::codec::positional::{self, Shape};
 use crate::codec::samples;
 use crate::codec::{CodecError, schemas, wire};
 
@@ -131,7 +131,9 @@ fn the_direct_path_writes_the_same_bytes_and_reads_the_same_events() {
                 assert_eq!(bytes, generic, "{event_type} seed {seed} {layout:?}");
                 let body = &bytes[wire::HEADER_LEN..];
                 let event_read = if layout.positional {
-                    positional::read(7, body, event_type).expect("read").into_event(event_type)
+                    positional::read(7, body, event_type, Shape::Current)
+                        .expect("read")
+                        .into_event(event_type)
                 } else {
                     wire::read_datum(7, body, |input| direct::read(input, &schema, layout, event_type))
                         .expect("read")
@@ -154,7 +156,7 @@ fn the_direct_readers_report_every_cut_as_truncation() {
         let body = &bytes[wire::HEADER_LEN..];
         for cut in 0..body.len() {
             let result = if positional {
-                positional::read(1, &body[..cut], EventType::ReservationCancelled).map(|_| ())
+                positional::read(1, &body[..cut], EventType::ReservationCancelled, Shape::Current).map(|_| ())
             } else {
                 wire::read_datum(1, &body[..cut], |input| {
                     direct::read(input, &schema, layout, EventType::ReservationCancelled)
@@ -212,8 +214,10 @@ fn the_positional_reader_refuses_malformed_bodies_as_apache_avro_does() {
     overlong.extend([0xff; 11]);
     cases.push(("a varint of eleven bytes", overlong));
     for (case, bytes) in cases {
-        let ours =
-            kind(positional::read(1, &bytes, event_type).and_then(|r| r.into_event(event_type).map(|_| ())));
+        let ours = kind(
+            positional::read(1, &bytes, event_type, Shape::Current)
+                .and_then(|r| r.into_event(event_type).map(|_| ())),
+        );
         assert_ne!(ours, "ok", "{case}");
         assert_eq!(ours, kind(generic(&bytes)), "{case}");
     }
@@ -230,4 +234,31 @@ fn field_counts_match_the_schemas() {
         let Schema::Record(record) = schema(event_type) else { panic!("record") };
         assert_eq!(direct::field_count(event_type), record.fields.len(), "{event_type}");
     }
+}
+
+#[test]
+fn records_written_before_the_principal_are_read_by_position() {
+    for seed in 0..200 {
+        for mut event in samples::one_of_each(seed) {
+            event.envelope.principal = None;
+            let event_type = event.payload.event_type();
+            let mut json: serde_json::Value =
+                serde_json::from_str(schemas::source(event_type)).expect("json");
+            json["fields"].as_array_mut().expect("fields").retain(|f| f["name"] != "principal");
+            let before = Schema::parse_str(&json.to_string()).expect("the schema before principal");
+            let shape = schemas::positional_shape(event_type, &before.canonical_form());
+            assert_eq!(shape, Some(Shape::BeforePrincipal), "{event_type}");
+            let Value::Record(mut fields) = to_avro(&event) else { panic!("record") };
+            fields.retain(|(name, _)| name != "principal");
+            let bytes = wire::encode(7, &before, &Value::Record(fields)).expect("encoded as before");
+            let read = positional::read(7, &bytes[wire::HEADER_LEN..], event_type, Shape::BeforePrincipal)
+                .expect("read")
+                .into_event(event_type);
+            assert_eq!(read.expect("event"), event, "{event_type} seed {seed}");
+        }
+    }
+    let current = schema(EventType::HoldExpired).canonical_form();
+    assert_eq!(schemas::positional_shape(EventType::HoldExpired, &current), Some(Shape::Current));
+    let legacy = Schema::parse_str(schemas::RESERVATION_HELD_V0).expect("v0").canonical_form();
+    assert_eq!(schemas::positional_shape(EventType::ReservationHeld, &legacy), None, "v0 is resolved");
 }

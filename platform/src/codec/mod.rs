@@ -85,6 +85,8 @@ struct Writer {
     needs_resolution: bool,
     /// How its records can be read directly (when they need no resolution).
     layout: direct::Layout,
+    /// Read by position, when it has one of the shapes the hand reader knows.
+    positional: Option<positional::Shape>,
 }
 
 /// Hashes schema ids (small integers the registry assigns) by Fibonacci multiplication:
@@ -337,18 +339,18 @@ impl EventCodec {
     fn decode_with(&self, writer: &Writer, schema_id: u32, body: &[u8]) -> Result<Event, CodecError> {
         let event_type = writer.event_type.clone().map_err(|name| CodecError::UnknownRecordName { name })?;
         let current = event_type.current_version();
-        if !writer.needs_resolution {
-            // The writer has the current shape: straight into the fields, no generic tree.
-            let record = if writer.layout.positional {
-                positional::read(schema_id, body, event_type)?
-            } else {
-                *wire::read_datum(schema_id, body, |input| {
-                    direct::read(input, &writer.schema, writer.layout, event_type)
-                })?
-            };
-            if record.event_version.and_then(|v| u32::try_from(v).ok()) == Some(current) {
-                return record.into_event(event_type);
-            }
+        // A writer of a shape the direct readers know: straight into the fields, no generic tree.
+        let record = match writer.positional {
+            Some(shape) => Some(positional::read(schema_id, body, event_type, shape)?),
+            None if !writer.needs_resolution => Some(*wire::read_datum(schema_id, body, |input| {
+                direct::read(input, &writer.schema, writer.layout, event_type)
+            })?),
+            None => None,
+        };
+        if let Some(record) = record
+            && record.event_version.and_then(|v| u32::try_from(v).ok()) == Some(current)
+        {
+            return record.into_event(event_type);
         }
         let value = wire::decode(schema_id, &writer.schema, body)?;
         let version = upcast::version_of(&value)?;
@@ -359,6 +361,35 @@ impl EventCodec {
             value
         };
         WireRecord::from_value(value)?.into_event(event_type)
+    }
+
+    /// Takes `source` as schema `id` without a registry, as [`Self::register_all`] does for
+    /// its own schemas (then [`Self::encode`] uses `id`) or a fetch for others'. For fuzz
+    /// targets, which have no registry; never compiled into the services.
+    ///
+    /// # Errors
+    /// [`CodecError::InvalidSchema`] when `source` does not parse.
+    #[cfg(feature = "fuzzing")]
+    #[doc(hidden)]
+    pub fn learn_schema(&self, id: u32, source: &str) -> Result<(), CodecError> {
+        let schema = Schema::parse_str(source).map_err(|e| CodecError::InvalidSchema {
+            name: format!("schema id {id}"),
+            detail: e.to_string(),
+        })?;
+        let writer = self.remember(id, schema);
+        match (&writer.event_type, writer.protocol) {
+            (Ok(t), _) if !writer.needs_resolution => {
+                self.ids[schemas::index(*t)].store(u64::from(id), Ordering::Release);
+            }
+            (_, Some(protocol)) => {
+                let (own, own_id) = &self.protocol[protocol.index()];
+                if own.canonical_form() == writer.schema.canonical_form() {
+                    own_id.store(u64::from(id), Ordering::Release);
+                }
+            }
+            _ => {}
+        }
+        Ok(())
     }
 
     /// The cached writer schema `id`, if any.
@@ -391,14 +422,14 @@ impl EventCodec {
         let protocol = event_type.as_ref().err().and_then(|name| Protocol::of(name));
         let canonical = schema.canonical_form();
         let (needs_resolution, positional) = match &event_type {
-            Ok(t) => (
-                canonical != self.catalogue.canonical(*t),
-                schemas::catalogue().is_ok_and(|embedded| canonical == embedded.canonical(*t)),
-            ),
-            Err(_) => (false, false),
+            Ok(t) => (canonical != self.catalogue.canonical(*t), schemas::positional_shape(*t, &canonical)),
+            Err(_) => (false, None),
         };
-        let layout = direct::Layout { self_contained: schemas::is_self_contained(&schema), positional };
-        let writer = Arc::new(Writer { schema, event_type, protocol, needs_resolution, layout });
+        let layout = direct::Layout {
+            self_contained: schemas::is_self_contained(&schema),
+            positional: positional == Some(positional::Shape::Current),
+        };
+        let writer = Arc::new(Writer { schema, event_type, protocol, needs_resolution, layout, positional });
         self.writers.write().unwrap_or_else(PoisonError::into_inner).insert(id, Arc::clone(&writer));
         writer
     }

@@ -3,8 +3,9 @@
 //! copied once, by the domain constructor that validates them.
 //!
 //! Used only when the writer schema has the embedded schema's canonical form and its exact
-//! field order ([`super::direct::Layout::positional`]); every other writer goes through
-//! apache-avro. The binary encoding read here is the Avro specification's: `int` and `long`
+//! field order ([`Shape::Current`]), or is that schema as it was before the envelope gained
+//! `principal` ([`Shape::BeforePrincipal`]: every record written until then, which a restore
+//! reads again and again); every other writer goes through apache-avro. The binary encoding read here is the Avro specification's: `int` and `long`
 //! as zig-zag varints, `string` as a length and UTF-8 bytes, a `["null","string"]` union as
 //! a branch index and then the value, an enum as its symbol's index. Every read is
 //! bounds-checked: a cut record is [`CodecError::Truncated`], anything malformed (an
@@ -18,14 +19,29 @@ use holdfast_domain::{EventType, ReleasedFrom};
 use super::CodecError;
 use super::record::WireRecord;
 
+/// The writer schemas read by position.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Shape {
+    /// The embedded schema.
+    Current,
+    /// The embedded schema without the envelope's `principal` (an optional field added later,
+    /// so these records decode with none).
+    BeforePrincipal,
+}
+
 /// Reads the record of `event_type` in `body` (the datum after the Confluent header of
-/// schema `schema_id`).
+/// schema `schema_id`, of `shape`).
 ///
 /// # Errors
 /// [`CodecError::Truncated`] or [`CodecError::Corrupt`], as the module says.
-pub(crate) fn read(schema_id: u32, body: &[u8], event_type: EventType) -> Result<WireRecord<'_>, CodecError> {
+pub(crate) fn read(
+    schema_id: u32,
+    body: &[u8],
+    event_type: EventType,
+    shape: Shape,
+) -> Result<WireRecord<'_>, CodecError> {
     let mut input = Cursor { rest: body, len: body.len() };
-    let record = fields(&mut input, event_type).map_err(|error| match error {
+    let record = fields(&mut input, event_type, shape).map_err(|error| match error {
         Malformed::Ended => CodecError::Truncated {
             detail: format!("the Avro body ({} bytes) ends inside the record", body.len()),
         },
@@ -39,7 +55,11 @@ pub(crate) fn read(schema_id: u32, body: &[u8], event_type: EventType) -> Result
 }
 
 /// Every field of `event_type`'s embedded record, in its order.
-fn fields<'a>(input: &mut Cursor<'a>, event_type: EventType) -> Result<WireRecord<'a>, Malformed> {
+fn fields<'a>(
+    input: &mut Cursor<'a>,
+    event_type: EventType,
+    shape: Shape,
+) -> Result<WireRecord<'a>, Malformed> {
     let mut r = WireRecord {
         event_id: Some(input.uuid()?),
         event_type: Some(input.string()?),
@@ -51,7 +71,10 @@ fn fields<'a>(input: &mut Cursor<'a>, event_type: EventType) -> Result<WireRecor
         correlation_id: Some(input.uuid()?),
         traceparent: input.nullable_string()?,
         tracestate: input.nullable_string()?,
-        principal: input.nullable_string()?,
+        principal: match shape {
+            Shape::Current => input.nullable_string()?,
+            Shape::BeforePrincipal => None,
+        },
         ..WireRecord::default()
     };
     match event_type {

@@ -14,6 +14,7 @@ use holdfast_domain::EventType;
 
 use super::CodecError;
 use super::direct::Layout;
+use super::positional::Shape;
 
 /// Avro namespace of the current event records.
 pub const NAMESPACE: &str = "dev.holdfast.reservations.v1";
@@ -148,6 +149,34 @@ static CATALOGUE: LazyLock<Result<Catalogue, (EventType, String)>> = LazyLock::n
         schemas,
     })
 });
+
+/// The canonical forms of the embedded schemas as they were before the envelope gained
+/// `principal`, in [`EventType::ALL`] order: the writer schemas of every record written
+/// until then.
+static BEFORE_PRINCIPAL: LazyLock<Vec<Option<String>>> = LazyLock::new(|| {
+    EventType::ALL
+        .iter()
+        .map(|t| {
+            let mut json: serde_json::Value = serde_json::from_str(source(*t)).ok()?;
+            json.get_mut("fields")?.as_array_mut()?.retain(|field| field["name"] != "principal");
+            Schema::parse_str(&json.to_string()).ok().map(|schema| schema.canonical_form())
+        })
+        .collect()
+});
+
+/// The shape in which the hand reader reads a writer schema of `event_type` with the
+/// canonical form `canonical`: the embedded schema's, or its form before `principal`; `None`
+/// for any other writer.
+pub(crate) fn positional_shape(event_type: EventType, canonical: &str) -> Option<Shape> {
+    let embedded = catalogue().ok()?;
+    if canonical == embedded.canonical(event_type) {
+        Some(Shape::Current)
+    } else if BEFORE_PRINCIPAL[index(event_type)].as_deref() == Some(canonical) {
+        Some(Shape::BeforePrincipal)
+    } else {
+        None
+    }
+}
 
 /// The embedded current schemas, parsed.
 ///
