@@ -3,6 +3,8 @@
 # Sourced by infra/local/stack.
 
 POSTGRES_MARK=$RUN_DIR/postgres.started
+# Left by `stack reset`: the read model indexes a Kafka log that is gone.
+POSTGRES_STALE_READ_MODEL=$RUN_DIR/read-model.stale
 POSTGRES_LOG=$LOG_DIR/postgres.log
 POSTGRES_USER=holdfast
 POSTGRES_PASSWORD=holdfast
@@ -60,6 +62,11 @@ postgres_ready() { pg_isready -q -h 127.0.0.1 -p "$POSTGRES_PORT"; }
 
 postgres_wait() {
   wait_until postgres 60 "$POSTGRES_LOG" postgres_ready || return 1
+  if [[ -f $POSTGRES_STALE_READ_MODEL ]]; then
+    psql_admin "DROP DATABASE IF EXISTS $POSTGRES_DB WITH (FORCE)" >/dev/null || die "cannot drop the stale read model"
+    log "dropped the read model of the deleted Kafka log (database $POSTGRES_DB)"
+    rm -f "$POSTGRES_STALE_READ_MODEL"
+  fi
   # The role and database Holdfast uses; tests create databases of their own through it.
   if ! PGPASSWORD=$POSTGRES_PASSWORD psql -h 127.0.0.1 -p "$POSTGRES_PORT" -U "$POSTGRES_USER" -d "$POSTGRES_DB" -qAtc 'SELECT 1' >/dev/null 2>&1; then
     log "creating role and database '$POSTGRES_USER'"
