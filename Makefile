@@ -57,9 +57,10 @@ demo: up ## the main job: everything up, a short real workload, then a short aud
 bench: toolchain stack build ## the benchmark suite (reference, saturation, hot, idle, faults), audited, into results/
 	@infra/local/bench
 
-test: toolchain stack ## start the stack and run every test (schemathesis bounded), then lint (rustfmt, clippy -D warnings), cargo-deny and validate the infrastructure
+test: toolchain stack ## start the stack and run every test (schemathesis bounded), a bounded fuzz run, then lint (rustfmt, clippy -D warnings), cargo-deny and validate the infrastructure
 	@infra/fuzz/install-schemathesis
 	$(CARGO) test --workspace --locked --lib --bins --tests --no-fail-fast -- --test-threads=$(TEST_THREADS)
+	@$(MAKE) --no-print-directory fuzz-smoke
 	@$(MAKE) --no-print-directory lint
 	@$(MAKE) --no-print-directory deny
 	@$(MAKE) --no-print-directory validate-infra
@@ -100,7 +101,7 @@ FUZZ_EXECS ?= 10000000
 fuzz-smoke: ## fuzz each target (event decoder, request bodies, value parsers) for FUZZ_SMOKE_SECONDS (25) s
 	@infra/fuzz/afl --seconds $(FUZZ_SMOKE_SECONDS)
 
-fuzz: ## fuzz each target to FUZZ_EXECS (10 million) executions; hours on two shared cores
+fuzz: fuzz-api ## schemathesis at length (fuzz-api), then each fuzz target to FUZZ_EXECS (10 million) executions; about an hour on two shared cores
 	@infra/fuzz/afl --execs $(FUZZ_EXECS)
 
 .PHONY: fuzz-api
