@@ -87,16 +87,14 @@ async fn subjects_are_registered_backward_transitive() {
     let codec = registered("codec.subjects").await;
     let again = codec.register_all().await.expect("idempotent");
     let registry = testing::registry();
-    let subjects: Vec<String> = reqwest::get(format!("{}/subjects", registry.url))
-        .await
-        .expect("registry answers")
-        .json()
-        .await
-        .expect("JSON");
     for registration in again {
         let subject = &registration.subject;
         assert_eq!(subject, &format!("{}-{}", codec.topic(), registration.record));
-        assert!(subjects.contains(subject), "{subject} listed");
+        // Asked by name: the registry keeps every subject it ever had, too many to list.
+        let versions = reqwest::get(format!("{}/subjects/{subject}/versions", registry.url))
+            .await
+            .expect("registry answers");
+        assert_eq!(versions.status().as_u16(), 200, "{subject} registered");
         if let Some(event_type) =
             EventType::ALL.into_iter().find(|t| schemas::full_name(*t) == registration.record)
         {
