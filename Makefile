@@ -87,6 +87,9 @@ DENY_VERSION = 0.20.2
 DENY_ROOT ?= $(HOME)/.cache/holdfast/tools/cargo
 deny: ## cargo-deny offline checks: licenses, bans, sources (advisories need a network: make deny-advisories)
 	@$(CARGO) install --quiet --locked cargo-deny@$(DENY_VERSION) --root $(DENY_ROOT)
+	@# The checks read every package's manifest, other platforms' too (windows-sys for a Linux
+	@# build): fetch them into cargo's cache first (the only network use; a no-op once cached).
+	@$(CARGO) fetch --locked --quiet
 	$(DENY_ROOT)/bin/cargo-deny --offline --log-level error check licenses bans sources
 
 deny-advisories: ## the RustSec advisories check (needs the network to fetch the database)
