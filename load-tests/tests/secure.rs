@@ -19,12 +19,6 @@ use secrecy::ExposeSecret as _;
 use serde_json::{Value, json};
 use sqlx::Connection as _;
 
-/// `YYYY-MM-DD`, `n` days from now.
-fn day(n: i64) -> String {
-    let date = time::OffsetDateTime::now_utc().date() + time::Duration::days(n);
-    holdfast_domain::Slot::from_date(date).expect("a slot").to_string()
-}
-
 /// The test database handed to the service roles, as an operator would: the projection role
 /// owns it (it creates its generations' schemas and tables), the query role may read every
 /// table the projection role makes.
@@ -104,7 +98,7 @@ async fn every_service_works_over_tls_with_its_own_credentials_and_no_more() {
     let (status, body) =
         post("/v1/resources", json!({"resource_id": "vault-1", "name": "Vault", "capacity": 3})).await;
     assert_eq!(status, 201, "{body}");
-    let (from, to) = (day(10), day(11));
+    let (from, to) = (testing::days_from_today(10), testing::days_from_today(11));
     let hold = json!({"resource_id": "vault-1", "from": from, "to": to, "quantity": 2, "customer_id": "ada"});
     let (status, body) = post("/v1/reservations", hold).await;
     assert_eq!(status, 201, "{body}");

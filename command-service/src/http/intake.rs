@@ -10,7 +10,7 @@ use axum::extract::{FromRequestParts, Path};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, Method};
 use axum::response::{IntoResponse, Response};
-use holdfast_domain::{Command, CommandMeta, Slot, ValueError};
+use holdfast_domain::{Command, CommandMeta, ValueError};
 use time::{Date, Duration, OffsetDateTime};
 use uuid::Uuid;
 
@@ -171,19 +171,13 @@ fn booking_window(command: &Command, today: Date) -> Result<(), Vec<FieldError>>
     let latest = today.saturating_add(Duration::days(HORIZON_DAYS));
     let mut errors = Vec::new();
     if from.date() < earliest {
-        errors
-            .push(FieldError::new("from", format!("must not be before {} (yesterday, UTC)", day(earliest))));
+        errors.push(FieldError::new("from", format!("must not be before {earliest} (yesterday, UTC)")));
     }
     if to.date() > latest {
-        let reason = format!("must not be after {} ({HORIZON_DAYS} days from today, UTC)", day(latest));
+        let reason = format!("must not be after {latest} ({HORIZON_DAYS} days from today, UTC)");
         errors.push(FieldError::new("to", reason));
     }
     if errors.is_empty() { Ok(()) } else { Err(errors) }
-}
-
-/// `date` as `YYYY-MM-DD`.
-fn day(date: Date) -> String {
-    Slot::from_date(date).map_or_else(|_| date.to_string(), |slot| slot.to_string())
 }
 
 /// An id taken from the path, or why it cannot name anything (then the caller answers 404).
@@ -266,7 +260,7 @@ mod tests {
     fn the_booking_window_runs_from_yesterday_to_the_horizon() {
         let today = time::macros::date!(2030 - 06 - 15);
         let hold = |from: i64, to: i64| {
-            let slot = |d: i64| Slot::from_date(today + Duration::days(d)).expect("slot");
+            let slot = |d: i64| holdfast_domain::Slot::from_date(today + Duration::days(d)).expect("slot");
             Command::PlaceHold {
                 reservation_id: holdfast_domain::ReservationId::new(
                     &holdfast_domain::ResourceId::parse("room-1").expect("id"),

@@ -113,8 +113,7 @@ fn assert_problem(answer: &Answer, status: u16, code: &str, path: &str, case: &s
 
 /// `YYYY-MM-DD` of the day `n` days after a month from now: inside the booking window.
 fn day(n: i64) -> String {
-    let date = time::OffsetDateTime::now_utc().date() + time::Duration::days(30 + n);
-    holdfast_domain::Slot::from_date(date).expect("a slot").to_string()
+    testing::days_from_today(30 + n)
 }
 
 /// One endpoint with a valid body.

@@ -8,7 +8,6 @@
 
 use holdfast_platform::testing::{self, RunningService, TopicsGuard, schemathesis};
 use serde_json::{Value, json};
-use time::OffsetDateTime;
 
 use crate::support;
 
@@ -35,7 +34,7 @@ async fn the_command_api_keeps_to_its_openapi_document() {
     )
     .await;
     assert_eq!(status, 201, "{body}");
-    let day = |days: i64| (OffsetDateTime::now_utc().date() + time::Duration::days(days)).to_string();
+    let day = testing::days_from_today;
     let (status, hold) = post(
         &http,
         &service,

@@ -88,6 +88,13 @@ fn env_or(name: &str, default: &str) -> String {
     std::env::var(name).ok().filter(|v| !v.trim().is_empty()).unwrap_or_else(|| default.to_owned())
 }
 
+/// `YYYY-MM-DD` of the day `n` days after today (UTC): dates for requests that must lie in the
+/// booking window whenever the test runs.
+#[must_use]
+pub fn days_from_today(n: i64) -> String {
+    (time::OffsetDateTime::now_utc().date() + time::Duration::days(n)).to_string()
+}
+
 /// Kafka settings of the local stack.
 #[must_use]
 pub fn kafka() -> KafkaArgs {
