@@ -72,6 +72,11 @@ pub struct Config {
     /// Commands in flight above which new requests are refused with 429.
     #[arg(long, env = "HOLDFAST_MAX_IN_FLIGHT", default_value_t = 20_000)]
     pub max_in_flight: usize,
+    /// On shutdown, how long the command API keeps serving after the partitions were handed
+    /// over (`/readyz` already says not ready), forwarding what still arrives to the new
+    /// owners while load balancers take the instance out.
+    #[arg(long, env = "HOLDFAST_HANDOVER_LINGER", default_value = "1s", value_parser = parse_duration)]
+    pub handover_linger: Duration,
 }
 
 #[cfg(test)]

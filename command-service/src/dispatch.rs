@@ -104,42 +104,75 @@ impl Dispatcher {
         self.route.reply_partition
     }
 
+    /// The events partition of `envelope`'s resource.
+    #[must_use]
+    pub fn partition_of(&self, envelope: &CommandEnvelope) -> i32 {
+        partition_for(envelope.command.resource_id().as_str().as_bytes(), self.route.partitions)
+    }
+
+    /// When a request arriving now must have its answer.
+    #[must_use]
+    pub fn deadline(&self) -> tokio::time::Instant {
+        tokio::time::Instant::now() + self.wait
+    }
+
     /// Decides `envelope` through its partition's owner and waits for the outcome.
     ///
     /// # Errors
     /// See [`SubmitError`].
     pub async fn submit(&self, envelope: &CommandEnvelope) -> Result<Arc<Outcome>, SubmitError> {
-        let command_id = envelope.meta.command_id;
-        if let Some(known) = self.outcome(command_id) {
+        self.submit_by(envelope, self.deadline()).await
+    }
+
+    /// Decides `envelope` in this instance's lane when it owns the partition, and otherwise
+    /// through the commands topic; waits for the outcome until `deadline`.
+    ///
+    /// # Errors
+    /// See [`SubmitError`].
+    pub async fn submit_by(
+        &self,
+        envelope: &CommandEnvelope,
+        deadline: tokio::time::Instant,
+    ) -> Result<Arc<Outcome>, SubmitError> {
+        if let Some(known) = self.outcome(envelope.meta.command_id) {
             return Ok(known);
         }
-        let _in_flight = self.metrics.in_flight.guard();
-        // One deadline for the whole request, whichever way the command goes.
-        let deadline = tokio::time::Instant::now() + self.wait;
-        let key = envelope.command.resource_id().as_str().as_bytes();
-        let partition = partition_for(key, self.route.partitions);
-        if let Some(lane) = self.owners.ready(partition) {
-            let (reply, answer) = oneshot::channel();
-            if lane.send(envelope.clone(), Caller::Http(reply)).is_ok() {
-                match tokio::time::timeout_at(deadline, answer).await {
-                    Ok(Ok(Reply::Answer(Answer::Decided(outcome)))) => {
-                        self.remember(&outcome);
-                        return Ok(outcome);
-                    }
-                    Ok(Ok(Reply::Answer(Answer::Undecided))) => {
-                        return Err(SubmitError::Undecided { command_id });
-                    }
-                    // Decided in memory, perhaps appended, but not known valid within the wait.
-                    Err(_) => {
-                        self.metrics.undecided.inc();
-                        return Err(SubmitError::Undecided { command_id });
-                    }
-                    // The lane gave the partition up before deciding: the other way.
-                    Ok(Ok(Reply::NotOwner) | Err(_)) => {}
-                }
-            }
+        match self.decide_here(envelope, deadline).await {
+            Some(answer) => answer,
+            None => self.through_topic(envelope, deadline).await,
         }
-        self.through_topic(envelope, deadline).await
+    }
+
+    /// Decides `envelope` in this instance's lane of its partition and waits for the outcome
+    /// until `deadline`; `None` when this instance has no ready lane for the partition, or the
+    /// lane gave it up before deciding (nothing was decided here).
+    pub async fn decide_here(
+        &self,
+        envelope: &CommandEnvelope,
+        deadline: tokio::time::Instant,
+    ) -> Option<Result<Arc<Outcome>, SubmitError>> {
+        let command_id = envelope.meta.command_id;
+        if let Some(known) = self.outcome(command_id) {
+            return Some(Ok(known));
+        }
+        let lane = self.owners.ready(self.partition_of(envelope))?;
+        let _in_flight = self.metrics.in_flight.guard();
+        let (reply, answer) = oneshot::channel();
+        lane.send(envelope.clone(), Caller::Http(reply)).ok()?;
+        match tokio::time::timeout_at(deadline, answer).await {
+            Ok(Ok(Reply::Answer(Answer::Decided(outcome)))) => {
+                self.remember(&outcome);
+                Some(Ok(outcome))
+            }
+            Ok(Ok(Reply::Answer(Answer::Undecided))) => Some(Err(SubmitError::Undecided { command_id })),
+            // Decided in memory, perhaps appended, but not known valid within the wait.
+            Err(_) => {
+                self.metrics.undecided.inc();
+                Some(Err(SubmitError::Undecided { command_id }))
+            }
+            // The lane gave the partition up before deciding.
+            Ok(Ok(Reply::NotOwner) | Err(_)) => None,
+        }
     }
 
     /// Queues the command on the commands topic and waits for its outcome until `deadline`.
@@ -149,6 +182,7 @@ impl Dispatcher {
         deadline: tokio::time::Instant,
     ) -> Result<Arc<Outcome>, SubmitError> {
         let command_id = envelope.meta.command_id;
+        let _in_flight = self.metrics.in_flight.guard();
         let (sender, receiver) = oneshot::channel();
         lock(&self.waiters).entry(command_id).or_default().push(sender);
         let envelope = CommandEnvelope { reply_to: Some(self.route.reply_partition), ..envelope.clone() };

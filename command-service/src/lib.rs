@@ -5,8 +5,10 @@
 //! start it in-process on a port-0 listener.
 
 pub mod config;
+pub mod directory;
 pub mod dispatch;
 pub mod envelope;
+pub mod forward;
 pub mod http;
 pub mod lane;
 pub mod metrics;
@@ -27,7 +29,10 @@ use holdfast_platform::{Ops, Readiness, ServiceError, Shutdown, retry, service};
 use tokio::net::TcpListener;
 
 pub use crate::config::Config;
+use crate::directory::Directory;
 use crate::dispatch::{Dispatcher, Route};
+use crate::forward::Forwarder;
+use crate::http::admin::Partitions;
 use crate::lane::LaneContext;
 use crate::lane::append::{Appender, Sending};
 use crate::lane::restore::{Restorer, Restores};
@@ -54,10 +59,19 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> R
     let address =
         config.advertised_address.clone().or_else(|| listener.local_addr().ok().map(|a| a.to_string()));
     let owners = Arc::new(Owners::default());
+    let directory = Arc::new(Directory::default());
+    // Cancelled once the partitions are handed over (and a linger later): until then the
+    // command API keeps serving, forwarding what still arrives to the partitions' new owners.
+    let http_stop = Shutdown::new();
+    // The replies and the owners directory are followed until the last request is answered.
+    let followers_stop = Shutdown::new();
+    let followers = std::sync::Mutex::new(Vec::new());
+    let accepting = Arc::new(AtomicBool::new(true));
     let topics_ready = Arc::new(AtomicBool::new(false));
     let schemas_ready = Arc::new(AtomicBool::new(false));
     let joined = Arc::new(AtomicBool::new(false));
     let readiness = Readiness::default()
+        .with_flag("accepting", Arc::clone(&accepting), "handing its partitions over: shutting down")
         .with_kafka(KafkaProbe::new(&config.kafka, &format!("{instance}-probe"))?)
         .with_flag("topics", Arc::clone(&topics_ready), "topics not provisioned yet")
         .with_flag("schemas", Arc::clone(&schemas_ready), "event schemas not registered yet")
@@ -91,9 +105,19 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> R
     ));
     let codec = Arc::new(EventCodec::new(&config.registry, &layout.events).map_err(anyhow::Error::new)?);
     let auth = Authenticator::new(&config.auth).await?;
+    let forwarder = Forwarder::new(&instance, Arc::clone(&directory), metrics.clone())
+        .map_err(|e| ServiceError::Unexpected(anyhow::Error::new(e).context("forwarding client")))?;
+    let partitions = Partitions {
+        instance: instance.clone(),
+        address: address.clone(),
+        owners: Arc::clone(&owners),
+        directory: Arc::clone(&directory),
+    };
     let state = http::AppState::new(Arc::clone(&dispatcher), metrics.clone(), auth)
         .with_max_in_flight(config.max_in_flight)
-        .with_request_timeout(config.command_wait + std::time::Duration::from_secs(5));
+        .with_request_timeout(config.command_wait + std::time::Duration::from_secs(5))
+        .with_forwarder(forwarder)
+        .with_partitions(partitions);
     let router = http::router(state).merge(ops.router());
 
     let memory = Memory {
@@ -125,6 +149,8 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> R
         reader: reader_config(&config.kafka, &format!("{instance}-gaps")),
         replies: Producer::new(&producer_config(&config.kafka, &format!("{instance}-replies-out")))?,
         replies_topic: layout.replies.clone(),
+        owners_topic: layout.owners.clone(),
+        directory: Arc::clone(&directory),
         instance: instance.clone(),
         address,
         metrics,
@@ -148,41 +174,68 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> R
             return Ok(());
         }
         schemas_ready.store(true, Ordering::Release);
+        let replies = tokio::task::spawn_blocking({
+            let (kafka, topic, stop) = (config.kafka.clone(), layout.replies.clone(), followers_stop.clone());
+            let (partition, dispatcher) = (dispatcher.reply_partition(), Arc::clone(&dispatcher));
+            let client_id = format!("{instance}-replies");
+            move || replies::follow(&kafka, &client_id, &topic, partition, &dispatcher, &stop)
+        });
+        let owners_directory = tokio::task::spawn_blocking({
+            let (kafka, topic, stop) = (config.kafka.clone(), layout.owners.clone(), followers_stop.clone());
+            let (directory, client_id) = (Arc::clone(&directory), format!("{instance}-owners"));
+            move || directory::follow(&kafka, &client_id, &topic, &directory, &stop)
+        });
+        followers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .extend([replies, owners_directory]);
         let owning = tokio::task::spawn_blocking({
             let (owners, context, joined, shutdown) =
                 (Arc::clone(&owners), Arc::clone(&context), Arc::clone(&joined), shutdown.clone());
             let runtime = tokio::runtime::Handle::current();
             move || ownership::run(&member, &owners, &context, &events, &runtime, &joined, &shutdown)
         });
-        let replies = tokio::task::spawn_blocking({
-            let (kafka, topic, shutdown) = (config.kafka.clone(), layout.replies.clone(), shutdown.clone());
-            let (partition, dispatcher) = (dispatcher.reply_partition(), Arc::clone(&dispatcher));
-            let client_id = format!("{instance}-replies");
-            move || replies::follow(&kafka, &client_id, &topic, partition, &dispatcher, &shutdown)
-        });
-        let (owned, followed) = tokio::join!(owning, replies);
+        let owned = owning.await;
+        if shutdown.is_cancelled() && !http_stop.is_cancelled() {
+            // Handed over: callers that still reach this instance are forwarded to the new
+            // owners until load balancers have noticed it is not ready any more.
+            tokio::time::sleep(config.handover_linger).await;
+        }
+        http_stop.cancel();
         owned.map_err(anyhow::Error::new)?.map_err(anyhow::Error::new)?;
-        followed.map_err(anyhow::Error::new)?.map_err(anyhow::Error::new)?;
         Ok::<(), ServiceError>(())
     };
 
-    let server = service::serve(listener, router, shutdown.clone());
+    tokio::spawn({
+        let (shutdown, accepting) = (shutdown.clone(), Arc::clone(&accepting));
+        async move {
+            shutdown.cancelled().await;
+            accepting.store(false, Ordering::Release);
+        }
+    });
+    let server = service::serve(listener, router, http_stop.clone());
     tokio::pin!(server, background);
-    tokio::select! {
+    let ended = tokio::select! {
         served = &mut server => {
             shutdown.cancel();
+            http_stop.cancel();
             let finished = background.await;
-            served?;
-            finished
+            served.map_err(ServiceError::from).and(finished)
         }
         finished = &mut background => {
-            // Background work only ends on its own when it failed or shutdown began.
+            // Background work only ends on its own when it failed or the handover is done.
             shutdown.cancel();
+            http_stop.cancel();
             let served = server.await;
-            finished?;
-            served.map_err(ServiceError::from)
+            finished.and(served.map_err(ServiceError::from))
         }
+    };
+    followers_stop.cancel();
+    let followers = std::mem::take(&mut *followers.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+    for follower in followers {
+        follower.await.map_err(anyhow::Error::new)?.map_err(anyhow::Error::new)?;
     }
+    ended
 }
 
 /// Creates the topics, retrying while Kafka does not answer. A partition-count mismatch is

@@ -49,6 +49,14 @@ pub struct Metrics {
     pub owned_partitions: IntGauge,
     /// Commands whose callers still wait for an outcome.
     pub in_flight: InFlight,
+    /// Commands forwarded to their partition's owner, by result (`answered`, `refused`: the
+    /// owner did not own it; `unreachable`: no connection; `unclear`: no answer in time).
+    pub forwards: IntCounterVec,
+    /// Time from forwarding a command to the owner's answer.
+    pub forward_seconds: Histogram,
+    /// Time from a partition's assignment to its lane taking commands, by where its state came
+    /// from (`standby`: a warm standby; `log`: read from the start).
+    pub takeover_seconds: HistogramVec,
 }
 
 impl Metrics {
@@ -115,6 +123,22 @@ impl Metrics {
             )?,
             owned_partitions: IntGauge::new("owned_partitions", "Partitions owned, claimed and restored.")?,
             in_flight: InFlight(IntGauge::new("commands_in_flight", "Commands whose callers still wait.")?),
+            forwards: IntCounterVec::new(
+                Opts::new("forwards_total", "Commands forwarded to their partition's owner, by result."),
+                &["result"],
+            )?,
+            forward_seconds: Histogram::with_opts(latency(
+                "forward_duration_seconds",
+                "Time from forwarding a command to the owner's answer.",
+            ))?,
+            takeover_seconds: HistogramVec::new(
+                HistogramOpts::new(
+                    "takeover_seconds",
+                    "Time from a partition's assignment to its lane taking commands.",
+                )
+                .buckets(vec![0.01, 0.025, 0.05, 0.1, 0.2, 0.35, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0]),
+                &["source"],
+            )?,
         };
         registry.register(Box::new(metrics.requests.clone()))?;
         registry.register(Box::new(metrics.decisions.clone()))?;
@@ -132,6 +156,9 @@ impl Metrics {
         registry.register(Box::new(metrics.stopped_partitions.clone()))?;
         registry.register(Box::new(metrics.owned_partitions.clone()))?;
         registry.register(Box::new(metrics.in_flight.0.clone()))?;
+        registry.register(Box::new(metrics.forwards.clone()))?;
+        registry.register(Box::new(metrics.forward_seconds.clone()))?;
+        registry.register(Box::new(metrics.takeover_seconds.clone()))?;
         Ok(metrics)
     }
 }

@@ -29,6 +29,10 @@ pub struct TopicLayout {
     pub events_dlq: String,
     /// Compacted per-partition state snapshots for fast restore.
     pub snapshots: String,
+    /// The owners directory: the latest claim announced for each events partition (key: the
+    /// partition), compacted, one partition. A hint for routing commands, never authority:
+    /// the claims in the events log decide who owns a partition.
+    pub owners: String,
     /// Partitions of the co-partitioned topics.
     pub partitions: i32,
     /// Replication factor for created topics.
@@ -82,6 +86,7 @@ impl TopicLayout {
             replies: name("reservations.replies"),
             events_dlq: name("reservations.events.dlq"),
             snapshots: name("reservations.snapshots"),
+            owners: name("reservations.owners"),
             partitions: args.partitions,
             replication_factor: args.replication_factor,
             min_insync_replicas: args.min_insync_replicas,
@@ -106,13 +111,14 @@ impl TopicLayout {
                 self.partitions,
                 durable(&[("cleanup.policy", "compact"), ("min.compaction.lag.ms", "60000")]),
             ),
+            (self.owners.as_str(), 1, durable(&[("cleanup.policy", "compact"), ("segment.ms", "3600000")])),
         ]
     }
 
     /// Every topic name of the layout.
     #[must_use]
     pub fn names(&self) -> Vec<&str> {
-        vec![&self.commands, &self.events, &self.replies, &self.events_dlq, &self.snapshots]
+        vec![&self.commands, &self.events, &self.replies, &self.events_dlq, &self.snapshots, &self.owners]
     }
 
     /// Creates missing topics and checks that existing ones have the configured partition

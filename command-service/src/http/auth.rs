@@ -16,7 +16,9 @@ use super::problem::Problem;
 #[must_use]
 pub fn needed(method: &Method, route: &str) -> &'static [Scope] {
     match (method, route) {
-        (_, "/v1/resources" | "/v1/resources/{id}/capacity") => &[Scope::ResourcesAdmin],
+        (_, "/v1/resources" | "/v1/resources/{id}/capacity" | "/v1/admin/partitions") => {
+            &[Scope::ResourcesAdmin]
+        }
         // Whoever may send commands may ask how they ended.
         (&Method::GET, "/v1/commands/{command_id}") => &[Scope::ReservationsWrite, Scope::ResourcesAdmin],
         _ => &[Scope::ReservationsWrite],

@@ -17,11 +17,13 @@ use uuid::Uuid;
 use holdfast_platform::auth::{AuthError, Principal};
 
 use super::AppState;
+use super::body::RawBody;
 use super::idempotency;
 use super::outcome::{key_reused, pending, render};
 use super::problem::{FieldError, Problem, ProblemType};
 use crate::dispatch::SubmitError;
-use crate::envelope::{CommandEnvelope, FORMAT_VERSION};
+use crate::envelope::{CommandEnvelope, FORMAT_VERSION, Outcome};
+use crate::forward::{FORWARDED_BY, Forwardable, Forwarded};
 
 /// Longest `tracestate` carried into the command (W3C allows 512 characters).
 const MAX_TRACESTATE: usize = 512;
@@ -44,6 +46,11 @@ pub struct Intake {
     /// without the token check, and then every command is refused.
     principal: Option<Principal>,
     meta: Result<CommandMeta, Vec<FieldError>>,
+    /// The request as it came (its body once read), to forward to the partition's owner.
+    request: Forwardable,
+    raw: RawBody,
+    /// Set when another instance forwarded the request: decide it here or refuse it.
+    forwarded: bool,
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for Intake {
@@ -54,7 +61,12 @@ impl<S: Send + Sync> FromRequestParts<S> for Intake {
         let principal = parts.extensions.get::<Principal>().cloned();
         let subject = principal.as_ref().map_or("", |p| p.subject.as_str());
         let meta = meta(&parts.method, &path, &parts.headers, subject);
-        Ok(Self { path, principal, meta })
+        let raw = RawBody::default();
+        parts.extensions.insert(raw.clone());
+        let target = parts.uri.path_and_query().map_or_else(|| path.clone(), |p| p.as_str().to_owned());
+        let request = Forwardable::new(parts.method.clone(), target, &parts.headers, Default::default());
+        let forwarded = parts.headers.contains_key(FORWARDED_BY);
+        Ok(Self { path, principal, meta, request, raw, forwarded })
     }
 }
 
@@ -83,7 +95,10 @@ impl Intake {
                         .retry_after(1)
                         .into_response();
                 };
-                state.dispatcher.submit(&envelope).await
+                match self.decide(state, &envelope).await {
+                    Ok(answer) => answer,
+                    Err(relayed) => return relayed,
+                }
             }
         };
         match answer {
@@ -107,6 +122,37 @@ impl Intake {
                 Problem::new(ProblemType::Unavailable, detail, &self.path).retry_after(1).into_response()
             }
         }
+    }
+
+    /// Decides the command here when this instance owns its partition; otherwise forwards the
+    /// request to the owner (`Err`: the owner's answer, to relay) or, when no owner is known or
+    /// it did not take it, queues it on the commands topic. A forwarded request is decided here
+    /// or refused with 421 `not-owner`, never sent on again.
+    async fn decide(
+        &self,
+        state: &AppState,
+        envelope: &CommandEnvelope,
+    ) -> Result<Result<std::sync::Arc<Outcome>, SubmitError>, Response> {
+        let dispatcher = &state.dispatcher;
+        let deadline = dispatcher.deadline();
+        if let Some(answer) = dispatcher.decide_here(envelope, deadline).await {
+            return Ok(answer);
+        }
+        if self.forwarded {
+            let detail = "this instance does not own the command's partition now; nothing was decided";
+            return Err(Problem::new(ProblemType::NotOwner, detail, &self.path).into_response());
+        }
+        if let Some(forwarder) = &state.forwarder {
+            let partition = dispatcher.partition_of(envelope);
+            let request = Forwardable { body: self.raw.bytes(), ..self.request.clone() };
+            match forwarder.forward(partition, &request, deadline).await {
+                Some(Forwarded::Answered(relayed)) => return Err(relayed),
+                // The owner may have decided it: the commands topic path dedupes by command id
+                // and brings its outcome, or the caller learns it with a retry.
+                Some(Forwarded::Unclear | Forwarded::Refused | Forwarded::Unreachable) | None => {}
+            }
+        }
+        Ok(dispatcher.submit_by(envelope, deadline).await)
     }
 
     /// The envelope of a valid request, or `invalid-input` listing every header and body error.

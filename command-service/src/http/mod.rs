@@ -16,6 +16,7 @@
 //! - every route but `/openapi.json` needs a bearer token ([`auth`]); the scopes each route
 //!   needs are in [`auth::needed`].
 
+pub mod admin;
 pub mod auth;
 pub mod body;
 pub mod commands;
@@ -41,9 +42,11 @@ use holdfast_platform::auth::Authenticator;
 use holdfast_platform::service::InFlight;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 
+use self::admin::Partitions;
 use self::commands::PendingCommands;
 use self::problem::{Problem, ProblemType};
 use crate::dispatch::Dispatcher;
+use crate::forward::Forwarder;
 use crate::metrics::Metrics;
 
 /// Default bound on commands waiting for their outcome on one instance.
@@ -67,6 +70,10 @@ pub struct AppState {
     pub request_timeout: Duration,
     /// Checks bearer tokens.
     pub auth: Authenticator,
+    /// Sends commands on to their partitions' owners; `None`: queue them on the commands topic.
+    pub forwarder: Option<Forwarder>,
+    /// What the admin API shows of this instance's partitions.
+    pub partitions: Option<Arc<Partitions>>,
     in_flight: InFlight,
     pending: Arc<PendingCommands>,
 }
@@ -81,6 +88,8 @@ impl AppState {
             max_in_flight: DEFAULT_MAX_IN_FLIGHT,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             auth,
+            forwarder: None,
+            partitions: None,
             in_flight: InFlight::default(),
             pending: Arc::new(PendingCommands::new(PENDING_REMEMBERED)),
         }
@@ -90,6 +99,20 @@ impl AppState {
     #[must_use]
     pub fn with_max_in_flight(mut self, max_in_flight: usize) -> Self {
         self.max_in_flight = max_in_flight;
+        self
+    }
+
+    /// The same state forwarding commands to their owners with `forwarder`.
+    #[must_use]
+    pub fn with_forwarder(mut self, forwarder: Forwarder) -> Self {
+        self.forwarder = Some(forwarder);
+        self
+    }
+
+    /// The same state showing `partitions` on the admin API.
+    #[must_use]
+    pub fn with_partitions(mut self, partitions: Partitions) -> Self {
+        self.partitions = Some(Arc::new(partitions));
         self
     }
 
@@ -119,6 +142,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/reservations/{id}/confirm", post(reservations::confirm))
         .route("/v1/reservations/{id}/cancel", post(reservations::cancel))
         .route("/v1/commands/{command_id}", get(commands::outcome))
+        .route("/v1/admin/partitions", get(admin::partitions))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::authenticate));
     Router::new()
         .merge(api)

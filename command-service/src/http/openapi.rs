@@ -6,12 +6,15 @@ use axum::Json;
 use utoipa::OpenApi;
 use utoipa::openapi::OpenApi as Document;
 
+use super::admin::PartitionsResponse;
 use super::dto::{
     CancelRequest, ChangeCapacityRequest, ConfirmRequest, DefineResourceRequest, PlaceHoldRequest,
 };
 use super::outcome::{PendingResponse, ReservationResponse, ResourceResponse};
 use super::problem::{FieldError, Problem, ProblemType};
-use super::{commands, reservations, resources};
+use super::{admin, commands, reservations, resources};
+use crate::directory::{Announcement, Tenure};
+use crate::lane::{LaneStatus, Stage};
 
 /// The annotated API; [`document`] adds the problem catalogue.
 #[derive(Debug, OpenApi)]
@@ -29,6 +32,7 @@ use super::{commands, reservations, resources};
         reservations::confirm,
         reservations::cancel,
         commands::outcome,
+        admin::partitions,
     ),
     components(schemas(
         DefineResourceRequest,
@@ -41,11 +45,17 @@ use super::{commands, reservations, resources};
         PendingResponse,
         Problem,
         FieldError,
+        PartitionsResponse,
+        LaneStatus,
+        Stage,
+        Announcement,
+        Tenure,
     )),
     tags(
         (name = "resources", description = "Bookable resources and their capacity"),
         (name = "reservations", description = "Holds and their confirmation or cancellation"),
         (name = "commands", description = "Outcomes of commands answered 202"),
+        (name = "admin", description = "Operating the instances: partitions, owners, standbys"),
     )
 )]
 pub struct ApiDoc;

@@ -16,9 +16,9 @@ pub mod restore;
 pub mod state;
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use futures::FutureExt;
 use futures::future::BoxFuture;
@@ -40,6 +40,7 @@ use self::append::Appender;
 use self::core::{Answer, Decided, Lane, Next, Progress, outcome_label};
 use self::rebuild::RebuildError;
 use self::restore::{RestoreError, Restores};
+use crate::directory::{ANNOUNCEMENT_VERSION, Announcement, Directory, Tenure, announce};
 use crate::envelope::{CommandEnvelope, Outcome, Verdict};
 use crate::metrics::Metrics;
 
@@ -116,6 +117,38 @@ pub enum LaneEvent {
 #[error("the partition's lane has ended")]
 pub struct LaneGone;
 
+/// Where a lane stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Stage {
+    /// Appending its claim.
+    Claiming,
+    /// Reading the partition up to its claim.
+    Restoring,
+    /// Deciding commands.
+    Ready,
+    /// Stopped on a valid record it cannot decode.
+    Stopped,
+}
+
+/// What a lane shows of itself (the admin API's view of an owned partition).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct LaneStatus {
+    /// The partition.
+    pub partition: i32,
+    /// Where the lane stands.
+    #[serde(rename = "state")]
+    pub stage: Stage,
+    /// The current claim's writer token.
+    pub token: Option<uuid::Uuid>,
+    /// The current claim's offset.
+    pub claim_offset: Option<i64>,
+    /// The offset after the last record known valid.
+    pub next_offset: Option<i64>,
+    /// Void records skipped by its restores and gap checks.
+    pub void_records: u64,
+}
+
 /// The handle of a running lane, shared by the HTTP side and the group member.
 #[derive(Debug, Clone)]
 pub struct LaneHandle {
@@ -123,6 +156,9 @@ pub struct LaneHandle {
     ready: Arc<AtomicBool>,
     /// Next commands-topic offset such that every command before it is answered (-1: none).
     progress: Arc<AtomicI64>,
+    /// The offset after the last record known valid (-1: not claimed yet).
+    next_offset: Arc<AtomicI64>,
+    status: Arc<Mutex<LaneStatus>>,
 }
 
 impl LaneHandle {
@@ -151,6 +187,14 @@ impl LaneHandle {
     pub fn progress(&self) -> Option<i64> {
         Some(self.progress.load(Ordering::Acquire)).filter(|o| *o >= 0)
     }
+
+    /// Where the lane stands.
+    #[must_use]
+    pub fn status(&self) -> LaneStatus {
+        let mut status = self.status.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        status.next_offset = Some(self.next_offset.load(Ordering::Acquire)).filter(|o| *o >= 0);
+        status
+    }
 }
 
 /// What every lane of an instance shares.
@@ -161,10 +205,14 @@ pub struct LaneContext {
     pub restores: Restores,
     /// Reader settings for gap checks.
     pub reader: ClientConfig,
-    /// Publishes outcomes of commands that came through the commands topic.
+    /// Publishes outcomes of commands that came through the commands topic, and tenures.
     pub replies: Producer,
     /// The replies topic.
     pub replies_topic: String,
+    /// The owners topic, where lanes announce their tenures.
+    pub owners_topic: String,
+    /// The owners directory, which learns this instance's tenures at once.
+    pub directory: Arc<Directory>,
     /// This instance's id (in its claims).
     pub instance: String,
     /// Its command API's address (in its claims).
@@ -189,14 +237,30 @@ impl std::fmt::Debug for LaneContext {
 #[must_use]
 pub fn spawn(partition: i32, context: Arc<LaneContext>) -> LaneHandle {
     let (tx, rx) = mpsc::unbounded_channel();
-    let handle =
-        LaneHandle { tx, ready: Arc::new(AtomicBool::new(false)), progress: Arc::new(AtomicI64::new(-1)) };
+    let status = LaneStatus {
+        partition,
+        stage: Stage::Claiming,
+        token: None,
+        claim_offset: None,
+        next_offset: None,
+        void_records: 0,
+    };
+    let handle = LaneHandle {
+        tx,
+        ready: Arc::new(AtomicBool::new(false)),
+        progress: Arc::new(AtomicI64::new(-1)),
+        next_offset: Arc::new(AtomicI64::new(-1)),
+        status: Arc::new(Mutex::new(status)),
+    };
     let tasks = context.tasks.clone();
     let shell = Shell {
         partition,
         context,
         rx,
         ready: Arc::clone(&handle.ready),
+        next_offset: Arc::clone(&handle.next_offset),
+        status: Arc::clone(&handle.status),
+        assigned_at: Instant::now(),
         topic: TopicProgress { outstanding: BTreeSet::new(), next: -1, shared: Arc::clone(&handle.progress) },
         retained: VecDeque::new(),
         closing: false,
@@ -244,6 +308,10 @@ struct Shell {
     context: Arc<LaneContext>,
     rx: mpsc::UnboundedReceiver<Input>,
     ready: Arc<AtomicBool>,
+    next_offset: Arc<AtomicI64>,
+    status: Arc<Mutex<LaneStatus>>,
+    /// When the partition was assigned (its lane started).
+    assigned_at: Instant,
     topic: TopicProgress,
     /// Topic commands left undecided by a failed append, decided again after the reclaim.
     retained: VecDeque<(CommandEnvelope, Caller)>,
@@ -256,13 +324,28 @@ impl Shell {
         let mut again = false;
         loop {
             let Some(lane) = self.establish(again).await else { break };
+            if !again {
+                let source = "log";
+                self.context
+                    .metrics
+                    .takeover_seconds
+                    .with_label_values(&[source])
+                    .observe(self.assigned_at.elapsed().as_secs_f64());
+            }
             again = true;
+            let tenure = (lane.token(), lane.last_valid());
+            self.stage(Stage::Ready);
+            self.announce(tenure, Tenure::Ready);
             self.ready.store(!self.closing, Ordering::Release);
             self.context.metrics.owned_partitions.inc();
             let _ = self.context.events.send(LaneEvent::Ready(partition));
             let end = self.serve(lane).await;
             self.ready.store(false, Ordering::Release);
             self.context.metrics.owned_partitions.dec();
+            if !matches!(end, End::Fenced) {
+                // A newer claim announces itself; otherwise say that nobody decides here now.
+                self.announce(tenure, Tenure::Released);
+            }
             match end {
                 End::Reclaim => {
                     self.context.metrics.reclaims.with_label_values(&["append-failed"]).inc();
@@ -302,6 +385,7 @@ impl Shell {
             if self.stopping() {
                 return None;
             }
+            self.stage(Stage::Claiming);
             if again && !self.still_owner().await {
                 tracing::info!(partition, "not proven the partition's owner; waiting before claiming again");
                 self.pause(&mut backoff).await;
@@ -328,6 +412,13 @@ impl Shell {
             };
             self.context.metrics.claims.inc();
             tracing::info!(partition, %token, claim_offset, "claimed");
+            {
+                let mut status = self.status.lock().unwrap_or_else(PoisonError::into_inner);
+                status.stage = Stage::Restoring;
+                status.token = Some(token.0);
+                status.claim_offset = Some(claim_offset);
+            }
+            self.next_offset.store(claim_offset + 1, Ordering::Release);
             loop {
                 if self.stopping() {
                     return None;
@@ -338,6 +429,8 @@ impl Shell {
                         metrics.restore_seconds.observe(restored.elapsed.as_secs_f64());
                         metrics.restored_events.inc_by(restored.valid);
                         metrics.restore_void_records.inc_by(restored.void);
+                        self.status.lock().unwrap_or_else(PoisonError::into_inner).void_records +=
+                            restored.void;
                         tracing::info!(
                             partition, claim_offset, valid = restored.valid, void = restored.void,
                             claims = restored.claims, elapsed = ?restored.elapsed, "restored"
@@ -350,7 +443,9 @@ impl Shell {
                             "a valid record cannot be decoded: the partition is stopped until it can be"
                         );
                         self.context.metrics.stopped_partitions.inc();
+                        self.stage(Stage::Stopped);
                         self.idle(STOPPED_RETRY).await;
+                        self.stage(Stage::Restoring);
                         self.context.metrics.stopped_partitions.dec();
                     }
                     Err(error) => {
@@ -460,6 +555,7 @@ impl Shell {
             if let Some(end) = self.settle(progress, &mut gap) {
                 return self.abandon(lane, end);
             }
+            self.next_offset.store(lane.last_valid() + 1, Ordering::Release);
         }
     }
 
@@ -604,6 +700,26 @@ impl Shell {
             Ok((seq, to, read))
         }
         .boxed()
+    }
+
+    fn stage(&self, stage: Stage) {
+        self.status.lock().unwrap_or_else(PoisonError::into_inner).stage = stage;
+    }
+
+    /// Tells every instance (and this one's directory at once) about the tenure
+    /// `(token, claim_offset)`.
+    fn announce(&self, (token, claim_offset): (Token, i64), tenure: Tenure) {
+        let announcement = Announcement {
+            v: ANNOUNCEMENT_VERSION,
+            partition: self.partition,
+            owner: self.context.instance.clone(),
+            address: self.context.address.clone(),
+            token: token.0,
+            claim_offset,
+            tenure,
+        };
+        announce(&self.context.replies, &self.context.owners_topic, &announcement);
+        self.context.directory.learn(announcement);
     }
 
     /// Asks the group member whether the group still counts this instance as the owner.

@@ -34,6 +34,8 @@ pub struct Tally {
     pub refused: usize,
     /// Requests answered neither (503, 202, a timeout, a broken connection).
     pub undecided: Vec<Request>,
+    /// Requests answered with a 5xx status while the load ran.
+    pub server_errors: usize,
 }
 
 /// Defines `count` resources of `capacity` through `target`; returns their ids.
@@ -100,7 +102,12 @@ impl HttpLoad {
                             tally.refused += 1;
                             decided.fetch_add(1, Ordering::Relaxed);
                         }
-                        _ => tally.undecided.push(request),
+                        answered => {
+                            if answered.is_some_and(|(status, _)| status >= 500) {
+                                tally.server_errors += 1;
+                            }
+                            tally.undecided.push(request);
+                        }
                     }
                 }
                 tally
@@ -139,6 +146,7 @@ impl HttpLoad {
             tally.accepted.extend(done.accepted);
             tally.refused += done.refused;
             tally.undecided.extend(done.undecided);
+            tally.server_errors += done.server_errors;
         }
         let http = testing::http_builder().timeout(REQUEST_TIMEOUT).build().expect("client");
         let targets = self.targets.read().expect("targets").clone();

@@ -4,6 +4,7 @@
 mod decisions;
 mod failover;
 mod http;
+mod instances;
 mod load;
 mod ops;
 mod reservations;

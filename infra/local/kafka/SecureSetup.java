@@ -9,7 +9,7 @@
 // line. For each topic PREFIX (the deployment's HOLDFAST_TOPIC_PREFIX; "" for none) the users
 // get exactly what their service does with that layout's topics, and nothing else:
 //
-//   holdfast-command     read, write and describe the commands, events and replies topics;
+//   holdfast-command     read, write and describe the commands, events, replies and owners topics;
 //                        describe the others (the topic check at start); join its owners group
 //   holdfast-projection  read and describe the events topic; write the dead-letter topic;
 //                        describe the others; join its workers group
@@ -39,7 +39,7 @@ public class SecureSetup {
     static final String PROJECTION = "holdfast-projection";
     static final List<String> TOPICS = List.of(
         "reservations.commands", "reservations.events", "reservations.replies",
-        "reservations.events.dlq", "reservations.snapshots");
+        "reservations.events.dlq", "reservations.snapshots", "reservations.owners");
 
     public static void main(String[] args) throws Exception {
         if (args.length < 3) {
@@ -71,7 +71,8 @@ public class SecureSetup {
             acls.add(allow(COMMAND, ResourceType.TOPIC, prefix + topic, AclOperation.DESCRIBE));
             acls.add(allow(PROJECTION, ResourceType.TOPIC, prefix + topic, AclOperation.DESCRIBE));
         }
-        for (String topic : List.of("reservations.commands", "reservations.events", "reservations.replies")) {
+        for (String topic : List.of(
+                "reservations.commands", "reservations.events", "reservations.replies", "reservations.owners")) {
             acls.add(allow(COMMAND, ResourceType.TOPIC, prefix + topic, AclOperation.READ));
             acls.add(allow(COMMAND, ResourceType.TOPIC, prefix + topic, AclOperation.WRITE));
         }

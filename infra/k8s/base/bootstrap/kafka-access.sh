@@ -3,7 +3,7 @@
 # sign-in): the topics of the layout and the ACLs of the services' SCRAM users, idempotently.
 # It signs in with IAM (port 9098, the IRSA role of the holdfast-bootstrap service account),
 # where Kafka ACLs do not apply; the services sign in with SCRAM (9096) and may do only this:
-#   holdfast-command     read, write and describe the commands, events and replies topics;
+#   holdfast-command     read, write and describe the commands, events, replies and owners topics;
 #                        describe the others (the topic check at start); join its owners group
 #   holdfast-projection  read and describe the events topic; write the dead-letter topic;
 #                        describe the others; join its workers group
@@ -67,8 +67,10 @@ topic reservations.events retention.ms=-1
 topic reservations.replies retention.ms=3600000
 topic reservations.events.dlq retention.ms=-1
 topic reservations.snapshots cleanup.policy=compact min.compaction.lag.ms=60000
+# The owners directory: one partition, a key per events partition, read whole by every instance.
+PARTITIONS=1 topic reservations.owners cleanup.policy=compact segment.ms=3600000
 
-for name in reservations.commands reservations.events reservations.replies; do
+for name in reservations.commands reservations.events reservations.replies reservations.owners; do
   allow "$command_user" topic "$prefix$name" Read Write Describe
 done
 for name in reservations.events.dlq reservations.snapshots; do
@@ -78,7 +80,7 @@ allow "$command_user" group "$prefix$command_group" Read
 
 allow "$projection_user" topic "${prefix}reservations.events" Read Describe
 allow "$projection_user" topic "${prefix}reservations.events.dlq" Write Describe
-for name in reservations.commands reservations.replies reservations.snapshots; do
+for name in reservations.commands reservations.replies reservations.snapshots reservations.owners; do
   allow "$projection_user" topic "$prefix$name" Describe
 done
 allow "$projection_user" group "$prefix$PROJECTION_GROUP" Read

@@ -1,0 +1,210 @@
+//! Several instances behind one address, as a load balancer spreads callers over them: every
+//! instance answers commands for every partition, deciding its own and forwarding the others
+//! to their owners; a forwarded command is never sent on again; a rolling restart under load
+//! hands every partition over without losing a decision or answering a 5xx. Judged on the
+//! events log by the reader rule, as the failure tests are.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use holdfast_platform::partitioner::partition_for;
+use holdfast_platform::testing::{self, TopicsGuard};
+use serde_json::{Value, json};
+
+use crate::load::{self, HttpLoad, Tally};
+use crate::support::Process;
+
+const PARTITIONS: i32 = 8;
+
+/// `GET /v1/admin/partitions` of `process`.
+async fn partitions(process: &Process) -> Option<Value> {
+    let response =
+        testing::http().get(format!("http://{}/v1/admin/partitions", process.addr)).send().await.ok()?;
+    response.status().is_success().then_some(())?;
+    response.json().await.ok()
+}
+
+/// Which instance owns each partition, once every instance's lanes are ready, no two own the
+/// same partition, together they own all, and every instance's directory says the same.
+async fn settled_owners(processes: &[&Process]) -> Option<BTreeMap<i64, String>> {
+    let mut owners = BTreeMap::new();
+    let mut views = Vec::new();
+    for process in processes {
+        let view = partitions(process).await?;
+        let instance = view["instance"].as_str()?.to_owned();
+        for lane in view["owned"].as_array()? {
+            if lane["state"] != "ready" {
+                return None;
+            }
+            let partition = lane["partition"].as_i64()?;
+            if owners.insert(partition, instance.clone()).is_some() {
+                return None;
+            }
+        }
+        views.push(view);
+    }
+    if owners.len() != usize::try_from(PARTITIONS).ok()? {
+        return None;
+    }
+    for view in &views {
+        let directory: BTreeMap<i64, String> = view["directory"]
+            .as_array()?
+            .iter()
+            .filter(|a| a["tenure"] == "ready")
+            .filter_map(|a| Some((a["partition"].as_i64()?, a["owner"].as_str()?.to_owned())))
+            .collect();
+        if directory != owners {
+            return None;
+        }
+    }
+    Some(owners)
+}
+
+/// One resource id per partition.
+fn one_per_partition(prefix: &str) -> Vec<String> {
+    let mut by_partition = BTreeMap::new();
+    for n in 0.. {
+        let id = format!("{prefix}-{n}");
+        by_partition.entry(partition_for(id.as_bytes(), PARTITIONS)).or_insert(id);
+        if by_partition.len() == usize::try_from(PARTITIONS).unwrap_or(0) {
+            break;
+        }
+    }
+    by_partition.into_values().collect()
+}
+
+async fn define(process: &Process, resources: &[String]) {
+    for id in resources {
+        let body = json!({"resource_id": id, "name": "Room", "capacity": 10});
+        let response = testing::http()
+            .post(format!("http://{}/v1/resources", process.addr))
+            .json(&body)
+            .send()
+            .await
+            .expect("answered");
+        assert_eq!(response.status().as_u16(), 201, "{id} defined");
+    }
+}
+
+/// A hold on `resource` sent to `process`: (status, the instance that decided it if another
+/// one did, body).
+async fn hold(process: &Process, resource: &str, key: &str, forwarded: bool) -> (u16, Option<String>, Value) {
+    let from = testing::days_from_today(30);
+    let to = testing::days_from_today(32);
+    let mut request = testing::http()
+        .post(format!("http://{}/v1/reservations", process.addr))
+        .header("Idempotency-Key", key)
+        .json(&json!({"resource_id": resource, "from": from, "to": to, "quantity": 1, "customer_id": "ada"}));
+    if forwarded {
+        request = request.header("holdfast-forwarded-by", "another-instance");
+    }
+    let response = request.send().await.expect("answered");
+    let status = response.status().as_u16();
+    let decided_by =
+        response.headers().get("holdfast-decided-by").and_then(|v| v.to_str().ok()).map(str::to_owned);
+    (status, decided_by, response.json().await.unwrap_or(Value::Null))
+}
+
+/// The value of `holdfast_forwards_total{result="answered"}` on `process`'s metrics.
+async fn forwards_answered(process: &Process) -> u64 {
+    let text = testing::http()
+        .get(format!("http://{}/metrics", process.addr))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .unwrap_or_default();
+    text.lines()
+        .find_map(|l| l.strip_prefix("holdfast_forwards_total{result=\"answered\"} "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_instance_answers_for_every_partition_through_its_owner() {
+    testing::init_logs();
+    let topics = testing::topics("cmd-forward", PARTITIONS);
+    let _cleanup = TopicsGuard::new(&topics);
+    let (a_id, b_id) = (testing::unique("forward-a"), testing::unique("forward-b"));
+    let a = Process::spawn(&topics, &a_id);
+    assert!(a.wait_ready(Duration::from_secs(90)).await);
+    let b = Process::spawn(&topics, &b_id);
+    assert!(b.wait_ready(Duration::from_secs(90)).await);
+    let both = [&a, &b];
+    let owners = testing::eventually(Duration::from_secs(60), || settled_owners(&both)).await;
+    let owners = owners.expect("the two instances split the partitions and both directories know it");
+    let names: BTreeSet<&String> = owners.values().collect();
+    assert_eq!(names.len(), 2, "both instances own partitions: {owners:?}");
+    let owner_of =
+        |resource: &str| owners[&i64::from(partition_for(resource.as_bytes(), PARTITIONS))].clone();
+
+    let resources = one_per_partition("room");
+    define(&a, &resources).await;
+    let mut tally = Tally::default();
+    for resource in &resources {
+        let owner = owner_of(resource);
+        for (process, instance) in [(&a, &a_id), (&b, &b_id), (&a, &a_id), (&b, &b_id)] {
+            let (status, decided_by, body) = hold(process, resource, &testing::unique("hold"), false).await;
+            assert_eq!(status, 201, "{resource} held through {instance}: {body}");
+            if *instance == owner {
+                assert_eq!(decided_by, None, "the owner decides its own partition's commands");
+            } else {
+                assert_eq!(decided_by.as_ref(), Some(&owner), "forwarded to the owner of {resource}");
+            }
+            tally.accepted.push(body["reservation_id"].as_str().unwrap_or_default().to_owned());
+        }
+    }
+    assert!(forwards_answered(&a).await >= 1 && forwards_answered(&b).await >= 1, "both forwarded");
+
+    // A forwarded command that reaches an instance not owning its partition is refused, and
+    // nothing is decided: the same key sent as a caller sends it is then a new hold.
+    let resource = &resources[0];
+    let not_owner = if owner_of(resource) == a_id { &b } else { &a };
+    let key = testing::unique("refused");
+    let (status, _, body) = hold(not_owner, resource, &key, true).await;
+    assert_eq!(status, 421, "{body}");
+    assert_eq!(body["type"], "https://holdfast.dev/problems/not-owner");
+    let (status, decided_by, body) = hold(not_owner, resource, &key, false).await;
+    assert_eq!(status, 201, "decided once sent as a caller sends it: {body}");
+    assert_eq!(decided_by, Some(owner_of(resource)));
+    tally.accepted.push(body["reservation_id"].as_str().unwrap_or_default().to_owned());
+
+    let report = load::assert_log_is_sound(&topics, &tally).await;
+    assert_eq!(report.holds.len(), tally.accepted.len(), "no hold beyond those answered 201");
+    drop((a, b));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rolling_restart_under_load_loses_nothing_and_answers_no_5xx() {
+    testing::init_logs();
+    let topics = testing::topics("cmd-rolling", PARTITIONS);
+    let _cleanup = TopicsGuard::new(&topics);
+    let mut processes = Vec::new();
+    for n in 0..3 {
+        let process = Process::spawn(&topics, &testing::unique(&format!("rolling-{n}")));
+        assert!(process.wait_ready(Duration::from_secs(90)).await);
+        processes.push(process);
+    }
+    let resources = load::define(processes[0].addr, "hall", 24, 20).await;
+    let load = HttpLoad::start(processes.iter().map(|p| p.addr).collect(), &resources, 6, 900);
+    load.advance(40).await;
+    for n in 0..processes.len() {
+        // The load balancer takes the instance out first (its readiness turns red as it stops).
+        load.retarget(processes.iter().enumerate().filter(|(i, _)| *i != n).map(|(_, p)| p.addr).collect());
+        let leaving = processes.remove(n);
+        leaving.signal("TERM");
+        assert!(leaving.wait(), "the stopping instance hands over and exits cleanly");
+        load.advance(20).await;
+        let back = Process::spawn(&topics, &testing::unique(&format!("rolling-{n}-again")));
+        assert!(back.wait_ready(Duration::from_secs(90)).await);
+        processes.insert(n, back);
+        load.retarget(processes.iter().map(|p| p.addr).collect());
+        load.advance(20).await;
+    }
+    let tally = load.finish().await;
+    assert_eq!(tally.server_errors, 0, "no 5xx during the rolling restart");
+    let report = load::assert_log_is_sound(&topics, &tally).await;
+    assert!(report.claims >= u64::try_from(PARTITIONS).unwrap_or(0) * 2, "partitions changed hands");
+    drop(processes);
+}
