@@ -60,11 +60,18 @@ impl<S: Send + Sync> FromRequestParts<S> for Intake {
         let path = parts.uri.path().to_owned();
         let principal = parts.extensions.get::<Principal>().cloned();
         let subject = principal.as_ref().map_or("", |p| p.subject.as_str());
-        let meta = meta(&parts.method, &path, &parts.headers, subject);
+        // A request without a key gets one of its own, so that the owner it may be forwarded
+        // to (which derives the command id again) names the same command.
+        let made_key =
+            (!parts.headers.contains_key(idempotency::IDEMPOTENCY_KEY)).then(|| Uuid::now_v7().to_string());
+        let meta = meta(&parts.method, &path, &parts.headers, subject, made_key.as_deref());
         let raw = RawBody::default();
         parts.extensions.insert(raw.clone());
         let target = parts.uri.path_and_query().map_or_else(|| path.clone(), |p| p.as_str().to_owned());
-        let request = Forwardable::new(parts.method.clone(), target, &parts.headers, Default::default());
+        let mut request = Forwardable::new(parts.method.clone(), target, &parts.headers, Default::default());
+        if let Some(key) = made_key.and_then(|key| axum::http::HeaderValue::from_str(&key).ok()) {
+            request.headers.insert(idempotency::IDEMPOTENCY_KEY, key);
+        }
         let forwarded = parts.headers.contains_key(FORWARDED_BY);
         Ok(Self { path, principal, meta, request, raw, forwarded })
     }
@@ -239,15 +246,16 @@ pub fn path_id<T>(
 }
 
 /// Command metadata from the request headers and the caller's `subject`, or every header
-/// error.
+/// error; `made_key` stands for the `Idempotency-Key` the request did not send.
 fn meta(
     method: &Method,
     path: &str,
     headers: &HeaderMap,
     subject: &str,
+    made_key: Option<&str>,
 ) -> Result<CommandMeta, Vec<FieldError>> {
     let mut errors = Vec::new();
-    let key = idempotency::key(headers).map_err(|e| errors.push(e)).ok().flatten();
+    let key = idempotency::key(headers).map_err(|e| errors.push(e)).ok().flatten().or(made_key);
     let correlation_id = correlation_id(headers).map_err(|e| errors.push(e)).ok().flatten();
     if !errors.is_empty() {
         return Err(errors);
@@ -347,7 +355,7 @@ mod tests {
         headers.insert("traceparent", HeaderValue::from_static(TRACEPARENT));
         headers.insert("tracestate", HeaderValue::from_static("vendor=1"));
         headers.insert("idempotency-key", HeaderValue::from_static("k"));
-        let meta = meta(&Method::POST, "/v1/resources", &headers, "ops").expect("valid headers");
+        let meta = meta(&Method::POST, "/v1/resources", &headers, "ops", None).expect("valid headers");
         assert_eq!(
             meta.command_id,
             idempotency::command_id("ops", &Method::POST, "/v1/resources", Some("k"))
@@ -359,17 +367,30 @@ mod tests {
     }
 
     #[test]
+    fn a_request_without_a_key_is_named_by_the_key_made_for_it() {
+        let headers = HeaderMap::new();
+        let made = meta(&Method::POST, "/v1/reservations", &headers, "ada", Some("made")).expect("valid");
+        let forwarded = idempotency::command_id("ada", &Method::POST, "/v1/reservations", Some("made"));
+        assert_eq!(made.command_id, forwarded, "the owner derives the same id from the key sent on");
+        let mut sent = HeaderMap::new();
+        sent.insert("idempotency-key", HeaderValue::from_static("own"));
+        let kept = meta(&Method::POST, "/v1/reservations", &sent, "ada", Some("made")).expect("valid");
+        let own = idempotency::command_id("ada", &Method::POST, "/v1/reservations", Some("own"));
+        assert_eq!(kept.command_id, own, "a key the caller sent wins");
+    }
+
+    #[test]
     fn invalid_trace_context_is_dropped_and_bad_ids_are_reported() {
         let mut headers = HeaderMap::new();
         headers.insert("traceparent", HeaderValue::from_static("00-xyz-1-01"));
         headers.insert("tracestate", HeaderValue::from_static("vendor=1"));
-        let meta = meta(&Method::POST, "/v1/resources", &headers, "ops").expect("valid headers");
+        let meta = meta(&Method::POST, "/v1/resources", &headers, "ops", None).expect("valid headers");
         assert_eq!((meta.traceparent, meta.tracestate), (None, None));
         assert_eq!(meta.correlation_id, meta.command_id);
 
         headers.insert("x-correlation-id", HeaderValue::from_static("nope"));
         headers.insert("idempotency-key", HeaderValue::from_static("a b"));
-        let errors = super::meta(&Method::POST, "/", &headers, "ops").expect_err("two bad headers");
+        let errors = super::meta(&Method::POST, "/", &headers, "ops", None).expect_err("two bad headers");
         let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
         assert_eq!(fields, ["Idempotency-Key", "X-Correlation-Id"]);
     }

@@ -12,7 +12,9 @@
 //!   or out-of-range field or a bad header is 422 `invalid-input` listing every error;
 //! - an id in the path that cannot be valid answers 404 (`unknown-resource`,
 //!   `unknown-reservation`, `unknown-command`): nothing can exist under it;
-//! - `Idempotency-Key` is optional; without it each request is a new command (UUIDv7).
+//! - `Idempotency-Key` is optional; without it each request is a new command: the instance
+//!   makes a key for it (a UUIDv7), which travels with it if it is forwarded to the owner of
+//!   its partition, so that the owner names the same command.
 //! - every route but `/openapi.json` needs a bearer token ([`auth`]); the scopes each route
 //!   needs are in [`auth::needed`].
 

@@ -88,13 +88,20 @@ async fn define(process: &Process, resources: &[String]) {
 
 /// A hold on `resource` sent to `process`: (status, the instance that decided it if another
 /// one did, body).
-async fn hold(process: &Process, resource: &str, key: &str, forwarded: bool) -> (u16, Option<String>, Value) {
+async fn hold(
+    process: &Process,
+    resource: &str,
+    key: Option<&str>,
+    forwarded: bool,
+) -> (u16, Option<String>, Value) {
     let from = testing::days_from_today(30);
     let to = testing::days_from_today(32);
     let mut request = testing::http()
         .post(format!("http://{}/v1/reservations", process.addr))
-        .header("Idempotency-Key", key)
         .json(&json!({"resource_id": resource, "from": from, "to": to, "quantity": 1, "customer_id": "ada"}));
+    if let Some(key) = key {
+        request = request.header("Idempotency-Key", key);
+    }
     if forwarded {
         request = request.header("holdfast-forwarded-by", "another-instance");
     }
@@ -144,8 +151,12 @@ async fn every_instance_answers_for_every_partition_through_its_owner() {
     let mut tally = Tally::default();
     for resource in &resources {
         let owner = owner_of(resource);
-        for (process, instance) in [(&a, &a_id), (&b, &b_id), (&a, &a_id), (&b, &b_id)] {
-            let (status, decided_by, body) = hold(process, resource, &testing::unique("hold"), false).await;
+        // With a key and without one (the instance makes one, which travels with the request).
+        for (process, instance, keyed) in
+            [(&a, &a_id, true), (&b, &b_id, true), (&a, &a_id, false), (&b, &b_id, false)]
+        {
+            let key = keyed.then(|| testing::unique("hold"));
+            let (status, decided_by, body) = hold(process, resource, key.as_deref(), false).await;
             assert_eq!(status, 201, "{resource} held through {instance}: {body}");
             if *instance == owner {
                 assert_eq!(decided_by, None, "the owner decides its own partition's commands");
@@ -162,10 +173,10 @@ async fn every_instance_answers_for_every_partition_through_its_owner() {
     let resource = &resources[0];
     let not_owner = if owner_of(resource) == a_id { &b } else { &a };
     let key = testing::unique("refused");
-    let (status, _, body) = hold(not_owner, resource, &key, true).await;
+    let (status, _, body) = hold(not_owner, resource, Some(&key), true).await;
     assert_eq!(status, 421, "{body}");
     assert_eq!(body["type"], "https://holdfast.dev/problems/not-owner");
-    let (status, decided_by, body) = hold(not_owner, resource, &key, false).await;
+    let (status, decided_by, body) = hold(not_owner, resource, Some(&key), false).await;
     assert_eq!(status, 201, "decided once sent as a caller sends it: {body}");
     assert_eq!(decided_by, Some(owner_of(resource)));
     tally.accepted.push(body["reservation_id"].as_str().unwrap_or_default().to_owned());
