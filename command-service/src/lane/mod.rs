@@ -13,6 +13,7 @@ pub mod append;
 pub mod core;
 pub mod rebuild;
 pub mod restore;
+pub mod standby;
 pub mod state;
 
 use std::collections::{BTreeSet, HashMap, VecDeque};

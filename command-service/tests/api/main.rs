@@ -9,4 +9,5 @@ mod ops;
 mod reservations;
 mod restore;
 mod schemathesis;
+mod standby;
 mod support;
