@@ -31,6 +31,7 @@ use crate::dispatch::{Dispatcher, Route};
 use crate::lane::LaneContext;
 use crate::lane::append::{Appender, Sending};
 use crate::lane::restore::{Restorer, Restores};
+use crate::lane::standby::Standbys;
 use crate::lane::state::Memory;
 use crate::metrics::Metrics;
 use crate::owners::Owners;
@@ -122,6 +123,14 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> R
             tokio::runtime::Handle::current(),
             memory,
         ))),
+        standbys: Standbys::start(
+            &config.kafka,
+            &format!("{instance}-standby"),
+            &layout.events,
+            Arc::clone(&codec),
+            tokio::runtime::Handle::current(),
+            memory,
+        ),
         reader: reader_config(&config.kafka, &format!("{instance}-gaps")),
         replies: Producer::new(&producer_config(&config.kafka, &format!("{instance}-replies-out")))?,
         replies_topic: layout.replies.clone(),

@@ -40,7 +40,8 @@ use tokio::sync::{mpsc, oneshot};
 use self::append::Appender;
 use self::core::{Answer, Decided, Lane, Next, Progress, outcome_label};
 use self::rebuild::RebuildError;
-use self::restore::{RestoreError, Restores};
+use self::restore::{Restore, RestoreError, Restores};
+use self::standby::Standbys;
 use crate::envelope::{CommandEnvelope, Outcome, Verdict};
 use crate::metrics::Metrics;
 
@@ -160,6 +161,8 @@ pub struct LaneContext {
     pub appender: Appender,
     /// Restores partitions (several at once when lanes ask together).
     pub restores: Restores,
+    /// The partitions this instance stands by for, restored from where they stand.
+    pub standbys: Standbys,
     /// Reader settings for gap checks.
     pub reader: ClientConfig,
     /// Publishes outcomes of commands that came through the commands topic.
@@ -333,15 +336,17 @@ impl Shell {
                 if self.stopping() {
                     return None;
                 }
-                match self.context.restores.restore(partition, claim_offset).await {
+                let (source, restore) = self.restore(claim_offset).await;
+                match restore {
                     Ok((state, restored)) => {
                         let metrics = &self.context.metrics;
+                        metrics.restores.with_label_values(&[source]).inc();
                         metrics.restore_seconds.observe(restored.elapsed.as_secs_f64());
                         metrics.restored_events.inc_by(restored.valid);
                         metrics.restore_void_records.inc_by(restored.void);
                         tracing::info!(
                             partition, claim_offset, valid = restored.valid, void = restored.void,
-                            claims = restored.claims, elapsed = ?restored.elapsed, "restored"
+                            claims = restored.claims, elapsed = ?restored.elapsed, source, "restored"
                         );
                         return Some(Lane::new(partition, state, token, claim_offset));
                     }
@@ -361,6 +366,15 @@ impl Shell {
                     }
                 }
             }
+        }
+    }
+
+    /// The partition's state up to the claim at `claim_offset`, and where it came from: the
+    /// standby when this instance stands by for the partition, else the log.
+    async fn restore(&self, claim_offset: i64) -> (&'static str, Restore) {
+        match self.context.standbys.take(self.partition, claim_offset).await {
+            Some(restore) => ("standby", restore),
+            None => ("log", self.context.restores.restore(self.partition, claim_offset).await),
         }
     }
 
