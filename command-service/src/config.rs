@@ -69,6 +69,10 @@ pub struct Config {
     /// cancellation again changes nothing.
     #[arg(long, env = "HOLDFAST_IDEMPOTENCY_CAPACITY", default_value_t = 10_000)]
     pub idempotency_capacity: usize,
+    /// How many instances stand by for each partition: they follow it without owning it, so
+    /// the one assigned it next restores only what was appended since. 0 turns standbys off.
+    #[arg(long, env = "HOLDFAST_STANDBYS", default_value_t = 1)]
+    pub standbys: u16,
     /// Commands in flight above which new requests are refused with 429.
     #[arg(long, env = "HOLDFAST_MAX_IN_FLIGHT", default_value_t = 20_000)]
     pub max_in_flight: usize,

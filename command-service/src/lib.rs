@@ -36,6 +36,7 @@ use crate::http::admin::Partitions;
 use crate::lane::LaneContext;
 use crate::lane::append::{Appender, Sending};
 use crate::lane::restore::{Restorer, Restores};
+use crate::lane::standby::Standbys;
 use crate::lane::state::Memory;
 use crate::metrics::Metrics;
 use crate::owners::Owners;
@@ -65,6 +66,9 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> R
     let http_stop = Shutdown::new();
     // The replies and the owners directory are followed until the last request is answered.
     let followers_stop = Shutdown::new();
+    // Dropped with this future, finished or not (a caller that gives up on it): the followers'
+    // threads must not outlive it.
+    let _followers_end = followers_stop.clone().drop_guard();
     let followers = std::sync::Mutex::new(Vec::new());
     let accepting = Arc::new(AtomicBool::new(true));
     let topics_ready = Arc::new(AtomicBool::new(false));
@@ -105,6 +109,18 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> R
     ));
     let codec = Arc::new(EventCodec::new(&config.registry, &layout.events).map_err(anyhow::Error::new)?);
     let auth = Authenticator::new(&config.auth).await?;
+    let memory = Memory {
+        window: time::Duration::try_from(config.idempotency_window).unwrap_or(time::Duration::HOUR),
+        capacity: config.idempotency_capacity,
+    };
+    let standbys = Standbys::start(
+        &config.kafka,
+        &format!("{instance}-standby"),
+        &layout.events,
+        Arc::clone(&codec),
+        tokio::runtime::Handle::current(),
+        memory,
+    );
     let forwarder = Forwarder::new(&instance, Arc::clone(&directory), metrics.clone())
         .map_err(|e| ServiceError::Unexpected(anyhow::Error::new(e).context("forwarding client")))?;
     let partitions = Partitions {
@@ -112,6 +128,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> R
         address: address.clone(),
         owners: Arc::clone(&owners),
         directory: Arc::clone(&directory),
+        standbys: standbys.clone(),
     };
     let state = http::AppState::new(Arc::clone(&dispatcher), metrics.clone(), auth)
         .with_max_in_flight(config.max_in_flight)
@@ -120,10 +137,6 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> R
         .with_partitions(partitions);
     let router = http::router(state).merge(ops.router());
 
-    let memory = Memory {
-        window: time::Duration::try_from(config.idempotency_window).unwrap_or(time::Duration::HOUR),
-        capacity: config.idempotency_capacity,
-    };
     let (events_tx, events) = std::sync::mpsc::channel();
     let context = Arc::new(LaneContext {
         appender: Appender::new(
@@ -146,6 +159,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> R
             tokio::runtime::Handle::current(),
             memory,
         ))),
+        standbys: standbys.clone(),
         reader: reader_config(&config.kafka, &format!("{instance}-gaps")),
         replies: Producer::new(&producer_config(&config.kafka, &format!("{instance}-replies-out")))?,
         replies_topic: layout.replies.clone(),
@@ -189,6 +203,14 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> R
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .extend([replies, owners_directory]);
+        let standing_by = tokio::spawn(stand_by(
+            Arc::clone(&directory),
+            Arc::clone(&owners),
+            standbys.clone(),
+            instance.clone(),
+            usize::from(config.standbys),
+            shutdown.clone(),
+        ));
         let owning = tokio::task::spawn_blocking({
             let (owners, context, joined, shutdown) =
                 (Arc::clone(&owners), Arc::clone(&context), Arc::clone(&joined), shutdown.clone());
@@ -196,6 +218,8 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> R
             move || ownership::run(&member, &owners, &context, &events, &runtime, &joined, &shutdown)
         });
         let owned = owning.await;
+        standing_by.abort();
+        standbys.follow(std::collections::BTreeSet::new());
         if shutdown.is_cancelled() && !http_stop.is_cancelled() {
             // Handed over: callers that still reach this instance are forwarded to the new
             // owners until load balancers have noticed it is not ready any more.
@@ -236,6 +260,49 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> R
         follower.await.map_err(anyhow::Error::new)?.map_err(anyhow::Error::new)?;
     }
     ended
+}
+
+/// How often the partitions to stand by for are worked out again from the owners directory.
+const STANDBY_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// Keeps `standbys` following the partitions this instance stands by for, by the owners
+/// directory ([`Directory::standing_by`]), until `shutdown`. A partition this instance was
+/// assigned is left as it is until its lane is ready: followed, its lane takes its state from
+/// the standby; once taken, it is followed no more while the lane owns it.
+async fn stand_by(
+    directory: Arc<Directory>,
+    owners: Arc<Owners>,
+    standbys: Standbys,
+    instance: String,
+    count: usize,
+    shutdown: Shutdown,
+) {
+    use std::collections::BTreeSet;
+
+    let mut following = BTreeSet::new();
+    let mut tick = tokio::time::interval(STANDBY_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            () = shutdown.cancelled() => return,
+        }
+        let lanes = owners.all();
+        let assigned: BTreeSet<i32> = lanes.iter().map(|(partition, _)| *partition).collect();
+        let taking: BTreeSet<i32> =
+            lanes.iter().filter(|(_, lane)| !lane.is_ready()).map(|(partition, _)| *partition).collect();
+        let wanted: BTreeSet<i32> = directory
+            .standing_by(&instance, count)
+            .difference(&assigned)
+            .copied()
+            .chain(following.intersection(&taking).copied())
+            .collect();
+        if wanted != following {
+            tracing::debug!(partitions = wanted.len(), "standing by");
+            standbys.follow(wanted.clone());
+            following = wanted;
+        }
+    }
 }
 
 /// Creates the topics, retrying while Kafka does not answer. A partition-count mismatch is

@@ -36,6 +36,9 @@ pub struct Metrics {
     pub undecided: IntCounter,
     /// Time to restore one partition's state from the log, up to its claim.
     pub restore_seconds: Histogram,
+    /// Partitions restored, by source (`standby`: handed over by this instance's standby;
+    /// `log`: read from the partition's start).
+    pub restores: IntCounterVec,
     /// Valid records read while restoring partitions.
     pub restored_events: IntCounter,
     /// Void records skipped while restoring partitions.
@@ -105,6 +108,10 @@ impl Metrics {
                 )
                 .buckets(vec![0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0]),
             )?,
+            restores: IntCounterVec::new(
+                Opts::new("partition_restores_total", "Partitions restored up to a claim, by source."),
+                &["source"],
+            )?,
             restored_events: IntCounter::new(
                 "restored_events_total",
                 "Valid records read to restore partitions.",
@@ -150,6 +157,7 @@ impl Metrics {
         registry.register(Box::new(metrics.fenced.clone()))?;
         registry.register(Box::new(metrics.undecided.clone()))?;
         registry.register(Box::new(metrics.restore_seconds.clone()))?;
+        registry.register(Box::new(metrics.restores.clone()))?;
         registry.register(Box::new(metrics.restored_events.clone()))?;
         registry.register(Box::new(metrics.restore_void_records.clone()))?;
         registry.register(Box::new(metrics.restore_retries.clone()))?;

@@ -7,6 +7,9 @@
 //! and folding together, so chunks of valid records go to decoder threads, and the caller's
 //! closure gets every record back on the calling thread in exactly the order it was read, so
 //! per-partition order — all a fold needs — is kept.
+//!
+//! Readers that follow partitions record by record as they grow use the same two steps:
+//! [`judge`] and [`decode`].
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, PoisonError, mpsc};
@@ -92,6 +95,44 @@ enum Judged {
     Void(Void),
 }
 
+/// What the reader rule made of one record, before anything is decoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Judgement {
+    /// A claim: a tenure starts.
+    Claim(Token),
+    /// A valid record: decode its payload ([`decode`]) and apply it.
+    Valid,
+    /// A void record: skip it.
+    Void(Void),
+}
+
+/// Judges the next record of a partition, whose headers carry `mark`, by `rule`, and moves the
+/// rule past it.
+pub fn judge(rule: &mut ReaderRule, mark: Mark) -> Judgement {
+    match rule.admit(&mark) {
+        Verdict::Claim => match mark {
+            Mark::Claim { token } => Judgement::Claim(token),
+            _ => Judgement::Void(Void::Unmarked),
+        },
+        Verdict::Void(why) => Judgement::Void(why),
+        Verdict::Valid => Judgement::Valid,
+    }
+}
+
+/// Decodes the payload of a valid record, fetching a writer schema the codec has not seen yet
+/// through `runtime`. Blocking: call it off the async reactor.
+///
+/// # Errors
+/// When the payload does not decode, or the registry does not answer
+/// ([`CodecError::RegistryUnreachable`]: worth trying again).
+pub fn decode(
+    codec: &EventCodec,
+    runtime: &tokio::runtime::Handle,
+    bytes: &[u8],
+) -> Result<LogRecord, CodecError> {
+    codec.decode_record_cached(bytes).unwrap_or_else(|| runtime.block_on(codec.decode_record(bytes)))
+}
+
 /// Records read together: the payloads of the valid ones back to back.
 struct Chunk {
     sequence: u64,
@@ -131,13 +172,10 @@ pub fn replay(
             let read = kafka::read_until(config, &plan.assignment, &plan.ends, deadline, |message| {
                 let headers = RecordHeaders::read(message);
                 let partition = message.partition();
-                let judged = match rules.entry(partition).or_default().admit(&headers.mark) {
-                    Verdict::Claim => match headers.mark {
-                        Mark::Claim { token } => Judged::Claim(token),
-                        _ => Judged::Void(Void::Unmarked),
-                    },
-                    Verdict::Void(why) => Judged::Void(why),
-                    Verdict::Valid => {
+                let judged = match judge(rules.entry(partition).or_default(), headers.mark) {
+                    Judgement::Claim(token) => Judged::Claim(token),
+                    Judgement::Void(why) => Judged::Void(why),
+                    Judgement::Valid => {
                         let start = chunk.bytes.len();
                         chunk.bytes.extend_from_slice(message.payload().unwrap_or_default());
                         Judged::Valid { bytes: start..chunk.bytes.len(), fingerprint: headers.fingerprint }
@@ -170,10 +208,7 @@ pub fn replay(
                                 Judged::Claim(token) => Entry::Claim(token),
                                 Judged::Void(why) => Entry::Void(why),
                                 Judged::Valid { bytes, fingerprint } => {
-                                    let bytes = &chunk.bytes[bytes];
-                                    let record = codec
-                                        .decode_record_cached(bytes)
-                                        .unwrap_or_else(|| runtime.block_on(codec.decode_record(bytes)));
+                                    let record = decode(codec, runtime, &chunk.bytes[bytes]);
                                     Entry::Valid { record, fingerprint }
                                 }
                             };

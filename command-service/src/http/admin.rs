@@ -12,6 +12,7 @@ use utoipa::ToSchema;
 use super::AppState;
 use crate::directory::{Announcement, Directory};
 use crate::lane::LaneStatus;
+use crate::lane::standby::{StandbyStatus, Standbys};
 use crate::owners::Owners;
 
 /// Where the admin view reads from.
@@ -25,6 +26,8 @@ pub struct Partitions {
     pub owners: Arc<Owners>,
     /// The owners directory.
     pub directory: Arc<Directory>,
+    /// The partitions it stands by for.
+    pub standbys: Standbys,
 }
 
 /// This instance's partitions.
@@ -36,8 +39,8 @@ pub struct PartitionsResponse {
     pub address: Option<String>,
     /// The partitions it was assigned, by partition: its claim and how far it is.
     pub owned: Vec<LaneStatus>,
-    /// The partitions it stands by for.
-    pub standby: Vec<serde_json::Value>,
+    /// The partitions it stands by for: how far each is read and how far behind.
+    pub standby: Vec<StandbyStatus>,
     /// The latest announced tenure of every partition, as this instance knows it.
     pub directory: Vec<Announcement>,
 }
@@ -68,7 +71,7 @@ pub async fn partitions(State(state): State<AppState>) -> Response {
         instance: view.instance.clone(),
         address: view.address.clone(),
         owned,
-        standby: Vec::new(),
+        standby: view.standbys.status(),
         directory: view.directory.snapshot(),
     })
     .into_response()

@@ -14,6 +14,7 @@ use super::outcome::{PendingResponse, ReservationResponse, ResourceResponse};
 use super::problem::{FieldError, Problem, ProblemType};
 use super::{admin, commands, reservations, resources};
 use crate::directory::{Announcement, Tenure};
+use crate::lane::standby::StandbyStatus;
 use crate::lane::{LaneStatus, Stage};
 
 /// The annotated API; [`document`] adds the problem catalogue.
@@ -48,6 +49,7 @@ use crate::lane::{LaneStatus, Stage};
         PartitionsResponse,
         LaneStatus,
         Stage,
+        StandbyStatus,
         Announcement,
         Tenure,
     )),

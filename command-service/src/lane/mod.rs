@@ -13,6 +13,7 @@ pub mod append;
 pub mod core;
 pub mod rebuild;
 pub mod restore;
+pub mod standby;
 pub mod state;
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
@@ -39,7 +40,8 @@ use tokio::sync::{mpsc, oneshot};
 use self::append::Appender;
 use self::core::{Answer, Decided, Lane, Next, Progress, outcome_label};
 use self::rebuild::RebuildError;
-use self::restore::{RestoreError, Restores};
+use self::restore::{Restore, RestoreError, Restores};
+use self::standby::Standbys;
 use crate::directory::{ANNOUNCEMENT_VERSION, Announcement, Directory, Tenure, announce};
 use crate::envelope::{CommandEnvelope, Outcome, Verdict};
 use crate::metrics::Metrics;
@@ -203,6 +205,8 @@ pub struct LaneContext {
     pub appender: Appender,
     /// Restores partitions (several at once when lanes ask together).
     pub restores: Restores,
+    /// The partitions this instance stands by for, restored from where they stand.
+    pub standbys: Standbys,
     /// Reader settings for gap checks.
     pub reader: ClientConfig,
     /// Publishes outcomes of commands that came through the commands topic, and tenures.
@@ -261,6 +265,7 @@ pub fn spawn(partition: i32, context: Arc<LaneContext>) -> LaneHandle {
         next_offset: Arc::clone(&handle.next_offset),
         status: Arc::clone(&handle.status),
         assigned_at: Instant::now(),
+        restored_from: "log",
         topic: TopicProgress { outstanding: BTreeSet::new(), next: -1, shared: Arc::clone(&handle.progress) },
         retained: VecDeque::new(),
         closing: false,
@@ -312,6 +317,8 @@ struct Shell {
     status: Arc<Mutex<LaneStatus>>,
     /// When the partition was assigned (its lane started).
     assigned_at: Instant,
+    /// Where the last restore's state came from (`standby` or `log`).
+    restored_from: &'static str,
     topic: TopicProgress,
     /// Topic commands left undecided by a failed append, decided again after the reclaim.
     retained: VecDeque<(CommandEnvelope, Caller)>,
@@ -325,7 +332,7 @@ impl Shell {
         loop {
             let Some(lane) = self.establish(again).await else { break };
             if !again {
-                let source = "log";
+                let source = self.restored_from;
                 self.context
                     .metrics
                     .takeover_seconds
@@ -423,9 +430,11 @@ impl Shell {
                 if self.stopping() {
                     return None;
                 }
-                match self.context.restores.restore(partition, claim_offset).await {
+                let (source, restore) = self.restore(claim_offset).await;
+                match restore {
                     Ok((state, restored)) => {
                         let metrics = &self.context.metrics;
+                        metrics.restores.with_label_values(&[source]).inc();
                         metrics.restore_seconds.observe(restored.elapsed.as_secs_f64());
                         metrics.restored_events.inc_by(restored.valid);
                         metrics.restore_void_records.inc_by(restored.void);
@@ -433,8 +442,9 @@ impl Shell {
                             restored.void;
                         tracing::info!(
                             partition, claim_offset, valid = restored.valid, void = restored.void,
-                            claims = restored.claims, elapsed = ?restored.elapsed, "restored"
+                            claims = restored.claims, elapsed = ?restored.elapsed, source, "restored"
                         );
+                        self.restored_from = source;
                         return Some(Lane::new(partition, state, token, claim_offset));
                     }
                     Err(RestoreError::Rebuild(RebuildError::Undecodable { offset, error })) => {
@@ -455,6 +465,15 @@ impl Shell {
                     }
                 }
             }
+        }
+    }
+
+    /// The partition's state up to the claim at `claim_offset`, and where it came from: the
+    /// standby when this instance stands by for the partition, else the log.
+    async fn restore(&self, claim_offset: i64) -> (&'static str, Restore) {
+        match self.context.standbys.take(self.partition, claim_offset).await {
+            Some(restore) => ("standby", restore),
+            None => ("log", self.context.restores.restore(self.partition, claim_offset).await),
         }
     }
 

@@ -37,7 +37,7 @@ pub enum RebuildError {
 }
 
 /// The state of one partition folded from its valid records, in log order.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Rebuild {
     partition: i32,
     state: PartitionState,
@@ -95,6 +95,21 @@ impl Rebuild {
             }
         }
         Ok(())
+    }
+
+    /// Moves the horizon to `memory.window` before `now`, forgetting the outcomes decided
+    /// earlier. A rebuild kept folding for a long time (a standby) then remembers exactly what
+    /// one started at `now` would: that one never remembers them at all.
+    pub fn advance(&mut self, now: OffsetDateTime) {
+        let horizon = now - self.state.memory().window;
+        if horizon <= self.horizon {
+            return;
+        }
+        self.horizon = horizon;
+        if self.current.as_ref().is_some_and(|current| current.decided_at < horizon) {
+            self.current = None;
+        }
+        self.state.forget_before(horizon);
     }
 
     /// The state, once every record before the claim is folded.
@@ -180,5 +195,61 @@ fn command_kind(event_type: EventType) -> Option<&'static str> {
         EventType::ReservationConfirmed => Some("confirm-reservation"),
         EventType::ReservationCancelled => Some("cancel-reservation"),
         EventType::HoldExpired => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use holdfast_domain::{Rejection, ResourceId};
+    use holdfast_platform::codec::RejectedRecord;
+    use time::Duration;
+    use uuid::Uuid;
+
+    use super::*;
+    use crate::lane::state::Memory;
+
+    fn rejected(command: u128, at: OffsetDateTime) -> Entry {
+        let resource_id = ResourceId::parse("room-1").expect("valid");
+        let record = RejectedRecord {
+            resource_id: resource_id.clone(),
+            occurred_at: at,
+            command_id: Uuid::from_u128(command),
+            correlation_id: Uuid::from_u128(command),
+            traceparent: None,
+            principal: None,
+            command: "place-hold".into(),
+            rejection: Rejection::UnknownResource { resource_id },
+        };
+        Entry::Valid { record: Ok(LogRecord::Rejected(record)), fingerprint: Some(1) }
+    }
+
+    #[test]
+    fn a_rebuild_advanced_to_now_remembers_what_one_begun_now_remembers() {
+        let memory = Memory { window: Duration::HOUR, capacity: 100 };
+        let now = OffsetDateTime::from_unix_timestamp(1_767_225_600).expect("in range");
+        let minutes = |n: i64| now - Duration::minutes(n);
+        // Command 2 is decided again after its first outcome aged out.
+        let log = [
+            (1, minutes(120)),
+            (2, minutes(90)),
+            (5, minutes(70)),
+            (3, minutes(30)),
+            (2, minutes(20)),
+            (4, minutes(10)),
+        ];
+        let fold = |begun: OffsetDateTime| {
+            let mut rebuild = Rebuild::new(0, memory, begun);
+            for (offset, (command, at)) in (0..).zip(log) {
+                rebuild.apply(offset, rejected(command, at)).expect("folds");
+            }
+            rebuild
+        };
+        let mut early = fold(minutes(150));
+        assert_eq!(early.clone().finish().remembered(), 4, "an earlier horizon remembers more");
+        early.advance(now);
+        let (early, fresh) = (early.finish(), fold(now).finish());
+        assert_eq!(fresh.remembered(), 3);
+        assert_eq!(fresh.outcome(Uuid::from_u128(2)).map(|o| o.decided_at), Some(minutes(20)));
+        assert_eq!(early, fresh);
     }
 }

@@ -48,6 +48,15 @@ pub struct Restored {
     pub elapsed: Duration,
 }
 
+impl Restored {
+    /// The state `rebuild` folded, and what it read in a restore that took `elapsed`.
+    #[must_use]
+    pub fn hand_over(rebuild: Rebuild, elapsed: Duration) -> (PartitionState, Self) {
+        let restored = Self { valid: rebuild.valid, void: rebuild.void, claims: rebuild.claims, elapsed };
+        (rebuild.finish(), restored)
+    }
+}
+
 /// Reads partitions of the events topic back into memory.
 pub struct Restorer {
     reader: ClientConfig,
@@ -103,15 +112,7 @@ impl Restorer {
         Ok(folds
             .into_iter()
             .map(|(partition, fold)| {
-                let restore = fold.map(|rebuild| {
-                    let restored = Restored {
-                        valid: rebuild.valid,
-                        void: rebuild.void,
-                        claims: rebuild.claims,
-                        elapsed,
-                    };
-                    (rebuild.finish(), restored)
-                });
+                let restore = fold.map(|rebuild| Restored::hand_over(rebuild, elapsed));
                 (partition, restore.map_err(RestoreError::from))
             })
             .collect())

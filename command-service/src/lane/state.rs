@@ -22,7 +22,7 @@ pub struct Memory {
 }
 
 /// The in-memory state of one owned partition.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct PartitionState {
     /// Every resource whose key hashes to this partition and has events.
     pub resources: HashMap<ResourceId, ResourceState>,
@@ -90,6 +90,18 @@ impl PartitionState {
         self.outcomes.insert(outcome);
     }
 
+    /// Forgets every outcome decided before `horizon`, wherever it stands in the order.
+    pub fn forget_before(&mut self, horizon: OffsetDateTime) {
+        let RecentOutcomes { order, by_id, .. } = &mut self.outcomes;
+        order.retain(|&(at, id)| {
+            let keep = at >= horizon;
+            if !keep {
+                by_id.remove(&id);
+            }
+            keep
+        });
+    }
+
     /// Outcomes remembered.
     #[must_use]
     pub fn remembered(&self) -> usize {
@@ -104,7 +116,7 @@ impl PartitionState {
 }
 
 /// Outcomes of the last `window`, at most `capacity`, oldest first.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 struct RecentOutcomes {
     memory: Memory,
     order: VecDeque<(OffsetDateTime, Uuid)>,
@@ -113,10 +125,20 @@ struct RecentOutcomes {
 
 impl RecentOutcomes {
     fn insert(&mut self, outcome: Outcome) {
-        if self.memory.capacity == 0 || self.by_id.contains_key(&outcome.command_id) {
+        if self.memory.capacity == 0 {
             return;
         }
         let horizon = outcome.decided_at - self.memory.window;
+        // What aged out goes before the command is looked up: a command decided again after its
+        // first outcome aged out is remembered with its new outcome (a fold that began before
+        // the first one aged out then keeps what a fold begun later keeps).
+        while let Some(&(_, id)) = self.order.front().filter(|(at, _)| *at < horizon) {
+            self.order.pop_front();
+            self.by_id.remove(&id);
+        }
+        if self.by_id.contains_key(&outcome.command_id) {
+            return;
+        }
         while let Some(&(at, id)) = self.order.front() {
             if at >= horizon && self.order.len() < self.memory.capacity {
                 break;

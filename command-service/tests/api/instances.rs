@@ -219,3 +219,68 @@ async fn a_rolling_restart_under_load_loses_nothing_and_answers_no_5xx() {
     assert!(report.claims >= u64::try_from(PARTITIONS).unwrap_or(0) * 2, "partitions changed hands");
     drop(processes);
 }
+
+/// The value of the counter `name` with the label `source="standby"` on `process`'s metrics.
+async fn from_standby(process: &Process, name: &str) -> u64 {
+    let text = testing::http()
+        .get(format!("http://{}/metrics", process.addr))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .unwrap_or_default();
+    let prefix = format!("{name}{{source=\"standby\"}} ");
+    text.lines().find_map(|l| l.strip_prefix(&prefix)).and_then(|v| v.trim().parse().ok()).unwrap_or(0)
+}
+
+/// Whether `standby` stands by for every partition `owner` owns, caught up.
+async fn stands_by_for(standby: &Process, owner: &Process) -> Option<()> {
+    let owned: BTreeSet<i64> = partitions(owner).await?["owned"]
+        .as_array()?
+        .iter()
+        .filter_map(|lane| lane["partition"].as_i64())
+        .collect();
+    let view = partitions(standby).await?;
+    let following: BTreeSet<i64> = view["standby"]
+        .as_array()?
+        .iter()
+        .filter(|s| s["lag"].as_i64() == Some(0))
+        .filter_map(|s| s["partition"].as_i64())
+        .collect();
+    (!owned.is_empty() && owned == following).then_some(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_partitions_of_a_killed_owner_are_taken_from_the_standby() {
+    testing::init_logs();
+    let topics = testing::topics("cmd-standby", PARTITIONS);
+    let _cleanup = TopicsGuard::new(&topics);
+    let victim = Process::spawn(&topics, &testing::unique("standby-a"));
+    assert!(victim.wait_ready(Duration::from_secs(90)).await);
+    let survivor = Process::spawn(&topics, &testing::unique("standby-b"));
+    assert!(survivor.wait_ready(Duration::from_secs(90)).await);
+    let both = [&victim, &survivor];
+    assert!(testing::eventually(Duration::from_secs(60), || settled_owners(&both)).await.is_some());
+    let resources = load::define(survivor.addr, "hall", 24, 20).await;
+    let load = HttpLoad::start(vec![victim.addr, survivor.addr], &resources, 4, 900);
+    load.advance(60).await;
+    let caught_up = testing::eventually(Duration::from_secs(30), || stands_by_for(&survivor, &victim)).await;
+    assert!(caught_up.is_some(), "the survivor stands by for every partition of the victim, caught up");
+    let victim_partitions = partitions(&victim).await.expect("view")["owned"].as_array().map_or(0, Vec::len);
+
+    victim.signal("KILL");
+    drop(victim);
+    load.retarget(vec![survivor.addr]);
+    let all = testing::eventually(Duration::from_secs(60), || async {
+        (survivor.owned_partitions().await == Some(i64::from(PARTITIONS))).then_some(())
+    })
+    .await;
+    assert!(all.is_some(), "the survivor took every partition");
+    let taken = from_standby(&survivor, "holdfast_partition_restores_total").await;
+    assert_eq!(taken, u64::try_from(victim_partitions).unwrap_or(0), "every one taken from the standby");
+    load.advance(40).await;
+    let tally = load.finish().await;
+    load::assert_log_is_sound(&topics, &tally).await;
+    drop(survivor);
+}

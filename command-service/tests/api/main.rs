@@ -10,4 +10,5 @@ mod ops;
 mod reservations;
 mod restore;
 mod schemathesis;
+mod standby;
 mod support;

@@ -71,7 +71,7 @@ async fn forward(
 }
 
 /// Starts the front; returns its registry URL and its switch.
-async fn front() -> (String, Arc<AtomicBool>) {
+pub(crate) async fn front() -> (String, Arc<AtomicBool>) {
     let down = Arc::new(AtomicBool::new(true));
     let front =
         Front { upstream: testing::registry().url, down: Arc::clone(&down), http: reqwest::Client::new() };
@@ -266,7 +266,7 @@ async fn the_owner_decides_without_the_commands_and_replies_topics() {
 }
 
 /// Creates the topics, waiting until the cluster shows them.
-async fn ensure(layout: &TopicLayout) {
+pub(crate) async fn ensure(layout: &TopicLayout) {
     let made = testing::eventually(Duration::from_secs(30), || async {
         layout.ensure(&testing::kafka()).await.ok()
     })
@@ -275,7 +275,7 @@ async fn ensure(layout: &TopicLayout) {
 }
 
 /// Registers `schema` under `subject` directly; returns its id.
-async fn register_raw(subject: &str, schema: &str) -> u32 {
+pub(crate) async fn register_raw(subject: &str, schema: &str) -> u32 {
     let url = format!("{}/subjects/{subject}/versions", testing::registry().url);
     let response = reqwest::Client::new()
         .post(url)
