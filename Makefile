@@ -12,6 +12,9 @@ export CARGO_TARGET_DIR ?= $(CURDIR)/target
 TEST_THREADS ?= 2
 STACK := infra/local/stack
 SERVICES := infra/local/services
+# Command-service instances 'make up' and 'make services' run (one consumer group): instance 1
+# on 8080, instance 2 on 8090, instance k > 2 on 8088+k.
+COMMAND_INSTANCES ?= 1
 
 .PHONY: help up down demo test bench bench-commands stack stack-down build services services-down status logs toolchain fmt lint deny deny-advisories validate-infra
 
@@ -30,16 +33,18 @@ stack-down: ## stop what 'make stack' started
 build: toolchain ## release build of the services
 	$(CARGO) build --release --locked --bins
 
-services: ## start the three services in the background (needs 'make build')
-	@$(SERVICES) up
+services: ## start the three services in the background, COMMAND_INSTANCES (1) command instances (needs 'make build')
+	@$(SERVICES) up --command-instances $(COMMAND_INSTANCES)
 
-services-down: ## stop the three services
+services-down: ## stop the services (every command instance that runs)
 	@$(SERVICES) down
 
-up: stack build services ## stack + release build + services; returns when every /readyz is green
+up: stack build services ## stack + release build + services (COMMAND_INSTANCES=N for more command instances); returns when every /readyz is green
 	@echo
 	@echo "Holdfast is up:"
 	@echo "  command API      http://127.0.0.1:8080"
+	@n=$(COMMAND_INSTANCES); if [ "$$n" -gt 2 ]; then echo "                   instances 2-$$n on ports 8090-$$((8088 + n))"; \
+	 elif [ "$$n" -eq 2 ]; then echo "                   instance 2 on http://127.0.0.1:8090"; fi
 	@echo "  query API        http://127.0.0.1:8081"
 	@echo "  projections      http://127.0.0.1:8082/metrics"
 	@echo "  schema registry  http://127.0.0.1:8085/apis/ccompat/v7"
@@ -54,7 +59,7 @@ demo: up ## the main job: everything up, a short real workload, then a short aud
 	@infra/local/demo
 	@infra/local/bench --short
 
-bench: toolchain stack build ## the benchmark suite (reference, saturation, hot, idle, faults), audited, into results/
+bench: toolchain stack build ## the benchmark suite (reference, two-instances, saturation, hot, idle, faults, handover), audited, into results/
 	@infra/local/bench
 
 test: toolchain stack ## start the stack and run every test (schemathesis bounded), a bounded fuzz run, then lint (rustfmt, clippy -D warnings), cargo-deny and validate the infrastructure
@@ -73,7 +78,7 @@ validate-infra: ## validate Docker, Kubernetes, Istio, monitoring, Terraform and
 	@nice -n 19 infra/validate/install-tools
 	@nice -n 19 infra/validate/run
 
-status: ## what is running
+status: ## what is running; per command instance the partitions it owns and stands by for
 	@$(STACK) status
 	@$(SERVICES) status
 

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use futures::StreamExt as _;
 use holdfast_platform::auth::{MintError, Scope, mint_local};
+use holdfast_platform::partitioner::partition_for;
 use rand::SeedableRng as _;
 use rand::rngs::SmallRng;
 use secrecy::ExposeSecret as _;
@@ -26,6 +27,7 @@ use crate::LoadError;
 use crate::audit::AcceptedRecord;
 use crate::cli::RunArgs;
 use crate::client::{self, Answer, Target};
+use crate::handover::CommandAnswer;
 use crate::output;
 use crate::progress::Progress;
 use crate::record::{OpStats, PhaseStats};
@@ -50,6 +52,9 @@ pub struct Report {
     /// When the last request of the schedule had its answer (before the holds answered 202
     /// or 503 were asked again).
     pub load_ended: std::time::Instant,
+    /// Every command request with its partition, for the handover measurement
+    /// ([`crate::handover`]); recorded only when a `--fault` moves partitions.
+    pub answers: Vec<CommandAnswer>,
 }
 
 /// What became of the holds answered without a decision, by answer.
@@ -185,7 +190,9 @@ where
 
     let define = setup::define_resources(&target, &workload, args.capacity, &run_id, args.quiet).await?;
     let started_at = OffsetDateTime::now_utc().format(&Rfc3339).unwrap_or_default();
-    let mut driver = Driver::new(target, workload, phases, pool, run_id, args.quiet);
+    let moves_partitions = args.harness.faults.iter().any(|f| f.kind.moves_partitions());
+    let partitions = moves_partitions.then_some(args.harness.services.topics.partitions);
+    let mut driver = Driver::new(target, workload, phases, pool, run_id, args.quiet, partitions);
     let (done, watching) = watch::channel(false);
     let start = driver.start;
     let load = async {
@@ -200,7 +207,8 @@ where
     output::write(out_dir, &summary, &driver.workload, &driver.reservations)?;
     let accepted = driver.accepted();
     let timeline = driver.timeline();
-    Ok((Report { summary, timeline, accepted, settled, load_ended }, beside))
+    let answers = std::mem::take(&mut driver.answers);
+    Ok((Report { summary, timeline, accepted, settled, load_ended, answers }, beside))
 }
 
 /// The load alone against the flags' targets (no faults, no lag sampling, no audit), writing
@@ -220,6 +228,8 @@ pub async fn run_load(args: &RunArgs, stop: impl Future<Output = ()>) -> Result<
 struct Finished {
     /// Phase of its intended start.
     phase: usize,
+    /// Its intended start, since the schedule began.
+    due: Duration,
     /// What it asked for.
     planned: Planned,
     /// Sequence number of its idempotency key.
@@ -250,6 +260,11 @@ struct Driver {
     task_failures: u64,
     /// The run second by second.
     timeline: Recorder,
+    /// The partition of each resource, when command answers are recorded for the handover
+    /// measurement.
+    partitions: Option<Vec<i32>>,
+    /// The command answers recorded for it.
+    answers: Vec<CommandAnswer>,
 }
 
 impl Driver {
@@ -260,10 +275,16 @@ impl Driver {
         max_in_flight: usize,
         run_id: String,
         quiet: bool,
+        partitions: Option<i32>,
     ) -> Self {
         let start = Instant::now();
         let stats = vec![PhaseStats::default(); phases.len()];
         let progress = (!quiet).then(|| Progress::new(start));
+        let partitions = partitions.map(|count| {
+            (0..workload.shape().resources)
+                .map(|r| partition_for(workload.resource_id(r).as_bytes(), count))
+                .collect()
+        });
         Self {
             target,
             workload,
@@ -278,6 +299,8 @@ impl Driver {
             progress,
             task_failures: 0,
             timeline: Recorder::new(),
+            partitions,
+            answers: Vec::new(),
         }
     }
 
@@ -359,6 +382,7 @@ impl Driver {
             let at = Instant::now();
             Finished {
                 phase: tick.phase,
+                due: tick.at,
                 planned,
                 seq,
                 latency: at.saturating_duration_since(intended),
@@ -384,6 +408,7 @@ impl Driver {
         }
         let since_start = finished.at.saturating_duration_since(self.start);
         self.timeline.finished(since_start, finished.latency, finished.answer.decided());
+        self.note_command(&finished, since_start);
         let op = finished.planned.op();
         let recorded = self.phases[finished.phase].recorded;
         if recorded {
@@ -408,6 +433,27 @@ impl Driver {
             }
             // Reads change no reservation.
             (Planned::Hold(_) | Planned::Read(_) | Planned::Ryw(..), _) => {}
+        }
+    }
+
+    /// Records a finished command request with its partition for the handover measurement,
+    /// when it is asked for. Reads go to the query service: they are not recorded.
+    fn note_command(&mut self, finished: &Finished, since_start: Duration) {
+        let Some(partitions) = &self.partitions else { return };
+        let resource = match &finished.planned {
+            Planned::Hold(hold) => Some(hold.resource),
+            Planned::Confirm(index, _) | Planned::Cancel(index, _) => {
+                self.reservations.all().get(*index as usize).map(|a| a.hold.resource)
+            }
+            Planned::Read(_) | Planned::Ryw(..) => None,
+        };
+        if let Some(&partition) = resource.and_then(|r| partitions.get(r as usize)) {
+            self.answers.push(CommandAnswer {
+                partition,
+                sent_s: finished.due.as_secs_f64(),
+                answered_s: since_start.as_secs_f64(),
+                status: finished.answer.status(),
+            });
         }
     }
 

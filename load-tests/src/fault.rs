@@ -1,5 +1,5 @@
-//! Faults injected under load (`--fault KIND@AT[/EVERY]`): which ones exist, when they fire,
-//! and what they did to the answers (settled from the run's [`Timeline`] afterwards).
+//! Faults injected under load (`--fault KIND@AT[/EVERY[*TIMES]]`): which ones exist, when they
+//! fire, and what they did to the answers (settled from the run's [`Timeline`] afterwards).
 //!
 //! Injecting them is [`crate::stack::Spawned`]'s job: it owns the processes.
 
@@ -18,6 +18,9 @@ pub enum FaultKind {
     /// `SIGSTOP` one command-service instance for `--pause`, then `SIGCONT` it: a zombie that
     /// wakes up after its partitions were given to another instance.
     StopCommand,
+    /// A rolling restart of every command-service instance: each in turn gets `SIGTERM`, is
+    /// waited for until it exited, started again and waited for until ready.
+    RestartCommand,
     /// `kill -9` the projection worker, then start it again.
     KillProjection,
     /// Restart the Kafka broker.
@@ -30,9 +33,10 @@ pub enum FaultKind {
 
 impl FaultKind {
     /// Every kind, in the order of the flag's help.
-    pub const ALL: [Self; 6] = [
+    pub const ALL: [Self; 7] = [
         Self::KillCommand,
         Self::StopCommand,
+        Self::RestartCommand,
         Self::KillProjection,
         Self::RestartKafka,
         Self::RestartPostgres,
@@ -45,11 +49,19 @@ impl FaultKind {
         match self {
             Self::KillCommand => "kill-command",
             Self::StopCommand => "stop-command",
+            Self::RestartCommand => "restart-command",
             Self::KillProjection => "kill-projection",
             Self::RestartKafka => "restart-kafka",
             Self::RestartPostgres => "restart-postgres",
             Self::FlushRedis => "flush-redis",
         }
+    }
+
+    /// Whether it stops command-service instances, so that their partitions change hands (the
+    /// faults whose handover the report measures, [`crate::handover`]).
+    #[must_use]
+    pub fn moves_partitions(self) -> bool {
+        matches!(self, Self::KillCommand | Self::StopCommand | Self::RestartCommand)
     }
 }
 
@@ -59,8 +71,8 @@ impl fmt::Display for FaultKind {
     }
 }
 
-/// One `--fault`: a kind, when it first fires (since the schedule began, warm-up included) and
-/// how often it repeats.
+/// One `--fault`: a kind, when it first fires (since the schedule began, warm-up included), how
+/// often it repeats and how many times it fires at most.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FaultSpec {
     /// What to break.
@@ -69,16 +81,19 @@ pub struct FaultSpec {
     pub at: Duration,
     /// Period of the repeats, if any.
     pub every: Option<Duration>,
+    /// Most firings of a repeating fault; until the end of the run when `None`.
+    pub times: Option<u32>,
 }
 
 impl FaultSpec {
-    /// Parses `KIND@AT[/EVERY]`, e.g. `kill-command@20s` or `stop-command@15s/30s`.
+    /// Parses `KIND@AT[/EVERY[*TIMES]]`, e.g. `kill-command@20s`, `stop-command@15s/30s` or
+    /// `kill-command@20s/15s*20` (twenty times, 15 s apart).
     ///
     /// # Errors
     /// A message naming what does not parse.
     pub fn parse(raw: &str) -> Result<Self, String> {
         let (kind, when) =
-            raw.split_once('@').ok_or_else(|| format!("expected KIND@AT[/EVERY], got {raw:?}"))?;
+            raw.split_once('@').ok_or_else(|| format!("expected KIND@AT[/EVERY[*TIMES]], got {raw:?}"))?;
         let kind = FaultKind::ALL.into_iter().find(|k| k.name() == kind.trim()).ok_or_else(|| {
             let names: Vec<&str> = FaultKind::ALL.iter().map(|k| k.name()).collect();
             format!("unknown fault {kind:?}; one of {}", names.join(", "))
@@ -87,12 +102,25 @@ impl FaultSpec {
             Some((at, every)) => (at, Some(every)),
             None => (when, None),
         };
+        let (every, times) = match every {
+            Some(every) => match every.split_once('*') {
+                Some((every, times)) => (Some(every), Some(times)),
+                None => (Some(every), None),
+            },
+            None => (None, None),
+        };
         let at = parse_duration(at.trim())?;
         let every = every.map(|e| parse_duration(e.trim())).transpose()?;
         if every.is_some_and(|e| e < Duration::from_secs(1)) {
             return Err(format!("fault {raw:?} repeats more often than once a second"));
         }
-        Ok(Self { kind, at, every })
+        let times = times
+            .map(|t| match t.trim().parse::<u32>() {
+                Ok(n) if n > 0 => Ok(n),
+                _ => Err(format!("fault {raw:?}: TIMES is a count of at least 1, got {t:?}")),
+            })
+            .transpose()?;
+        Ok(Self { kind, at, every, times })
     }
 }
 
@@ -101,9 +129,10 @@ impl FaultSpec {
 pub fn schedule(specs: &[FaultSpec], end: Duration) -> Vec<(Duration, FaultKind)> {
     let mut firings = Vec::new();
     for spec in specs {
-        let mut at = spec.at;
-        while at < end {
+        let (mut at, mut left) = (spec.at, spec.times.unwrap_or(u32::MAX));
+        while at < end && left > 0 {
             firings.push((at, spec.kind));
+            left -= 1;
             match spec.every {
                 Some(every) => at += every,
                 None => break,
@@ -171,14 +200,28 @@ mod tests {
             Ok(FaultSpec {
                 kind: FaultKind::StopCommand,
                 at: Duration::from_secs(15),
-                every: Some(Duration::from_secs(30))
+                every: Some(Duration::from_secs(30)),
+                times: None,
             })
         );
         assert_eq!(
             FaultSpec::parse("flush-redis@1500ms").map(|s| (s.kind, s.at, s.every)),
             Ok((FaultKind::FlushRedis, Duration::from_millis(1500), None))
         );
-        for bad in ["kill-command", "explode@5s", "kill-command@x", "kill-command@5s/10ms", "@5s"] {
+        assert_eq!(
+            FaultSpec::parse("restart-command@20s/15s*3").map(|s| (s.kind, s.every, s.times)),
+            Ok((FaultKind::RestartCommand, Some(Duration::from_secs(15)), Some(3)))
+        );
+        for bad in [
+            "kill-command",
+            "explode@5s",
+            "kill-command@x",
+            "kill-command@5s/10ms",
+            "@5s",
+            "kill-command@5s/10s*0",
+            "kill-command@5s/10s*",
+            "kill-command@5s/10s*x",
+        ] {
             assert!(FaultSpec::parse(bad).is_err(), "{bad:?} must be refused");
         }
     }
@@ -198,6 +241,19 @@ mod tests {
                 (at(25), FaultKind::FlushRedis),
                 (at(30), FaultKind::KillCommand),
                 (at(50), FaultKind::KillCommand),
+            ]
+        );
+        let counted = [
+            FaultSpec::parse("kill-command@10s/5s*3").expect("valid"),
+            FaultSpec::parse("restart-command@28s").expect("valid"),
+        ];
+        assert_eq!(
+            schedule(&counted, at(60)),
+            vec![
+                (at(10), FaultKind::KillCommand),
+                (at(15), FaultKind::KillCommand),
+                (at(20), FaultKind::KillCommand),
+                (at(28), FaultKind::RestartCommand),
             ]
         );
     }

@@ -18,6 +18,7 @@ use crate::baseline::{self, BaselineSettings};
 use crate::cli::RunArgs;
 use crate::driver::{self, Endpoints, Settled};
 use crate::fault::{self, FaultSpec, Injected};
+use crate::handover;
 use crate::monitor::{self, LagSamples};
 use crate::output;
 use crate::report::{AuditOutcome, Baselines, RunReport};
@@ -35,9 +36,10 @@ pub struct HarnessArgs {
     /// answered 202 or 503 are asked again after the load.
     #[arg(long, env = "HOLDFAST_LOAD_AUDIT_WAIT", default_value = "180s", value_parser = parse_duration)]
     pub audit_wait: Duration,
-    /// A fault under load, `KIND@AT[/EVERY]` (time since the schedule began, warm-up
-    /// included); kinds: kill-command, stop-command, kill-projection, restart-kafka,
-    /// restart-postgres, flush-redis. Needs `--spawn`. Repeatable.
+    /// A fault under load, `KIND@AT[/EVERY[*TIMES]]` (time since the schedule began, warm-up
+    /// included; repeated every EVERY until the end or TIMES times); kinds: kill-command,
+    /// stop-command, restart-command, kill-projection, restart-kafka, restart-postgres,
+    /// flush-redis. Needs `--spawn`. Repeatable.
     #[arg(long = "fault", value_parser = FaultSpec::parse)]
     pub faults: Vec<FaultSpec>,
     /// How long `stop-command` keeps an instance stopped (longer than the session timeout of
@@ -196,8 +198,10 @@ pub async fn run(args: &RunArgs, stop: impl Future<Output = ()>) -> Result<RunRe
     timeline.faults = fault::settle(&injected, &timeline.seconds);
     let audited = AuditOutcome { audit, error: audit_error };
     let append_producers = usize::from(h.services.append_producers);
+    let handover = handover::measure(&injected, &load.answers);
     let mut report =
         RunReport::new(load.summary, load.settled, timeline, audited, baselines, append_producers);
+    report.handover = handover;
     report.write(&out_dir)?;
     Ok(report)
 }

@@ -13,8 +13,9 @@
 //! - [`client`]: sending a request and classifying the answer;
 //! - [`record`], [`summary`], [`progress`], [`output`]: histograms, the report and its files;
 //! - [`setup`]: defining the resources before the run;
-//! - [`driver`]: the run itself; [`harness`] around it ([`run`]): [`services`], [`fault`]s,
-//!   [`baseline`]s, the [`audit`], the [`report`] and its [`compare`]ison with the baselines;
+//! - [`driver`]: the run itself; [`harness`] around it ([`run`]): [`services`], [`fault`]s and
+//!   the [`handover`] of the command service's partitions through them, [`baseline`]s, the
+//!   [`audit`], the [`report`] and its [`compare`]ison with the baselines;
 //! - [`idle`]: CPU of the broker and the services with no load (`holdfast-load idle`).
 
 pub mod audit;
@@ -24,6 +25,7 @@ pub mod client;
 pub mod compare;
 pub mod driver;
 pub mod fault;
+pub mod handover;
 pub mod harness;
 pub mod idle;
 pub mod monitor;

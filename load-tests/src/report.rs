@@ -1,7 +1,8 @@
 //! The full report of a run (`report.json`, `report.md` and the plots): the load's summary,
 //! the audit's verdict, the baselines and the run's figures beside them ([`crate::compare`]),
-//! the faults with their error bursts and recovery times, the machine, and the run second by
-//! second.
+//! the faults with their error bursts and recovery times, the handover of the command
+//! service's partitions through its faults ([`crate::handover`]), the machine, and the run
+//! second by second.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -14,6 +15,7 @@ use crate::baseline::{AppendBaseline, BaselineError, KafkaBaselines, ProduceBase
 use crate::client::is_decision;
 use crate::compare::{Comparison, compare};
 use crate::driver::{PendingSettled, Settled};
+use crate::handover::Handover;
 use crate::plot;
 use crate::summary::Summary;
 use crate::timeline::Timeline;
@@ -163,6 +165,10 @@ pub struct RunReport {
     pub machine: Machine,
     /// Second by second, with the faults.
     pub timeline: Timeline,
+    /// How long the partitions each command-service fault disturbed took to answer again;
+    /// `None` without such faults.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handover: Option<Handover>,
     /// Plot files written next to the report.
     pub plots: Vec<String>,
 }
@@ -193,6 +199,7 @@ impl RunReport {
             baselines,
             machine: Machine::this(),
             timeline,
+            handover: None,
             plots: Vec::new(),
         }
     }
@@ -288,6 +295,9 @@ impl RunReport {
                     f.error.as_deref().unwrap_or("")
                 );
             }
+        }
+        if let Some(handover) = &self.handover {
+            handover.markdown(&mut out);
         }
         out.push_str("\n## audit\n\n");
         match (&self.audit, &self.audit_error) {

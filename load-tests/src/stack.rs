@@ -126,6 +126,10 @@ pub struct Spawned {
 /// from the log first).
 const READY_WITHIN: Duration = Duration::from_secs(180);
 
+/// How long a service may take to exit after `SIGTERM` before it is killed: the services'
+/// shutdown grace (`HOLDFAST_SHUTDOWN_GRACE`, 20 s) and a margin.
+const EXIT_WITHIN: Duration = Duration::from_secs(30);
+
 impl Spawned {
     /// Starts every service and waits until each is ready.
     ///
@@ -246,6 +250,40 @@ impl Spawned {
         self.wait_ready(role).await.map_err(|e| e.to_string())
     }
 
+    /// A rolling restart of the command instances: each in turn is stopped with `SIGTERM`
+    /// (it hands its partitions over and exits; killed after [`EXIT_WITHIN`]), started again
+    /// and waited for until ready before the next one.
+    async fn restart_commands(&mut self) -> Result<(), String> {
+        let mut problems = Vec::new();
+        for n in 1..=self.settings.command_instances {
+            let role = Role::Command(n);
+            if let Err(problem) = self.terminate(role).await {
+                problems.push(problem);
+            }
+            self.launch(role).map_err(|e| e.to_string())?;
+            self.wait_ready(role).await.map_err(|e| e.to_string())?;
+        }
+        if problems.is_empty() { Ok(()) } else { Err(problems.join("; ")) }
+    }
+
+    /// `SIGTERM` to `role` and the wait until it exited; `kill -9` when it is still running
+    /// after [`EXIT_WITHIN`] (reported as the error).
+    async fn terminate(&mut self, role: Role) -> Result<(), String> {
+        let Some(mut child) = self.children.remove(&role) else { return Ok(()) };
+        let Some(pid) = child.id() else { return Ok(()) };
+        let term = signal("-TERM", pid).await;
+        if term.is_ok()
+            && let Ok(exited) = tokio::time::timeout(EXIT_WITHIN, child.wait()).await
+        {
+            return exited.map(drop).map_err(|e| format!("wait for {}: {e}", role.name()));
+        }
+        child.kill().await.map_err(|e| format!("kill -9 {}: {e}", role.name()))?;
+        Err(match term {
+            Ok(()) => format!("{} still ran {EXIT_WITHIN:?} after SIGTERM; killed", role.name()),
+            Err(e) => format!("{e}; killed {}", role.name()),
+        })
+    }
+
     /// `SIGSTOP`, the pause, `SIGCONT`.
     async fn pause(&mut self, role: Role) -> Result<(), String> {
         let pid = self.children.get(&role).and_then(Child::id).ok_or("the process is not running")?;
@@ -282,6 +320,7 @@ impl Spawned {
         let outcome = match kind {
             FaultKind::KillCommand => self.kill_and_restart(victim).await,
             FaultKind::StopCommand => self.pause(victim).await,
+            FaultKind::RestartCommand => self.restart_commands().await,
             FaultKind::KillProjection => self.kill_and_restart(Role::Projection).await,
             FaultKind::RestartKafka => self.restart_component("kafka").await,
             FaultKind::RestartPostgres => self.restart_component("postgres").await,
@@ -293,7 +332,8 @@ impl Spawned {
         Injected { kind, at_s, took_s: started.elapsed().as_secs_f64(), error: outcome.err() }
     }
 
-    /// Stops every service with SIGTERM (they drain), killing those still running after 20 s.
+    /// Stops every service with SIGTERM (they drain), killing those still running after
+    /// [`EXIT_WITHIN`].
     pub async fn stop(mut self) {
         for child in self.children.values() {
             if let Some(pid) = child.id() {
@@ -302,7 +342,7 @@ impl Spawned {
             }
         }
         for (_, mut child) in self.children.drain() {
-            if tokio::time::timeout(Duration::from_secs(20), child.wait()).await.is_err() {
+            if tokio::time::timeout(EXIT_WITHIN, child.wait()).await.is_err() {
                 let _ = child.kill().await;
             }
         }

@@ -234,3 +234,29 @@ async fn holds_answered_503_are_asked_again_and_audited_like_202s() {
     assert_eq!(pending.lines().count(), 20);
     assert!(pending.lines().all(|line| line.contains(r#""answered":"unavailable""#)), "{pending}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn command_answers_carry_their_partition_when_a_fault_moves_partitions() {
+    let (addr, _) = api_with_reads().await;
+    let flags =
+        ["--rate", "50", "--duration", "1s", "--mix", "hold=2,confirm=1,read=1", "--prefix", "lt-hov"];
+    let query = format!("http://{addr}/");
+    let (mut args, out) = args(addr, &[&flags[..], &["--query-target", &query]].concat());
+    let quiet = run_load(&args, std::future::pending()).await.expect("run");
+    assert!(quiet.answers.is_empty(), "recorded only for the handover of a command fault");
+
+    args.harness.faults = vec![crate::fault::FaultSpec::parse("kill-command@10s").expect("valid")];
+    let report = run_load(&args, std::future::pending()).await.expect("run");
+    let _ = std::fs::remove_dir_all(&out);
+    let step = &report.summary.steps[0];
+    let reads = step.ops.get("read").map_or(0, |r| r.count);
+    assert_eq!(report.answers.len() as u64, step.responses - reads, "every command, no read: {step:?}");
+    let partitions = args.harness.services.topics.partitions;
+    let ours: Vec<i32> =
+        ["lt-hov-r0", "lt-hov-r1"].iter().map(|r| partition_for(r.as_bytes(), partitions)).collect();
+    for answer in &report.answers {
+        assert!(ours.contains(&answer.partition), "{answer:?} not on {ours:?}");
+        assert!(answer.sent_s < 1.0 && answer.sent_s <= answer.answered_s, "{answer:?}");
+        assert_eq!(answer.status, Some(201));
+    }
+}
