@@ -98,6 +98,11 @@ impl Standbys {
         let mut config = reader_config(kafka, client_id);
         // The partitions' ends, for the lag in the status.
         config.set("statistics.interval.ms", "5000");
+        // A tail of many partitions: librdkafka names every one of them in each fetch (it has no
+        // incremental fetch sessions), so let the broker gather records for up to 50 ms rather
+        // than answer each new record with a fetch of its own. A take waits at most that long
+        // more for the records before its claim.
+        config.set("fetch.min.bytes", "16384").set("fetch.wait.max.ms", "50");
         let reader = Reader::new(config, topic, codec, runtime, memory, Arc::clone(&status));
         let spawned = std::thread::Builder::new().name("standbys".into()).spawn(move || reader.run(&queue));
         if let Err(error) = spawned {
