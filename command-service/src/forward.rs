@@ -48,10 +48,14 @@ const HOP_BY_HOP: [HeaderName; 3] = [header::CONNECTION, header::TRANSFER_ENCODI
 /// Longest a forward may wait for its connection: an owner that does not accept within it is
 /// treated as unreachable (nothing was sent).
 const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
-/// Longest a forward waits for the owner's answer (an owner decides in milliseconds). An owner
-/// that does not answer within it may be paused or partitioned away: the command goes through
-/// the commands topic with the time left, where the partition's next owner decides it.
-const PATIENCE: Duration = Duration::from_secs(2);
+/// How often an idle or busy connection to an owner is pinged (HTTP/2 PING), and how long the
+/// answer may take. An owner that does not answer a ping (paused, partitioned away) loses the
+/// connection, and the forwards waiting on it go through the commands topic with the time left,
+/// where the partition's next owner decides them. A merely busy owner answers pings (the
+/// connection's task answers them, not its lanes), so its forwards wait for its decisions, as a
+/// local caller would: giving up on a loaded owner would only add the topic path's work to it.
+const PING_EVERY: Duration = Duration::from_secs(1);
+const PING_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long an owner that could not be reached, or did not answer, is passed over: meanwhile
 /// its partitions' commands go through the commands topic without waiting on it first.
 const SUSPECT_FOR: Duration = Duration::from_secs(3);
@@ -118,7 +122,8 @@ impl Forwarder {
             .http2_prior_knowledge()
             .connect_timeout(CONNECT_TIMEOUT)
             .pool_idle_timeout(Duration::from_secs(90))
-            .http2_keep_alive_interval(Duration::from_secs(10))
+            .http2_keep_alive_interval(PING_EVERY)
+            .http2_keep_alive_timeout(PING_TIMEOUT)
             .http2_keep_alive_while_idle(true)
             .redirect(reqwest::redirect::Policy::none())
             .build()?;
@@ -191,7 +196,7 @@ impl Forwarder {
             .request(request.method.clone(), url)
             .headers(headers)
             .body(request.body.clone())
-            .timeout(deadline.saturating_duration_since(started).min(PATIENCE))
+            .timeout(deadline.saturating_duration_since(started))
             .send();
         let result = match sent.await {
             Ok(response) if response.status() == StatusCode::MISDIRECTED_REQUEST => Forwarded::Refused,
