@@ -31,7 +31,7 @@ pub struct Partitions {
 }
 
 /// This instance's partitions.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Default, Serialize, ToSchema)]
 pub struct PartitionsResponse {
     /// This instance's id.
     pub instance: String,
@@ -56,14 +56,7 @@ pub struct PartitionsResponse {
 )]
 pub async fn partitions(State(state): State<AppState>) -> Response {
     let Some(view) = &state.partitions else {
-        return Json(PartitionsResponse {
-            instance: String::new(),
-            address: None,
-            owned: Vec::new(),
-            standby: Vec::new(),
-            directory: Vec::new(),
-        })
-        .into_response();
+        return Json(PartitionsResponse::default()).into_response();
     };
     let mut owned: Vec<LaneStatus> = view.owners.all().iter().map(|(_, lane)| lane.status()).collect();
     owned.sort_by_key(|status| status.partition);

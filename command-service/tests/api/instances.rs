@@ -112,22 +112,6 @@ async fn hold(
     (status, decided_by, response.json().await.unwrap_or(Value::Null))
 }
 
-/// The value of `holdfast_forwards_total{result="answered"}` on `process`'s metrics.
-async fn forwards_answered(process: &Process) -> u64 {
-    let text = testing::http()
-        .get(format!("http://{}/metrics", process.addr))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .unwrap_or_default();
-    text.lines()
-        .find_map(|l| l.strip_prefix("holdfast_forwards_total{result=\"answered\"} "))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_instance_answers_for_every_partition_through_its_owner() {
     testing::init_logs();
@@ -166,7 +150,10 @@ async fn every_instance_answers_for_every_partition_through_its_owner() {
             tally.accepted.push(body["reservation_id"].as_str().unwrap_or_default().to_owned());
         }
     }
-    assert!(forwards_answered(&a).await >= 1 && forwards_answered(&b).await >= 1, "both forwarded");
+    let answered = r#"holdfast_forwards_total{result="answered"}"#;
+    for process in [&a, &b] {
+        assert!(process.metric::<u64>(answered).await.unwrap_or(0) >= 1, "both forwarded");
+    }
 
     // A forwarded command that reaches an instance not owning its partition is refused, and
     // nothing is decided: the same key sent as a caller sends it is then a new hold.
@@ -220,20 +207,6 @@ async fn a_rolling_restart_under_load_loses_nothing_and_answers_no_5xx() {
     drop(processes);
 }
 
-/// The value of the counter `name` with the label `source="standby"` on `process`'s metrics.
-async fn from_standby(process: &Process, name: &str) -> u64 {
-    let text = testing::http()
-        .get(format!("http://{}/metrics", process.addr))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .unwrap_or_default();
-    let prefix = format!("{name}{{source=\"standby\"}} ");
-    text.lines().find_map(|l| l.strip_prefix(&prefix)).and_then(|v| v.trim().parse().ok()).unwrap_or(0)
-}
-
 /// Whether `standby` stands by for every partition `owner` owns, caught up.
 async fn stands_by_for(standby: &Process, owner: &Process) -> Option<()> {
     let owned: BTreeSet<i64> = partitions(owner).await?["owned"]
@@ -277,7 +250,8 @@ async fn the_partitions_of_a_killed_owner_are_taken_from_the_standby() {
     })
     .await;
     assert!(all.is_some(), "the survivor took every partition");
-    let taken = from_standby(&survivor, "holdfast_partition_restores_total").await;
+    let taken: u64 =
+        survivor.metric(r#"holdfast_partition_restores_total{source="standby"}"#).await.unwrap_or(0);
     assert_eq!(taken, u64::try_from(victim_partitions).unwrap_or(0), "every one taken from the standby");
     load.advance(40).await;
     let tally = load.finish().await;

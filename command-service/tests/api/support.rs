@@ -164,10 +164,14 @@ impl Process {
 
     /// The value of `holdfast_owned_partitions` on its metrics endpoint.
     pub async fn owned_partitions(&self) -> Option<i64> {
+        self.metric("holdfast_owned_partitions").await
+    }
+
+    /// The value of the sample `series` (name and labels, as exposed) on its metrics endpoint.
+    pub async fn metric<T: std::str::FromStr>(&self, series: &str) -> Option<T> {
         let text = reqwest::get(format!("http://{}/metrics", self.addr)).await.ok()?.text().await.ok()?;
-        text.lines()
-            .find_map(|l| l.strip_prefix("holdfast_owned_partitions "))
-            .and_then(|v| v.trim().parse().ok())
+        let prefix = format!("{series} ");
+        text.lines().find_map(|l| l.strip_prefix(&prefix)).and_then(|v| v.trim().parse().ok())
     }
 
     /// Sends `signal` (`STOP`, `CONT`, `KILL`, `TERM`).
