@@ -76,6 +76,16 @@ pub struct Config {
     /// Commands in flight above which new requests are refused with 429.
     #[arg(long, env = "HOLDFAST_MAX_IN_FLIGHT", default_value_t = 20_000)]
     pub max_in_flight: usize,
+    /// File holding the peer secret (at least 32 bytes), shared by the instances of a
+    /// deployment: they sign the commands they hand to each other's partitions with it. Without
+    /// it (and without `HOLDFAST_PEER_SECRET`) a key is derived from the HS256 token secret
+    /// when there is one (local development); with neither, commands for other instances'
+    /// partitions go through the commands topic.
+    #[arg(long, env = "HOLDFAST_PEER_SECRET_FILE")]
+    pub peer_secret_file: Option<std::path::PathBuf>,
+    /// The peer secret given directly, instead of the file.
+    #[arg(long, env = "HOLDFAST_PEER_SECRET", hide_env_values = true)]
+    pub peer_secret: Option<secrecy::SecretString>,
     /// On shutdown, how long the command API keeps serving after the partitions were handed
     /// over (`/readyz` already says not ready), forwarding what still arrives to the new
     /// owners while load balancers take the instance out.

@@ -229,7 +229,8 @@ impl Dispatcher {
         lock(&self.recent).get(command_id)
     }
 
-    fn remember(&self, outcome: &Arc<Outcome>) {
+    /// Keeps `outcome` for retries and polls (the first outcome of a command id stays).
+    pub fn remember(&self, outcome: &Arc<Outcome>) {
         lock(&self.recent).insert(Arc::clone(outcome));
     }
 

@@ -31,7 +31,7 @@ use tokio::net::TcpListener;
 pub use crate::config::Config;
 use crate::directory::Directory;
 use crate::dispatch::{Dispatcher, Route};
-use crate::forward::Forwarder;
+use crate::forward::{Forwarder, PeerKey};
 use crate::http::admin::Partitions;
 use crate::lane::LaneContext;
 use crate::lane::append::{Appender, Sending};
@@ -121,8 +121,9 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> R
         tokio::runtime::Handle::current(),
         memory,
     );
-    let forwarder = Forwarder::new(&instance, Arc::clone(&directory), metrics.clone())
-        .map_err(|e| ServiceError::Unexpected(anyhow::Error::new(e).context("forwarding client")))?;
+    let peer_key =
+        PeerKey::configured(config.peer_secret.as_ref(), config.peer_secret_file.as_deref(), &config.auth)
+            .map_err(|e| ServiceError::Unexpected(anyhow::Error::new(e)))?;
     let partitions = Partitions {
         instance: instance.clone(),
         address: address.clone(),
@@ -130,11 +131,20 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> R
         directory: Arc::clone(&directory),
         standbys: standbys.clone(),
     };
-    let state = http::AppState::new(Arc::clone(&dispatcher), metrics.clone(), auth)
+    let mut state = http::AppState::new(Arc::clone(&dispatcher), metrics.clone(), auth)
         .with_max_in_flight(config.max_in_flight)
         .with_request_timeout(config.command_wait + std::time::Duration::from_secs(5))
-        .with_forwarder(forwarder)
         .with_partitions(partitions);
+    if let Some(key) = peer_key {
+        let forwarder = Forwarder::new(&instance, Arc::clone(&directory), key.clone(), metrics.clone())
+            .map_err(|e| ServiceError::Unexpected(anyhow::Error::new(e).context("peer channel client")))?;
+        state = state.with_peers(forwarder, key);
+    } else {
+        tracing::warn!(
+            "no peer secret (HOLDFAST_PEER_SECRET_FILE): commands for other instances' partitions go \
+             through the commands topic"
+        );
+    }
     let router = http::router(state).merge(ops.router());
 
     let (events_tx, events) = std::sync::mpsc::channel();

@@ -52,11 +52,14 @@ pub struct Metrics {
     pub owned_partitions: IntGauge,
     /// Commands whose callers still wait for an outcome.
     pub in_flight: InFlight,
-    /// Commands forwarded to their partition's owner, by result (`answered`, `refused`: the
-    /// owner did not own it; `unreachable`: no connection; `unclear`: no answer in time).
+    /// Commands handed to their partition's owner, by result (`decided`; `undecided`: not
+    /// confirmed in the log in time; `not_owner`: the owner did not own it; `unreachable`: no
+    /// connection; `unclear`: no answer in time).
     pub forwards: IntCounterVec,
-    /// Time from forwarding a command to the owner's answer.
+    /// Time from handing a command to the owner to its answer.
     pub forward_seconds: Histogram,
+    /// Commands in each batch sent to an owner.
+    pub forward_batch: Histogram,
     /// Time from a partition's assignment to its lane taking commands, by where its state came
     /// from (`standby`: a warm standby; `log`: read from the start).
     pub takeover_seconds: HistogramVec,
@@ -131,13 +134,17 @@ impl Metrics {
             owned_partitions: IntGauge::new("owned_partitions", "Partitions owned, claimed and restored.")?,
             in_flight: InFlight(IntGauge::new("commands_in_flight", "Commands whose callers still wait.")?),
             forwards: IntCounterVec::new(
-                Opts::new("forwards_total", "Commands forwarded to their partition's owner, by result."),
+                Opts::new("forwards_total", "Commands handed to their partition's owner, by result."),
                 &["result"],
             )?,
             forward_seconds: Histogram::with_opts(latency(
                 "forward_duration_seconds",
-                "Time from forwarding a command to the owner's answer.",
+                "Time from handing a command to its partition's owner to the answer.",
             ))?,
+            forward_batch: Histogram::with_opts(
+                HistogramOpts::new("forward_batch_commands", "Commands in each batch sent to an owner.")
+                    .buckets(vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0]),
+            )?,
             takeover_seconds: HistogramVec::new(
                 HistogramOpts::new(
                     "takeover_seconds",
@@ -166,6 +173,7 @@ impl Metrics {
         registry.register(Box::new(metrics.in_flight.0.clone()))?;
         registry.register(Box::new(metrics.forwards.clone()))?;
         registry.register(Box::new(metrics.forward_seconds.clone()))?;
+        registry.register(Box::new(metrics.forward_batch.clone()))?;
         registry.register(Box::new(metrics.takeover_seconds.clone()))?;
         Ok(metrics)
     }

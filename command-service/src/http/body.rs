@@ -6,8 +6,6 @@
 //! errors are not found here but by the request types' conversions, so that all of them are
 //! reported together.
 
-use std::sync::{Arc, OnceLock};
-
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
 use axum::http::{HeaderMap, header};
@@ -18,19 +16,6 @@ use super::problem::{FieldError, Problem, ProblemType};
 
 /// Largest accepted request body.
 pub const BODY_LIMIT: usize = 64 * 1024;
-
-/// Where the body extractors leave the bytes they read, when a request asks for them (a command
-/// that may be forwarded as it came). Put in the request's extensions before the body is read.
-#[derive(Debug, Clone, Default)]
-pub struct RawBody(Arc<OnceLock<Bytes>>);
-
-impl RawBody {
-    /// The body read, or nothing if it was not read (yet).
-    #[must_use]
-    pub fn bytes(&self) -> Bytes {
-        self.0.get().cloned().unwrap_or_default()
-    }
-}
 
 /// A required JSON object body.
 #[derive(Debug)]
@@ -116,7 +101,6 @@ async fn read(request: Request, path: &str) -> Result<Bytes, Problem> {
 
     let too_large =
         || Problem::new(ProblemType::BodyTooLarge, format!("bodies are limited to {BODY_LIMIT} bytes"), path);
-    let raw = request.extensions().get::<RawBody>().cloned();
     let declared = request
         .headers()
         .get(header::CONTENT_LENGTH)
@@ -156,11 +140,7 @@ async fn read(request: Request, path: &str) -> Result<Bytes, Problem> {
         }
         collected.extend_from_slice(&chunk);
     }
-    let bytes = Bytes::from(collected);
-    if let Some(raw) = raw {
-        let _ = raw.0.set(bytes.clone());
-    }
-    Ok(bytes)
+    Ok(Bytes::from(collected))
 }
 
 /// The body as JSON, or 400 for broken JSON.

@@ -8,7 +8,7 @@ use std::convert::Infallible;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{FromRequestParts, Path};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, Method};
+use axum::http::{HeaderMap, HeaderValue, Method};
 use axum::response::{IntoResponse, Response};
 use holdfast_domain::{Command, CommandMeta, ValueError};
 use time::{Date, Duration, OffsetDateTime};
@@ -17,13 +17,12 @@ use uuid::Uuid;
 use holdfast_platform::auth::{AuthError, Principal};
 
 use super::AppState;
-use super::body::RawBody;
 use super::idempotency;
 use super::outcome::{key_reused, pending, render};
 use super::problem::{FieldError, Problem, ProblemType};
 use crate::dispatch::SubmitError;
 use crate::envelope::{CommandEnvelope, FORMAT_VERSION, Outcome};
-use crate::forward::{FORWARDED_BY, Forwardable, Forwarded};
+use crate::forward::{DECIDED_BY, Forwarded};
 
 /// Longest `tracestate` carried into the command (W3C allows 512 characters).
 const MAX_TRACESTATE: usize = 512;
@@ -46,11 +45,6 @@ pub struct Intake {
     /// without the token check, and then every command is refused.
     principal: Option<Principal>,
     meta: Result<CommandMeta, Vec<FieldError>>,
-    /// The request as it came (its body once read), to forward to the partition's owner.
-    request: Forwardable,
-    raw: RawBody,
-    /// Set when another instance forwarded the request: decide it here or refuse it.
-    forwarded: bool,
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for Intake {
@@ -60,20 +54,8 @@ impl<S: Send + Sync> FromRequestParts<S> for Intake {
         let path = parts.uri.path().to_owned();
         let principal = parts.extensions.get::<Principal>().cloned();
         let subject = principal.as_ref().map_or("", |p| p.subject.as_str());
-        // A request without a key gets one of its own, so that the owner it may be forwarded
-        // to (which derives the command id again) names the same command.
-        let made_key =
-            (!parts.headers.contains_key(idempotency::IDEMPOTENCY_KEY)).then(|| Uuid::now_v7().to_string());
-        let meta = meta(&parts.method, &path, &parts.headers, subject, made_key.as_deref());
-        let raw = RawBody::default();
-        parts.extensions.insert(raw.clone());
-        let target = parts.uri.path_and_query().map_or_else(|| path.clone(), |p| p.as_str().to_owned());
-        let mut request = Forwardable::new(parts.method.clone(), target, &parts.headers, Default::default());
-        if let Some(key) = made_key.and_then(|key| axum::http::HeaderValue::from_str(&key).ok()) {
-            request.headers.insert(idempotency::IDEMPOTENCY_KEY, key);
-        }
-        let forwarded = parts.headers.contains_key(FORWARDED_BY);
-        Ok(Self { path, principal, meta, request, raw, forwarded })
+        let meta = meta(&parts.method, &path, &parts.headers, subject);
+        Ok(Self { path, principal, meta })
     }
 }
 
@@ -93,8 +75,8 @@ impl Intake {
             Ok(envelope) => envelope,
             Err(problem) => return problem.into_response(),
         };
-        let answer = match state.dispatcher.outcome(envelope.meta.command_id) {
-            Some(known) => Ok(known),
+        let (answer, decided_by) = match state.dispatcher.outcome(envelope.meta.command_id) {
+            Some(known) => (Ok(known), None),
             None => {
                 let Some(_permit) = state.try_acquire() else {
                     let detail = "too many commands are in flight on this instance; retry shortly";
@@ -102,17 +84,20 @@ impl Intake {
                         .retry_after(1)
                         .into_response();
                 };
-                match self.decide(state, &envelope).await {
-                    Ok(answer) => answer,
-                    Err(relayed) => return relayed,
-                }
+                decide(state, &envelope).await
             }
         };
         match answer {
             Ok(outcome) if outcome.fingerprint != envelope.fingerprint => {
                 key_reused(&self.path).into_response()
             }
-            Ok(outcome) => render(&outcome, &self.path, envelope.command.reservation_id()),
+            Ok(outcome) => {
+                let mut response = render(&outcome, &self.path, envelope.command.reservation_id());
+                if let Some(owner) = decided_by.and_then(|owner| HeaderValue::from_str(&owner).ok()) {
+                    response.headers_mut().insert(DECIDED_BY, owner);
+                }
+                response
+            }
             Err(SubmitError::Pending { command_id }) => {
                 state.pending.insert(command_id, envelope.meta.principal.as_deref());
                 pending(command_id)
@@ -129,37 +114,6 @@ impl Intake {
                 Problem::new(ProblemType::Unavailable, detail, &self.path).retry_after(1).into_response()
             }
         }
-    }
-
-    /// Decides the command here when this instance owns its partition; otherwise forwards the
-    /// request to the owner (`Err`: the owner's answer, to relay) or, when no owner is known or
-    /// it did not take it, queues it on the commands topic. A forwarded request is decided here
-    /// or refused with 421 `not-owner`, never sent on again.
-    async fn decide(
-        &self,
-        state: &AppState,
-        envelope: &CommandEnvelope,
-    ) -> Result<Result<std::sync::Arc<Outcome>, SubmitError>, Response> {
-        let dispatcher = &state.dispatcher;
-        let deadline = dispatcher.deadline();
-        if let Some(answer) = dispatcher.decide_here(envelope, deadline).await {
-            return Ok(answer);
-        }
-        if self.forwarded {
-            let detail = "this instance does not own the command's partition now; nothing was decided";
-            return Err(Problem::new(ProblemType::NotOwner, detail, &self.path).into_response());
-        }
-        if let Some(forwarder) = &state.forwarder {
-            let partition = dispatcher.partition_of(envelope);
-            let request = Forwardable { body: self.raw.bytes(), ..self.request.clone() };
-            match forwarder.forward(partition, &request, deadline).await {
-                Some(Forwarded::Answered(relayed)) => return Err(relayed),
-                // The owner may have decided it: the commands topic path dedupes by command id
-                // and brings its outcome, or the caller learns it with a retry.
-                Some(Forwarded::Unclear | Forwarded::Refused | Forwarded::Unreachable) | None => {}
-            }
-        }
-        Ok(dispatcher.submit_by(envelope, deadline).await)
     }
 
     /// The envelope of a valid request, or `invalid-input` listing every header and body error.
@@ -209,6 +163,36 @@ impl Intake {
     }
 }
 
+/// Decides `envelope` here when this instance owns its partition; otherwise hands it to the
+/// owner (naming it, when it decided) or, when no owner is known or it did not take it, queues
+/// it on the commands topic.
+async fn decide(
+    state: &AppState,
+    envelope: &CommandEnvelope,
+) -> (Result<std::sync::Arc<Outcome>, SubmitError>, Option<String>) {
+    let dispatcher = &state.dispatcher;
+    let deadline = dispatcher.deadline();
+    if let Some(answer) = dispatcher.decide_here(envelope, deadline).await {
+        return (answer, None);
+    }
+    if let Some(forwarder) = &state.forwarder {
+        match forwarder.forward(dispatcher.partition_of(envelope), envelope, deadline).await {
+            Some(Forwarded::Decided { outcome, owner }) => {
+                dispatcher.remember(&outcome);
+                return (Ok(outcome), Some(owner));
+            }
+            Some(Forwarded::Undecided) => {
+                let command_id = envelope.meta.command_id;
+                return (Err(SubmitError::Undecided { command_id }), None);
+            }
+            // No owner took it, or its answer did not come: the commands topic path dedupes
+            // by command id and brings the outcome, or the caller learns it with a retry.
+            None => {}
+        }
+    }
+    (dispatcher.submit_by(envelope, deadline).await, None)
+}
+
 /// `Ok` when the days a hold or a capacity change covers lie in the booking window: from
 /// [`GRACE_DAYS`] before `today` to [`HORIZON_DAYS`] after it. Other commands name no days.
 ///
@@ -246,16 +230,15 @@ pub fn path_id<T>(
 }
 
 /// Command metadata from the request headers and the caller's `subject`, or every header
-/// error; `made_key` stands for the `Idempotency-Key` the request did not send.
+/// error.
 fn meta(
     method: &Method,
     path: &str,
     headers: &HeaderMap,
     subject: &str,
-    made_key: Option<&str>,
 ) -> Result<CommandMeta, Vec<FieldError>> {
     let mut errors = Vec::new();
-    let key = idempotency::key(headers).map_err(|e| errors.push(e)).ok().flatten().or(made_key);
+    let key = idempotency::key(headers).map_err(|e| errors.push(e)).ok().flatten();
     let correlation_id = correlation_id(headers).map_err(|e| errors.push(e)).ok().flatten();
     if !errors.is_empty() {
         return Err(errors);
@@ -355,7 +338,7 @@ mod tests {
         headers.insert("traceparent", HeaderValue::from_static(TRACEPARENT));
         headers.insert("tracestate", HeaderValue::from_static("vendor=1"));
         headers.insert("idempotency-key", HeaderValue::from_static("k"));
-        let meta = meta(&Method::POST, "/v1/resources", &headers, "ops", None).expect("valid headers");
+        let meta = meta(&Method::POST, "/v1/resources", &headers, "ops").expect("valid headers");
         assert_eq!(
             meta.command_id,
             idempotency::command_id("ops", &Method::POST, "/v1/resources", Some("k"))
@@ -367,30 +350,17 @@ mod tests {
     }
 
     #[test]
-    fn a_request_without_a_key_is_named_by_the_key_made_for_it() {
-        let headers = HeaderMap::new();
-        let made = meta(&Method::POST, "/v1/reservations", &headers, "ada", Some("made")).expect("valid");
-        let forwarded = idempotency::command_id("ada", &Method::POST, "/v1/reservations", Some("made"));
-        assert_eq!(made.command_id, forwarded, "the owner derives the same id from the key sent on");
-        let mut sent = HeaderMap::new();
-        sent.insert("idempotency-key", HeaderValue::from_static("own"));
-        let kept = meta(&Method::POST, "/v1/reservations", &sent, "ada", Some("made")).expect("valid");
-        let own = idempotency::command_id("ada", &Method::POST, "/v1/reservations", Some("own"));
-        assert_eq!(kept.command_id, own, "a key the caller sent wins");
-    }
-
-    #[test]
     fn invalid_trace_context_is_dropped_and_bad_ids_are_reported() {
         let mut headers = HeaderMap::new();
         headers.insert("traceparent", HeaderValue::from_static("00-xyz-1-01"));
         headers.insert("tracestate", HeaderValue::from_static("vendor=1"));
-        let meta = meta(&Method::POST, "/v1/resources", &headers, "ops", None).expect("valid headers");
+        let meta = meta(&Method::POST, "/v1/resources", &headers, "ops").expect("valid headers");
         assert_eq!((meta.traceparent, meta.tracestate), (None, None));
         assert_eq!(meta.correlation_id, meta.command_id);
 
         headers.insert("x-correlation-id", HeaderValue::from_static("nope"));
         headers.insert("idempotency-key", HeaderValue::from_static("a b"));
-        let errors = super::meta(&Method::POST, "/", &headers, "ops", None).expect_err("two bad headers");
+        let errors = super::meta(&Method::POST, "/", &headers, "ops").expect_err("two bad headers");
         let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
         assert_eq!(fields, ["Idempotency-Key", "X-Correlation-Id"]);
     }

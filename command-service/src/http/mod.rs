@@ -12,11 +12,11 @@
 //!   or out-of-range field or a bad header is 422 `invalid-input` listing every error;
 //! - an id in the path that cannot be valid answers 404 (`unknown-resource`,
 //!   `unknown-reservation`, `unknown-command`): nothing can exist under it;
-//! - `Idempotency-Key` is optional; without it each request is a new command: the instance
-//!   makes a key for it (a UUIDv7), which travels with it if it is forwarded to the owner of
-//!   its partition, so that the owner names the same command.
+//! - `Idempotency-Key` is optional; without it each request is a new command (its id is a
+//!   UUIDv7), which may be handed to the owner of its partition with that id.
 //! - every route but `/openapi.json` needs a bearer token ([`auth`]); the scopes each route
-//!   needs are in [`auth::needed`].
+//!   needs are in [`auth::needed`]. The peer channel's route ([`peer`]), outside the public
+//!   contract, takes batches signed with the peer key instead.
 
 pub mod admin;
 pub mod auth;
@@ -29,6 +29,7 @@ pub mod intake;
 pub mod middleware;
 pub mod openapi;
 pub mod outcome;
+pub mod peer;
 pub mod problem;
 pub mod reservations;
 pub mod resources;
@@ -48,7 +49,7 @@ use self::admin::Partitions;
 use self::commands::PendingCommands;
 use self::problem::{Problem, ProblemType};
 use crate::dispatch::Dispatcher;
-use crate::forward::Forwarder;
+use crate::forward::{Forwarder, PEER_PATH, PeerKey};
 use crate::metrics::Metrics;
 
 /// Default bound on commands waiting for their outcome on one instance.
@@ -72,8 +73,10 @@ pub struct AppState {
     pub request_timeout: Duration,
     /// Checks bearer tokens.
     pub auth: Authenticator,
-    /// Sends commands on to their partitions' owners; `None`: queue them on the commands topic.
+    /// Hands commands to their partitions' owners; `None`: queue them on the commands topic.
     pub forwarder: Option<Forwarder>,
+    /// Checks batches handed over by other instances; `None`: no peer channel.
+    pub peer_key: Option<PeerKey>,
     /// What the admin API shows of this instance's partitions.
     pub partitions: Option<Arc<Partitions>>,
     in_flight: InFlight,
@@ -91,6 +94,7 @@ impl AppState {
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             auth,
             forwarder: None,
+            peer_key: None,
             partitions: None,
             in_flight: InFlight::default(),
             pending: Arc::new(PendingCommands::new(PENDING_REMEMBERED)),
@@ -104,10 +108,12 @@ impl AppState {
         self
     }
 
-    /// The same state forwarding commands to their owners with `forwarder`.
+    /// The same state on the peer channel: handing commands to their owners with `forwarder`,
+    /// and deciding those other instances hand over, signed with `key`.
     #[must_use]
-    pub fn with_forwarder(mut self, forwarder: Forwarder) -> Self {
+    pub fn with_peers(mut self, forwarder: Forwarder, key: PeerKey) -> Self {
         self.forwarder = Some(forwarder);
+        self.peer_key = Some(key);
         self
     }
 
@@ -149,6 +155,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(api)
         .route("/openapi.json", get(openapi::serve))
+        .route(PEER_PATH, post(peer::decide))
         .method_not_allowed_fallback(method_not_allowed)
         .fallback(not_found)
         // `body::read` enforces the limit itself, draining what it refuses.

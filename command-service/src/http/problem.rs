@@ -60,9 +60,6 @@ pub enum ProblemType {
     RequestTimeout,
     /// 431: the request headers exceed 16 KiB together.
     HeadersTooLarge,
-    /// 421: a forwarded command reached an instance that does not own (or has not finished
-    /// restoring) its partition; nothing was decided. Only instances forward commands.
-    NotOwner,
     /// 429: too many commands in flight on this instance; retry after `Retry-After`.
     RateLimited,
     /// 503: commands cannot be handed to Kafka right now; retry after `Retry-After`.
@@ -75,7 +72,7 @@ pub enum ProblemType {
 
 impl ProblemType {
     /// Every problem type, for documentation and tests.
-    pub const ALL: [Self; 25] = [
+    pub const ALL: [Self; 24] = [
         Self::MalformedJson,
         Self::InvalidInput,
         Self::IdempotencyKeyReused,
@@ -96,7 +93,6 @@ impl ProblemType {
         Self::UnsupportedMediaType,
         Self::RequestTimeout,
         Self::HeadersTooLarge,
-        Self::NotOwner,
         Self::RateLimited,
         Self::Unavailable,
         Self::Timeout,
@@ -154,7 +150,6 @@ impl ProblemType {
             Self::HeadersTooLarge => {
                 ("headers-too-large", S::REQUEST_HEADER_FIELDS_TOO_LARGE, "Request headers too large")
             }
-            Self::NotOwner => ("not-owner", S::MISDIRECTED_REQUEST, "Not the partition's owner"),
             Self::RateLimited => ("rate-limited", S::TOO_MANY_REQUESTS, "Too many requests"),
             Self::Unavailable => ("unavailable", S::SERVICE_UNAVAILABLE, "Service unavailable"),
             Self::Timeout => ("timeout", S::SERVICE_UNAVAILABLE, "Request timed out"),

@@ -1,6 +1,6 @@
 //! Several instances behind one address, as a load balancer spreads callers over them: every
-//! instance answers commands for every partition, deciding its own and forwarding the others
-//! to their owners; a forwarded command is never sent on again; a rolling restart under load
+//! instance answers commands for every partition, deciding its own and handing the others to
+//! their owners over the signed peer channel, which nobody else may use; a rolling restart under load
 //! hands every partition over without losing a decision or answering a 5xx. Judged on the
 //! events log by the reader rule, as the failure tests are.
 
@@ -10,6 +10,15 @@ use std::time::Duration;
 use holdfast_platform::partitioner::partition_for;
 use holdfast_platform::testing::{self, TopicsGuard};
 use serde_json::{Value, json};
+
+use holdfast_command_service::envelope::{CommandEnvelope, FORMAT_VERSION};
+use holdfast_command_service::forward::{Batch, Handed, PEER_PATH, PEER_VERSION, PeerKey, SIGNATURE};
+use holdfast_command_service::http::idempotency;
+use holdfast_domain::{
+    Command, CommandMeta, CustomerId, HoldTtl, Quantity, ReservationId, ResourceId, Slot, SlotRange,
+};
+use time::OffsetDateTime;
+use uuid::Uuid;
 
 use crate::load::{self, HttpLoad, Tally};
 use crate::support::Process;
@@ -88,12 +97,7 @@ async fn define(process: &Process, resources: &[String]) {
 
 /// A hold on `resource` sent to `process`: (status, the instance that decided it if another
 /// one did, body).
-async fn hold(
-    process: &Process,
-    resource: &str,
-    key: Option<&str>,
-    forwarded: bool,
-) -> (u16, Option<String>, Value) {
+async fn hold(process: &Process, resource: &str, key: Option<&str>) -> (u16, Option<String>, Value) {
     let from = testing::days_from_today(30);
     let to = testing::days_from_today(32);
     let mut request = testing::http()
@@ -102,14 +106,57 @@ async fn hold(
     if let Some(key) = key {
         request = request.header("Idempotency-Key", key);
     }
-    if forwarded {
-        request = request.header("holdfast-forwarded-by", "another-instance");
-    }
     let response = request.send().await.expect("answered");
     let status = response.status().as_u16();
     let decided_by =
         response.headers().get("holdfast-decided-by").and_then(|v| v.to_str().ok()).map(str::to_owned);
     (status, decided_by, response.json().await.unwrap_or(Value::Null))
+}
+
+/// A valid hold on `resource` for customer ada, as an edge instance builds it.
+fn hold_envelope(resource: &str) -> CommandEnvelope {
+    let resource = ResourceId::parse(resource).expect("valid id");
+    let command_id = Uuid::now_v7();
+    let slot =
+        |days| Slot::from_date(OffsetDateTime::now_utc().date() + time::Duration::days(days)).expect("slot");
+    let command = Command::PlaceHold {
+        reservation_id: ReservationId::new(&resource, command_id),
+        range: SlotRange::new(slot(40), slot(41)).expect("range"),
+        quantity: Quantity::new(1).expect("quantity"),
+        customer_id: CustomerId::parse("ada").expect("customer"),
+        ttl: HoldTtl::DEFAULT,
+    };
+    let mut meta = CommandMeta::new(command_id);
+    meta.principal = Some("ada".to_owned());
+    CommandEnvelope {
+        v: FORMAT_VERSION,
+        fingerprint: idempotency::fingerprint(&command).expect("serializable"),
+        command,
+        meta,
+        submitted_at: OffsetDateTime::now_utc(),
+        reply_to: None,
+        acting_for: Some("ada".to_owned()),
+    }
+}
+
+/// A batch body of `envelope` sent at `sent_at`.
+fn batch(envelope: &CommandEnvelope, sent_at: OffsetDateTime) -> Vec<u8> {
+    let handed = Handed { envelope: envelope.clone(), wait_ms: 10_000 };
+    let batch = Batch { v: PEER_VERSION, from: "a-test".to_owned(), sent_at, commands: vec![handed] };
+    serde_json::to_vec(&batch).expect("encodes")
+}
+
+/// Posts a batch `body` with `signature` to `process`'s peer route: (status, body).
+async fn hand_over(process: &Process, body: &[u8], signature: &str) -> (u16, Value) {
+    let response = testing::http()
+        .post(format!("http://{}{PEER_PATH}", process.addr))
+        .header(SIGNATURE, signature)
+        .header("content-type", "application/json")
+        .body(body.to_vec())
+        .send()
+        .await
+        .expect("answered");
+    (response.status().as_u16(), response.json().await.unwrap_or(Value::Null))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -135,12 +182,12 @@ async fn every_instance_answers_for_every_partition_through_its_owner() {
     let mut tally = Tally::default();
     for resource in &resources {
         let owner = owner_of(resource);
-        // With a key and without one (the instance makes one, which travels with the request).
+        // With a key and without one (the command id is made at the edge and travels with it).
         for (process, instance, keyed) in
             [(&a, &a_id, true), (&b, &b_id, true), (&a, &a_id, false), (&b, &b_id, false)]
         {
             let key = keyed.then(|| testing::unique("hold"));
-            let (status, decided_by, body) = hold(process, resource, key.as_deref(), false).await;
+            let (status, decided_by, body) = hold(process, resource, key.as_deref()).await;
             assert_eq!(status, 201, "{resource} held through {instance}: {body}");
             if *instance == owner {
                 assert_eq!(decided_by, None, "the owner decides its own partition's commands");
@@ -150,23 +197,42 @@ async fn every_instance_answers_for_every_partition_through_its_owner() {
             tally.accepted.push(body["reservation_id"].as_str().unwrap_or_default().to_owned());
         }
     }
-    let answered = r#"holdfast_forwards_total{result="answered"}"#;
+    let decided = r#"holdfast_forwards_total{result="decided"}"#;
     for process in [&a, &b] {
-        assert!(process.metric::<u64>(answered).await.unwrap_or(0) >= 1, "both forwarded");
+        assert!(process.metric::<u64>(decided).await.unwrap_or(0) >= 1, "both handed commands over");
     }
 
-    // A forwarded command that reaches an instance not owning its partition is refused, and
-    // nothing is decided: the same key sent as a caller sends it is then a new hold.
+    // The peer channel takes only fresh batches signed with the deployment's peer key, and an
+    // instance handed a command of a partition it does not own decides nothing.
     let resource = &resources[0];
-    let not_owner = if owner_of(resource) == a_id { &b } else { &a };
-    let key = testing::unique("refused");
-    let (status, _, body) = hold(not_owner, resource, Some(&key), true).await;
-    assert_eq!(status, 421, "{body}");
-    assert_eq!(body["type"], "https://holdfast.dev/problems/not-owner");
-    let (status, decided_by, body) = hold(not_owner, resource, Some(&key), false).await;
-    assert_eq!(status, 201, "decided once sent as a caller sends it: {body}");
-    assert_eq!(decided_by, Some(owner_of(resource)));
-    tally.accepted.push(body["reservation_id"].as_str().unwrap_or_default().to_owned());
+    let (owner, not_owner) = if owner_of(resource) == a_id { (&a, &b) } else { (&b, &a) };
+    let key = PeerKey::derived(testing::TEST_SECRET.as_bytes()).expect("the test secret is long enough");
+    let envelope = hold_envelope(resource);
+    let fresh = batch(&envelope, OffsetDateTime::now_utc());
+    let stale = batch(&envelope, OffsetDateTime::now_utc() - time::Duration::minutes(5));
+    let forged = PeerKey::new(b"not the deployment's peer secret, but long").expect("long enough");
+    for (what, body, signature) in [
+        ("unsigned", &fresh, String::new()),
+        ("signed with another key", &fresh, forged.sign(&fresh)),
+        ("stale", &stale, key.sign(&stale)),
+    ] {
+        let (status, answer) = hand_over(owner, body, &signature).await;
+        assert_eq!(status, 401, "a batch {what} is refused: {answer}");
+        assert_eq!(answer["type"], "https://holdfast.dev/problems/unauthorized", "{what}");
+    }
+    let (status, answer) = hand_over(not_owner, &fresh, &key.sign(&fresh)).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["answers"], json!([{"answer": "not-owner"}]), "not its partition: nothing decided");
+    let (status, answer) = hand_over(owner, &fresh, &key.sign(&fresh)).await;
+    assert_eq!(status, 200, "{answer}");
+    let outcome = &answer["answers"][0];
+    assert_eq!(outcome["answer"], "decided", "{answer}");
+    assert_eq!(outcome["outcome"]["command_id"], json!(envelope.meta.command_id));
+    assert_eq!(outcome["outcome"]["verdict"]["result"], "accepted", "{answer}");
+    let reservation = outcome["outcome"]["verdict"]["reservation"]["reservation_id"].as_str();
+    tally.accepted.push(reservation.unwrap_or_default().to_owned());
+    let (_, again) = hand_over(owner, &fresh, &key.sign(&fresh)).await;
+    assert_eq!(again["answers"][0]["outcome"], outcome["outcome"], "a replay decides nothing new");
 
     let report = load::assert_log_is_sound(&topics, &tally).await;
     assert_eq!(report.holds.len(), tally.accepted.len(), "no hold beyond those answered 201");

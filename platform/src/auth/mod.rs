@@ -23,8 +23,8 @@ use serde::Deserialize;
 
 pub use jsonwebtoken::errors::Error as MintError;
 
-pub use self::keys::KeyError;
 use self::keys::Keys;
+pub use self::keys::{KeyError, MIN_SECRET_BYTES};
 pub use crate::config::AuthArgs;
 
 /// Clock skew allowed when checking `exp` and `nbf`, in seconds.
