@@ -154,6 +154,9 @@ pub struct Injected {
     pub took_s: f64,
     /// Why it failed, if it did.
     pub error: Option<String>,
+    /// The command instances' takeover counts right before it
+    /// ([`crate::takeover`]; `None` without spawned services).
+    pub takeovers_before: Option<crate::takeover::Takeovers>,
 }
 
 /// Each injection with its error burst and recovery: the requests without a decision from
@@ -273,7 +276,7 @@ mod tests {
                 _ => second(t, 0, 10.0),
             })
             .collect();
-        let injected = |kind, at_s| Injected { kind, at_s, took_s: 0.5, error: None };
+        let injected = |kind, at_s| Injected { kind, at_s, took_s: 0.5, error: None, takeovers_before: None };
         let marks =
             settle(&[injected(FaultKind::KillCommand, 4.5), injected(FaultKind::FlushRedis, 12.0)], &seconds);
         assert_eq!((marks[0].failed, marks[0].recovery_s, marks[0].worst_p99_ms), (9, 4.5, 900.0));

@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::client::is_decision;
 use crate::fault::{FaultKind, Injected};
+use crate::takeover::Takeovers;
 
 /// One command request, as the handover measurement sees it.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -95,6 +96,11 @@ pub struct FaultHandover {
     pub unrecovered: u64,
     /// Recovery times of the recovered partitions (s from the fault); `None` when none was.
     pub recovery_s: Option<Spread>,
+    /// Partitions the instances took over from the fault until the next one, and how long
+    /// each took from its assignment, as they measured it ([`crate::takeover`]); `None`
+    /// without the instances' counts.
+    #[serde(default)]
+    pub takeovers: Option<Takeovers>,
 }
 
 impl FaultHandover {
@@ -123,6 +129,9 @@ pub struct KindHandover {
     pub unrecovered_faults: u64,
     /// Answers 5xx over all of them.
     pub answered_5xx: u64,
+    /// Their takeovers together.
+    #[serde(default)]
+    pub takeovers: Takeovers,
 }
 
 /// The handover of every command-service fault of a run.
@@ -135,9 +144,14 @@ pub struct Handover {
 }
 
 /// The handover of each fault in `injected` that moves partitions, from `answers` (in any
-/// order); `None` when there is no such fault.
+/// order) and the instances' takeover counts before each fault and `takeovers_after` the
+/// load; `None` when there is no such fault.
 #[must_use]
-pub fn measure(injected: &[Injected], answers: &[CommandAnswer]) -> Option<Handover> {
+pub fn measure(
+    injected: &[Injected],
+    answers: &[CommandAnswer],
+    takeovers_after: Option<&Takeovers>,
+) -> Option<Handover> {
     let mut answers = answers.to_vec();
     answers.sort_by(|a, b| a.sent_s.total_cmp(&b.sent_s));
     let faults: Vec<FaultHandover> = injected
@@ -146,7 +160,13 @@ pub fn measure(injected: &[Injected], answers: &[CommandAnswer]) -> Option<Hando
         .filter(|(_, fault)| fault.kind.moves_partitions())
         .map(|(i, fault)| {
             let until = injected.get(i + 1).map_or(f64::INFINITY, |next| next.at_s);
-            one_fault(fault.kind, fault.at_s, until, &answers)
+            let next_counts =
+                injected.get(i + 1).map_or(takeovers_after, |next| next.takeovers_before.as_ref());
+            let takeovers = match (&fault.takeovers_before, next_counts) {
+                (Some(before), Some(after)) => Some(after.since(before)),
+                _ => None,
+            };
+            FaultHandover { takeovers, ..one_fault(fault.kind, fault.at_s, until, &answers) }
         })
         .collect();
     if faults.is_empty() {
@@ -160,12 +180,17 @@ pub fn measure(injected: &[Injected], answers: &[CommandAnswer]) -> Option<Hando
                 return None;
             }
             let maxima: Vec<f64> = of_kind.iter().filter_map(|f| f.max_recovery_s()).collect();
+            let mut takeovers = Takeovers::default();
+            for taken in of_kind.iter().filter_map(|f| f.takeovers.as_ref()) {
+                takeovers.add(taken);
+            }
             Some(KindHandover {
                 kind: kind.name().to_owned(),
                 faults: of_kind.len() as u64,
                 max_recovery_s: Spread::of(&maxima),
                 unrecovered_faults: of_kind.iter().filter(|f| f.unrecovered > 0).count() as u64,
                 answered_5xx: of_kind.iter().map(|f| f.answered_5xx).sum(),
+                takeovers,
             })
         })
         .collect();
@@ -204,6 +229,7 @@ fn one_fault(kind: FaultKind, at_s: f64, until: f64, answers: &[CommandAnswer]) 
         disturbed: last_failure.len() as u64,
         unrecovered: (last_failure.len() - recovered.len()) as u64,
         recovery_s: Spread::of(&recovered),
+        takeovers: None,
     }
 }
 
@@ -255,6 +281,38 @@ impl Handover {
                 k.answered_5xx,
             );
         }
+        if self.kinds.iter().all(|k| k.takeovers.count() == 0) {
+            return;
+        }
+        out.push_str(
+            "\nPartitions taken over after the faults of a kind, as the instances measured it \
+             (`holdfast_takeover_seconds{source}`: from the group's assignment to the lane taking commands; \
+             `standby`: the state came from a standby, `log`: restored from the start). The quantiles are \
+             bucket bounds: \"≤ 0.2\" means within 0.2 s.\n\n\
+             | fault | source | takeovers | ≤ 0.2 s | ≤ 1 s | p50 ≤ s | p90 ≤ s | p99 ≤ s |\n\
+             |---|---|--:|--:|--:|--:|--:|--:|\n",
+        );
+        for k in &self.kinds {
+            for (source, buckets) in &k.takeovers.by_source {
+                let largest = buckets.at_most.iter().rev().map(|(le, _)| *le).find(|le| le.is_finite());
+                let bound = |v: Option<f64>| match v {
+                    Some(v) if v.is_finite() => format!("{v}"),
+                    Some(_) => format!("> {}", largest.unwrap_or(0.0)),
+                    None => "n/a".to_owned(),
+                };
+                let _ = writeln!(
+                    out,
+                    "| {} | {source} | {} | {} | {} | {} | {} | {} |",
+                    k.kind,
+                    buckets.count(),
+                    buckets.within(0.2),
+                    buckets.within(1.0),
+                    bound(buckets.quantile(0.5)),
+                    bound(buckets.quantile(0.9)),
+                    bound(buckets.quantile(0.99)),
+                );
+            }
+        }
     }
 }
 
@@ -267,7 +325,7 @@ mod tests {
     }
 
     fn fault(kind: FaultKind, at_s: f64) -> Injected {
-        Injected { kind, at_s, took_s: 1.0, error: None }
+        Injected { kind, at_s, took_s: 1.0, error: None, takeovers_before: None }
     }
 
     #[test]
@@ -286,7 +344,8 @@ mod tests {
             answer(3, 9.0, 10.5, None),
             answer(3, 10.1, 10.2, Some(201)),
         ];
-        let handover = measure(&[fault(FaultKind::KillCommand, 10.0)], &answers).expect("a command fault");
+        let handover =
+            measure(&[fault(FaultKind::KillCommand, 10.0)], &answers, None).expect("a command fault");
         let f = &handover.faults[0];
         assert_eq!((f.requests, f.failed, f.answered_5xx, f.disturbed, f.unrecovered), (8, 3, 1, 2, 0));
         let r = f.recovery_s.expect("recovered");
@@ -311,7 +370,7 @@ mod tests {
             fault(FaultKind::FlushRedis, 25.0),
             fault(FaultKind::RestartCommand, 30.0),
         ];
-        let handover = measure(&injected, &answers).expect("command faults");
+        let handover = measure(&injected, &answers, None).expect("command faults");
         assert_eq!(handover.faults.len(), 2, "flush-redis is no handover");
         let stop = &handover.faults[0];
         assert_eq!((stop.disturbed, stop.max_recovery_s()), (1, Some(2.0)));
@@ -336,7 +395,7 @@ mod tests {
                 answers.push(answer(i32::from(k), at + 0.5, at + lasted, Some(201)));
             }
         }
-        let handover = measure(&injected, &answers).expect("command faults");
+        let handover = measure(&injected, &answers, None).expect("command faults");
         let maxima: Vec<Option<f64>> = handover.faults.iter().map(FaultHandover::max_recovery_s).collect();
         assert_eq!(maxima, [Some(1.0), Some(2.0), Some(3.0), Some(0.0), Some(5.0)]);
         assert_eq!(handover.kinds.len(), 1);
@@ -353,10 +412,40 @@ mod tests {
     }
 
     #[test]
+    fn takeovers_between_faults_are_the_earlier_faults() {
+        let counts = |standby_fast: u64, standby: u64, log: u64| {
+            Takeovers::parse(&format!(
+                "holdfast_takeover_seconds_bucket{{source=\"standby\",le=\"0.2\"}} {standby_fast}\n\
+                 holdfast_takeover_seconds_bucket{{source=\"standby\",le=\"+Inf\"}} {standby}\n\
+                 holdfast_takeover_seconds_bucket{{source=\"log\",le=\"0.2\"}} 0\n\
+                 holdfast_takeover_seconds_bucket{{source=\"log\",le=\"+Inf\"}} {log}\n"
+            ))
+        };
+        // Eight partitions restored from the log at the start; then a kill whose partitions
+        // come from standbys (three of four within 0.2 s), then a restart with two more.
+        let mut kill = fault(FaultKind::KillCommand, 10.0);
+        kill.takeovers_before = Some(counts(0, 0, 8));
+        let mut restart = fault(FaultKind::RestartCommand, 20.0);
+        restart.takeovers_before = Some(counts(3, 4, 8));
+        let after = counts(5, 6, 8);
+        let answers = [answer(1, 10.5, 11.0, Some(201))];
+        let handover = measure(&[kill, restart], &answers, Some(&after)).expect("command faults");
+        let taken = |i: usize| handover.faults[i].takeovers.clone().expect("counted");
+        assert_eq!(taken(0).count(), 4, "the start's restores are not the kill's");
+        assert_eq!(taken(0).by_source["standby"].within(0.2), 3);
+        assert!(!taken(0).by_source.contains_key("log"), "none from the log");
+        assert_eq!(taken(1).count(), 2);
+        let mut md = String::new();
+        handover.markdown(&mut md);
+        assert!(md.contains("| kill-command | standby | 4 | 3 | 3 | 0.2 | > 0.2 | > 0.2 |"), "{md}");
+        assert!(md.contains("| restart-command | standby | 2 | 2 | 2 | 0.2 | 0.2 | 0.2 |"), "{md}");
+    }
+
+    #[test]
     fn runs_without_command_faults_have_no_handover() {
         let answers = [answer(1, 1.0, 2.0, Some(503))];
-        assert_eq!(measure(&[fault(FaultKind::RestartKafka, 0.5)], &answers), None);
-        assert_eq!(measure(&[], &answers), None);
+        assert_eq!(measure(&[fault(FaultKind::RestartKafka, 0.5)], &answers, None), None);
+        assert_eq!(measure(&[], &answers, None), None);
         assert_eq!(Spread::of(&[]), None);
     }
 }

@@ -24,6 +24,7 @@ use crate::output;
 use crate::report::{AuditOutcome, Baselines, RunReport};
 use crate::services::{ServiceArgs, Services};
 use crate::stack::Role;
+use crate::takeover::Takeovers;
 
 /// Flags of the harness around the load (flattened into `run`'s).
 #[derive(Debug, Clone, Args)]
@@ -131,6 +132,7 @@ pub async fn run(args: &RunArgs, stop: impl Future<Output = ()>) -> Result<RunRe
     let beside = |start: Instant, done: watch::Receiver<bool>| {
         let spawned = services.spawned.as_mut();
         async move {
+            let mut load_done = done.clone();
             let lag = async {
                 match metrics {
                     Some(url) => monitor::sample_lag(url, start, done).await,
@@ -139,6 +141,7 @@ pub async fn run(args: &RunArgs, stop: impl Future<Output = ()>) -> Result<RunRe
             };
             let faults = async {
                 let mut injected = Vec::new();
+                let mut takeovers_after = None;
                 if let Some(spawned) = spawned {
                     for (at, kind) in firings {
                         tokio::time::sleep_until(start + at).await;
@@ -147,14 +150,18 @@ pub async fn run(args: &RunArgs, stop: impl Future<Output = ()>) -> Result<RunRe
                         }
                         injected.push(spawned.inject(kind, at.as_secs_f64()).await);
                     }
+                    if !injected.is_empty() {
+                        let _ = load_done.wait_for(|done| *done).await;
+                        takeovers_after = Some(spawned.takeovers().await);
+                    }
                 }
-                injected
+                (injected, takeovers_after)
             };
             tokio::join!(lag, faults)
         }
     };
     let result = driver::run(args, &endpoints, &run_id, &out_dir, stop, beside).await;
-    let (load, (lag, injected)): (_, (LagSamples, Vec<Injected>)) = match result {
+    let (load, (lag, (injected, takeovers_after))): (_, (LagSamples, Injections)) = match result {
         Ok(done) => done,
         Err(error) => {
             services.tear_down(&h.services).await;
@@ -198,13 +205,16 @@ pub async fn run(args: &RunArgs, stop: impl Future<Output = ()>) -> Result<RunRe
     timeline.faults = fault::settle(&injected, &timeline.seconds);
     let audited = AuditOutcome { audit, error: audit_error };
     let append_producers = usize::from(h.services.append_producers);
-    let handover = handover::measure(&injected, &load.answers);
+    let handover = handover::measure(&injected, &load.answers, takeovers_after.as_ref());
     let mut report =
         RunReport::new(load.summary, load.settled, timeline, audited, baselines, append_producers);
     report.handover = handover;
     report.write(&out_dir)?;
     Ok(report)
 }
+
+/// The faults injected, and the instances' takeover counts after the load.
+type Injections = (Vec<Injected>, Option<Takeovers>);
 
 /// How long the harness waits for the broker to remove a deleted topic's files: three times
 /// the local stack's `file.delete.delay.ms` (1 s; Kafka's default is a minute). The removal

@@ -39,6 +39,7 @@ pub mod services;
 pub mod setup;
 pub mod stack;
 pub mod summary;
+pub mod takeover;
 pub mod timeline;
 pub mod workload;
 

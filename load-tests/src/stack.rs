@@ -17,6 +17,7 @@ use tokio::process::{Child, Command};
 
 use crate::driver::load_token;
 use crate::fault::{FaultKind, Injected};
+use crate::takeover::Takeovers;
 
 /// Why the services could not be started.
 #[derive(Debug, thiserror::Error)]
@@ -120,6 +121,8 @@ pub struct Spawned {
     children: HashMap<Role, Child>,
     /// Which command instance the next command fault hits.
     next_victim: u16,
+    /// The takeover counts of command processes stopped or killed, as last scraped.
+    gone: Takeovers,
 }
 
 /// How long a service may take to become ready (a command service restores its partitions
@@ -142,8 +145,14 @@ impl Spawned {
         roles.extend([Role::Projection, Role::Query]);
         let secret =
             SecretString::from(format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple()));
-        let mut spawned =
-            Self { settings, secret, ports: HashMap::new(), children: HashMap::new(), next_victim: 0 };
+        let mut spawned = Self {
+            settings,
+            secret,
+            ports: HashMap::new(),
+            children: HashMap::new(),
+            next_victim: 0,
+            gone: Takeovers::default(),
+        };
         for role in &roles {
             let port = free_port().map_err(|source| StackError::Process { what: "bind".into(), source })?;
             spawned.ports.insert(*role, port);
@@ -241,8 +250,40 @@ impl Spawned {
         Err(StackError::NotReady(role.name(), READY_WITHIN))
     }
 
+    /// The takeover counts of the command instances ([`crate::takeover`]): those running now
+    /// and those gone (their counts as scraped last).
+    pub async fn takeovers(&self) -> Takeovers {
+        let mut all = self.gone.clone();
+        for n in 1..=self.settings.command_instances {
+            if self.children.contains_key(&Role::Command(n)) {
+                all.add(&self.scrape_takeovers(Role::Command(n)).await);
+            }
+        }
+        all
+    }
+
+    /// `role`'s takeover counts (nothing when it does not answer).
+    async fn scrape_takeovers(&self, role: Role) -> Takeovers {
+        let url = format!("{}/metrics", self.url(role));
+        let client = reqwest::Client::builder().timeout(Duration::from_secs(2)).no_proxy().build();
+        let Ok(client) = client else { return Takeovers::default() };
+        match client.get(&url).send().await {
+            Ok(response) => Takeovers::parse(&response.text().await.unwrap_or_default()),
+            Err(_) => Takeovers::default(),
+        }
+    }
+
+    /// Keeps a command instance's counts before it goes.
+    async fn retire(&mut self, role: Role) {
+        if matches!(role, Role::Command(_)) && self.children.contains_key(&role) {
+            let last = self.scrape_takeovers(role).await;
+            self.gone.add(&last);
+        }
+    }
+
     /// `kill -9` of `role`, then the same process started again until ready.
     async fn kill_and_restart(&mut self, role: Role) -> Result<(), String> {
+        self.retire(role).await;
         if let Some(mut child) = self.children.remove(&role) {
             child.kill().await.map_err(|e| format!("kill -9 {}: {e}", role.name()))?;
         }
@@ -269,6 +310,7 @@ impl Spawned {
     /// `SIGTERM` to `role` and the wait until it exited; `kill -9` when it is still running
     /// after [`EXIT_WITHIN`] (reported as the error).
     async fn terminate(&mut self, role: Role) -> Result<(), String> {
+        self.retire(role).await;
         let Some(mut child) = self.children.remove(&role) else { return Ok(()) };
         let Some(pid) = child.id() else { return Ok(()) };
         let term = signal("-TERM", pid).await;
@@ -315,6 +357,7 @@ impl Spawned {
     /// Injects `kind` now (`at_s` is its time since the schedule began) and returns what
     /// happened; a fault that could not be injected is reported, not fatal.
     pub async fn inject(&mut self, kind: FaultKind, at_s: f64) -> Injected {
+        let takeovers_before = Some(self.takeovers().await);
         let started = Instant::now();
         let victim = Role::Command(self.next_victim % self.settings.command_instances.max(1) + 1);
         let outcome = match kind {
@@ -329,7 +372,13 @@ impl Spawned {
         if matches!(kind, FaultKind::KillCommand | FaultKind::StopCommand) {
             self.next_victim += 1;
         }
-        Injected { kind, at_s, took_s: started.elapsed().as_secs_f64(), error: outcome.err() }
+        Injected {
+            kind,
+            at_s,
+            took_s: started.elapsed().as_secs_f64(),
+            error: outcome.err(),
+            takeovers_before,
+        }
     }
 
     /// Stops every service with SIGTERM (they drain), killing those still running after

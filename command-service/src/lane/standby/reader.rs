@@ -12,7 +12,7 @@ use holdfast_platform::codec::EventCodec;
 use holdfast_platform::headers::RecordHeaders;
 use holdfast_platform::replay::decode;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
-use rdkafka::error::KafkaError;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
 use rdkafka::statistics::Statistics;
 use rdkafka::{ClientConfig, ClientContext, Offset, TopicPartitionList};
@@ -41,6 +41,18 @@ struct Ends {
 }
 
 impl ClientContext for Ends {
+    /// Reaching a partition's end is no error for a standby, which is at its end most of the
+    /// time: librdkafka reports some of them as global errors, which would be logged at ERROR
+    /// by the default, thousands a minute.
+    fn error(&self, error: KafkaError, reason: &str) {
+        match error {
+            KafkaError::Global(RDKafkaErrorCode::PartitionEOF) => {
+                tracing::trace!(reason, "standby reader at the end of a partition");
+            }
+            error => tracing::error!(%error, reason, "standby reader: librdkafka reports an error"),
+        }
+    }
+
     fn stats(&self, statistics: Statistics) {
         let Some(topic) = statistics.topics.get(&self.topic) else { return };
         let mut high = self.high.lock().unwrap_or_else(PoisonError::into_inner);

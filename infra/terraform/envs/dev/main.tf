@@ -148,10 +148,17 @@ resource "random_password" "postgres" {
 
 # What each service's pods read through External Secrets (infra/k8s/base/*/external-secret.yaml),
 # mounted as files: the passwords of its own credentials and no one else's.
+# The key command-service instances sign the commands they hand to each other with.
+resource "random_password" "peer" {
+  length  = 64
+  special = false
+}
+
 resource "aws_secretsmanager_secret_version" "command_service" {
   secret_id = module.security.secret_arns["command-service"]
   secret_string = jsonencode({
     kafka_password = random_password.kafka["holdfast-command"].result
+    peer_secret    = random_password.peer.result
   })
 }
 

@@ -53,7 +53,7 @@ resource "aws_kms_alias" "this" {
 # secret per service, holding the passwords of that service's own credentials and nothing
 # else (user names and endpoints are not secret: they are in the manifests and in the
 # holdfast-infra ConfigMap that k8s_config_env writes):
-#   holdfast/command-service     kafka_password (SCRAM user holdfast-command)
+#   holdfast/command-service     kafka_password (SCRAM user holdfast-command), peer_secret
 #   holdfast/projection-workers  kafka_password (holdfast-projection), postgres_password
 #                                (role holdfast_projection), redis_password (user holdfast-projection)
 #   holdfast/query-service       postgres_password (role holdfast_query), redis_password (user holdfast-query)
