@@ -37,6 +37,7 @@ PROMETHEUS_DEB_VERSION=2.42.0
 
 LINT_VENV=$TOOLS_DIR/venv-lint
 CHECKOV_VENV=$TOOLS_DIR/venv-checkov-$CHECKOV_VERSION
+ASYNCAPI_DIR=$TOOLS_DIR/asyncapi
 
 # Go builds share two cores with Kafka, PostgreSQL and other builds: one thread, lowest priority.
 export GOPATH=$TOOLS_DIR/go

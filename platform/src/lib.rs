@@ -14,6 +14,7 @@ pub mod ops;
 pub mod partitioner;
 pub mod postgres;
 pub mod producer;
+pub mod read_model;
 pub mod redis;
 pub mod registry;
 pub mod replay;

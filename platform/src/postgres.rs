@@ -85,11 +85,31 @@ pub async fn create_database(server_url: &SecretString, name: &str) -> Result<Se
 /// Drops the database `name` (if it exists) on the server `server_url` connects to, closing
 /// other sessions on it first.
 ///
+/// `WITH (FORCE)` may only end sessions of roles the caller is a member of; a session of
+/// another role (a worker still closing its pool) makes PostgreSQL refuse, so the drop is
+/// tried again for a few seconds while such sessions end.
+///
 /// # Errors
 /// When PostgreSQL is unreachable or refuses.
 pub async fn drop_database(server_url: &SecretString, name: &str) -> Result<(), sqlx::Error> {
+    const ATTEMPTS: u32 = 10;
     let mut admin = PgConnection::connect(server_url.expose_secret()).await?;
-    sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")).execute(&mut admin).await?;
+    let statement = format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)");
+    let mut attempt = 1;
+    loop {
+        match sqlx::query(&statement).execute(&mut admin).await {
+            Ok(_) => break,
+            // 42501 insufficient_privilege: a session this role may not end; 55006
+            // object_in_use: a session that is still being ended.
+            Err(sqlx::Error::Database(error))
+                if attempt < ATTEMPTS && matches!(error.code().as_deref(), Some("42501" | "55006")) =>
+            {
+                attempt += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            }
+            Err(error) => return Err(error),
+        }
+    }
     admin.close().await
 }
 

@@ -73,7 +73,7 @@ pub enum TopicError {
 }
 
 /// A topic to provision: name, partitions, topic-level settings.
-type TopicSpec<'a> = (&'a str, i32, Vec<(&'static str, String)>);
+pub type TopicSpec<'a> = (&'a str, i32, Vec<(&'static str, String)>);
 
 impl TopicLayout {
     /// The layout described by the configuration.
@@ -94,7 +94,8 @@ impl TopicLayout {
     }
 
     /// Every topic with its partition count and topic-level settings.
-    fn specs(&self) -> Vec<TopicSpec<'_>> {
+    #[must_use]
+    pub fn specs(&self) -> Vec<TopicSpec<'_>> {
         let isr = self.min_insync_replicas.to_string();
         let durable = |extra: &[(&'static str, &str)]| {
             let mut settings = vec![("min.insync.replicas", isr.clone())];

@@ -83,7 +83,7 @@ impl Live {
             inner: Arc::new(Inner {
                 watched: Mutex::new(HashMap::new()),
                 link,
-                channel_prefix: format!("{prefix}avail-updates:{{"),
+                channel_prefix: crate::read::layout::channel_prefix(prefix),
             }),
         }
     }

@@ -20,7 +20,7 @@ use redis::{RedisError, Script};
 
 use crate::model::{ResourceChanges, ResourceRow, SlotRow};
 use crate::store::apply::PartitionAdvance;
-use format::{DEFINITION_FIELD, Update, UpdatedSlot};
+use format::{DEFINITION_FIELD, Update};
 
 /// Writes fields whose stored version is older than the new one; publishes when any changed.
 /// KEYS[1] the hash; ARGV[1] channel ('' for none), ARGV[2] message, then field/value pairs.
@@ -238,7 +238,7 @@ impl Cache {
             resource_id: resource.to_string(),
             version,
             capacity: definition.map(|d| d.capacity),
-            slots: slots.iter().map(|row| UpdatedSlot::of(row)).collect(),
+            slots: slots.iter().map(|row| format::updated_slot(row)).collect(),
         };
         ResourceWrite {
             key: format::availability_key(self.prefix(), resource),

@@ -136,11 +136,8 @@ impl Generation {
             }
         }
         let number: Option<i64> =
-            redis::cmd("GET").arg(format!("{}generation", self.base)).query_async(conn).await?;
-        let prefix = match number.unwrap_or(0) {
-            0 => self.base.clone(),
-            n => format!("{}g{n}:", self.base),
-        };
+            redis::cmd("GET").arg(format::generation_key(&self.base)).query_async(conn).await?;
+        let prefix = format::generation_prefix(&self.base, number.unwrap_or(0));
         *self.current.write().unwrap_or_else(std::sync::PoisonError::into_inner) =
             (prefix.clone(), Some(std::time::Instant::now()));
         Ok(prefix)
