@@ -126,10 +126,12 @@ impl Directory {
         all
     }
 
-    /// The partitions `me` stands by for: of every partition with a ready owner other than
-    /// `me`, those for which `me` ranks among the first `count` of the other known instances
-    /// (rendezvous hashing over the instances that own partitions), so that each partition
-    /// has `count` standbys and they spread evenly.
+    /// The partitions `me` stands by for: of every partition owned by another instance, or
+    /// released by it, those for which `me` ranks among the first `count` of the other known
+    /// instances (rendezvous hashing over the instances that own partitions), so that each
+    /// partition has `count` standbys and they spread evenly. A released partition is still
+    /// stood by for: a graceful handover releases its partitions before the group assigns them
+    /// anew, and its standby is the likeliest next owner.
     #[must_use]
     pub fn standing_by(&self, me: &str, count: usize) -> BTreeSet<i32> {
         if count == 0 {
@@ -141,7 +143,7 @@ impl Directory {
         instances.insert(me);
         entries
             .values()
-            .filter(|a| a.tenure == Tenure::Ready && a.owner != me)
+            .filter(|a| a.owner != me)
             .filter(|a| {
                 let mut ranked: Vec<(u64, &str)> = instances
                     .iter()
@@ -286,5 +288,33 @@ mod tests {
         let lone = Directory::default();
         lone.learn(announced(0, "a", 1, Tenure::Ready));
         assert_eq!(lone.standing_by("b", 1), BTreeSet::from([0]), "with two instances, the other one");
+    }
+
+    #[test]
+    fn a_released_partition_keeps_its_standby_until_it_is_owned_again() {
+        let directory = Directory::default();
+        let owners = ["a", "b", "c"];
+        for partition in 0..30 {
+            directory.learn(announced(partition, owners[partition as usize % 3], 1, Tenure::Ready));
+        }
+        let before: Vec<BTreeSet<i32>> = owners.iter().map(|me| directory.standing_by(me, 1)).collect();
+        // "a" stops gracefully: it releases every partition it owned.
+        for partition in (0..30).step_by(3) {
+            let released =
+                Announcement { tenure: Tenure::Released, ..directory_entry(&directory, partition) };
+            assert!(directory.learn(released));
+        }
+        for (n, me) in owners.iter().enumerate().skip(1) {
+            let released: BTreeSet<i32> = before[n].iter().copied().filter(|p| p % 3 == 0).collect();
+            assert!(!released.is_empty(), "{me} stood by for some of a's partitions");
+            assert!(directory.standing_by(me, 1).is_superset(&released), "{me} still stands by for them");
+        }
+        // Claimed again by "b": "b" stops standing by for it.
+        directory.learn(announced(0, "b", 2, Tenure::Ready));
+        assert!(!directory.standing_by("b", 1).contains(&0));
+    }
+
+    fn directory_entry(directory: &Directory, partition: i32) -> Announcement {
+        directory.snapshot().into_iter().find(|a| a.partition == partition).expect("announced")
     }
 }
