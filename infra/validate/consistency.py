@@ -234,6 +234,14 @@ def check_credentials(where: str, name: str, pod: dict, env: dict, external_secr
 
     files = secret_files(pod, container, secret)
     needed_keys = set()
+    # Secrets that are no store's password (the command service's peer key): a file of the
+    # service's own Secret too.
+    for var in sorted(v for v in env if v.endswith("_SECRET_FILE") and not v.startswith("HOLDFAST_AUTH_")):
+        key = file_key(files, env.get(var))
+        if key is None:
+            fail(f"{where}: {name} {var}={env.get(var)} is not a file of its Secret {secret}")
+        else:
+            needed_keys.add(key)
     for store, (prefix, connection, password_file) in STORES.items():
         given = sorted(var for var in env if var.startswith(prefix))
         if store not in own:
