@@ -307,6 +307,12 @@ impl Forwarder {
         Ok(Self { inner: Arc::new(inner) })
     }
 
+    /// The key batches are signed with, shared by the instances of the deployment.
+    #[must_use]
+    pub fn key(&self) -> &PeerKey {
+        &self.inner.key
+    }
+
     /// Where `partition`'s commands go, if another instance is its ready owner and has not
     /// failed to answer lately.
     #[must_use]

@@ -136,9 +136,9 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> R
         .with_request_timeout(config.command_wait + std::time::Duration::from_secs(5))
         .with_partitions(partitions);
     if let Some(key) = peer_key {
-        let forwarder = Forwarder::new(&instance, Arc::clone(&directory), key.clone(), metrics.clone())
+        let forwarder = Forwarder::new(&instance, Arc::clone(&directory), key, metrics.clone())
             .map_err(|e| ServiceError::Unexpected(anyhow::Error::new(e).context("peer channel client")))?;
-        state = state.with_peers(forwarder, key);
+        state = state.with_peers(forwarder);
     } else {
         tracing::warn!(
             "no peer secret (HOLDFAST_PEER_SECRET_FILE): commands for other instances' partitions go \

@@ -123,6 +123,8 @@ pub struct Spawned {
     next_victim: u16,
     /// The takeover counts of command processes stopped or killed, as last scraped.
     gone: Takeovers,
+    /// The client that asks the services whether they are ready and for their metrics.
+    probe: reqwest::Client,
 }
 
 /// How long a service may take to become ready (a command service restores its partitions
@@ -145,6 +147,10 @@ impl Spawned {
         roles.extend([Role::Projection, Role::Query]);
         let secret =
             SecretString::from(format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple()));
+        let probe =
+            reqwest::Client::builder().timeout(Duration::from_secs(2)).no_proxy().build().map_err(|e| {
+                StackError::Process { what: "an HTTP client".into(), source: std::io::Error::other(e) }
+            })?;
         let mut spawned = Self {
             settings,
             secret,
@@ -152,6 +158,7 @@ impl Spawned {
             children: HashMap::new(),
             next_victim: 0,
             gone: Takeovers::default(),
+            probe,
         };
         for role in &roles {
             let port = free_port().map_err(|source| StackError::Process { what: "bind".into(), source })?;
@@ -232,11 +239,9 @@ impl Spawned {
 
     async fn wait_ready(&mut self, role: Role) -> Result<(), StackError> {
         let url = format!("{}/readyz", self.url(role));
-        let client = reqwest::Client::builder().timeout(Duration::from_secs(2)).no_proxy().build();
         let started = Instant::now();
         while started.elapsed() < READY_WITHIN {
-            if let Ok(client) = &client
-                && let Ok(response) = client.get(&url).send().await
+            if let Ok(response) = self.probe.get(&url).send().await
                 && response.status().is_success()
             {
                 return Ok(());
@@ -265,9 +270,7 @@ impl Spawned {
     /// `role`'s takeover counts (nothing when it does not answer).
     async fn scrape_takeovers(&self, role: Role) -> Takeovers {
         let url = format!("{}/metrics", self.url(role));
-        let client = reqwest::Client::builder().timeout(Duration::from_secs(2)).no_proxy().build();
-        let Ok(client) = client else { return Takeovers::default() };
-        match client.get(&url).send().await {
+        match self.probe.get(&url).send().await {
             Ok(response) => Takeovers::parse(&response.text().await.unwrap_or_default()),
             Err(_) => Takeovers::default(),
         }

@@ -49,7 +49,7 @@ use self::admin::Partitions;
 use self::commands::PendingCommands;
 use self::problem::{Problem, ProblemType};
 use crate::dispatch::Dispatcher;
-use crate::forward::{Forwarder, PEER_PATH, PeerKey};
+use crate::forward::{Forwarder, PEER_PATH};
 use crate::metrics::Metrics;
 
 /// Default bound on commands waiting for their outcome on one instance.
@@ -73,10 +73,9 @@ pub struct AppState {
     pub request_timeout: Duration,
     /// Checks bearer tokens.
     pub auth: Authenticator,
-    /// Hands commands to their partitions' owners; `None`: queue them on the commands topic.
+    /// Hands commands to their partitions' owners and checks the batches other instances hand
+    /// over, with its peer key; `None`: no peer channel, commands go through the commands topic.
     pub forwarder: Option<Forwarder>,
-    /// Checks batches handed over by other instances; `None`: no peer channel.
-    pub peer_key: Option<PeerKey>,
     /// What the admin API shows of this instance's partitions.
     pub partitions: Option<Arc<Partitions>>,
     in_flight: InFlight,
@@ -94,7 +93,6 @@ impl AppState {
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             auth,
             forwarder: None,
-            peer_key: None,
             partitions: None,
             in_flight: InFlight::default(),
             pending: Arc::new(PendingCommands::new(PENDING_REMEMBERED)),
@@ -109,11 +107,10 @@ impl AppState {
     }
 
     /// The same state on the peer channel: handing commands to their owners with `forwarder`,
-    /// and deciding those other instances hand over, signed with `key`.
+    /// and deciding those other instances hand over, signed with its key.
     #[must_use]
-    pub fn with_peers(mut self, forwarder: Forwarder, key: PeerKey) -> Self {
+    pub fn with_peers(mut self, forwarder: Forwarder) -> Self {
         self.forwarder = Some(forwarder);
-        self.peer_key = Some(key);
         self
     }
 

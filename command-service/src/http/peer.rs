@@ -14,14 +14,13 @@ use time::OffsetDateTime;
 
 use super::AppState;
 use super::problem::{Problem, ProblemType};
-use crate::dispatch::SubmitError;
 use crate::forward::{
-    Answers, Batch, FRESH_FOR, PEER_BODY_LIMIT, PEER_PATH, PEER_VERSION, PeerAnswer, SIGNATURE,
+    Answers, Batch, FRESH_FOR, Forwarder, PEER_BODY_LIMIT, PEER_PATH, PEER_VERSION, PeerAnswer, SIGNATURE,
 };
 
 /// `POST /internal/v1/decisions`: decides a signed batch of handed-over commands.
 pub async fn decide(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
-    let Some(key) = &state.peer_key else {
+    let Some(key) = state.forwarder.as_ref().map(Forwarder::key) else {
         return Problem::new(ProblemType::NotFound, "no such route", PEER_PATH).into_response();
     };
     let Ok(bytes) = axum::body::to_bytes(body, PEER_BODY_LIMIT).await else {
@@ -52,9 +51,8 @@ pub async fn decide(State(state): State<AppState>, headers: HeaderMap, body: Bod
         match dispatcher.decide_here(&handed.envelope, deadline).await {
             None => PeerAnswer::NotOwner,
             Some(Ok(outcome)) => PeerAnswer::Decided { outcome: Box::new((*outcome).clone()) },
-            Some(Err(
-                SubmitError::Undecided { .. } | SubmitError::Pending { .. } | SubmitError::Unavailable(_),
-            )) => PeerAnswer::Undecided,
+            // Decided here but not confirmed in the log in time (deciding here never queues).
+            Some(Err(_)) => PeerAnswer::Undecided,
         }
     }))
     .await;
